@@ -1,0 +1,1 @@
+"""lrt: linear representation transfer between language models of one family."""

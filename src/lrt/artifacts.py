@@ -1,0 +1,97 @@
+"""Artifacts on disk: ``<stem>.safetensors`` + ``<stem>.json`` (kind, format version, sha256 of the tensors).
+
+Writes go to temporary files that are renamed into place, so a failure never leaves half an artifact.
+Loading verifies the checksum and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import ArtifactError, OutputDirError
+
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_writable(directory: str | os.PathLike) -> Path:
+    """Create ``directory`` if needed and check that files can be written there; fail early and clearly."""
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=d, prefix=".lrt-write-test-"):
+            pass
+    except OSError as e:
+        raise OutputDirError(f"output directory {str(d)!r} is not writable ({e.strerror}); choose another --out") from None
+    return d
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_artifact(directory: str | os.PathLike, stem: str, kind: str, tensors: dict[str, torch.Tensor],
+                  meta: dict) -> Path:
+    d = ensure_writable(directory)
+    tpath, jpath = d / f"{stem}.safetensors", d / f"{stem}.json"
+    ttmp = d / f".{stem}.safetensors.tmp"
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, ttmp)
+    record = {"kind": kind, "format_version": FORMAT_VERSION, **meta, "tensor_file": tpath.name,
+              "sha256": sha256_file(ttmp)}
+    os.replace(ttmp, tpath)
+    atomic_write_text(jpath, json.dumps(record, indent=2, default=_json_default))
+    return d
+
+
+def load_artifact(directory: str | os.PathLike, stem: str, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
+    d = Path(directory)
+    jpath, tpath = d / f"{stem}.json", d / f"{stem}.safetensors"
+    if not jpath.exists() or not tpath.exists():
+        raise ArtifactError(f"{d} does not hold a {kind} artifact ({stem}.json + {stem}.safetensors)")
+    try:
+        meta = json.loads(jpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{jpath} is not valid JSON ({e.msg}); the artifact is damaged") from None
+    if meta.get("kind") != kind:
+        raise ArtifactError(f"{jpath} holds a {meta.get('kind')!r} artifact, not a {kind!r}")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ArtifactError(f"{jpath} has format version {meta['format_version']}, newer than this lrt "
+                            f"({FORMAT_VERSION}); upgrade lrt")
+    digest = sha256_file(tpath)
+    if digest != meta.get("sha256"):
+        raise ArtifactError(f"{tpath} does not match the sha256 recorded in {jpath.name} "
+                            f"(expected {str(meta.get('sha256'))[:12]}…, found {digest[:12]}…): the tensor file was "
+                            "modified or damaged; re-create the artifact")
+    return load_file(tpath), meta
+
+
+def _json_default(o):
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

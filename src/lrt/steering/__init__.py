@@ -1,0 +1,1 @@
+"""Steering vectors: contrastive data, CAA/PCA vectors, application hooks, transfer and evaluation."""
