@@ -30,6 +30,10 @@ def load_pair(args):
     from .models import load_model
     from .tokenizer_check import check_tokenizers
 
+    if getattr(args, "no_progress", False):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     src = load_model(args.source, dtype=args.dtype, device=args.device)
     tgt = load_model(args.target, dtype=args.dtype, device=args.device)
     check_tokenizers(src.tokenizer, tgt.tokenizer, src.name, tgt.name)

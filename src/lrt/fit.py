@@ -12,7 +12,7 @@ from .errors import ConfigError
 from .harvest import HarvestConfig, harvest_pairs
 from .maps import AffineMap
 from .metrics import evaluate_map
-from .models import LoadedModel
+from .models import EMBED, LoadedModel
 from .stats import MomentStats, NormTracker, Reservoir, solve_affine
 from .tokenizer_check import check_tokenizers
 
@@ -103,5 +103,9 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: int | str, t
     if history is not None:
         meta["adamw_history"] = history
     return AffineMap(A=A.float().cpu(), p=p.float().cpu(), source=source.name, target=target.name,
-                     source_layer=source_layer if isinstance(source_layer, str) else ls,
-                     target_layer=target_layer if isinstance(target_layer, str) else lt, meta=meta)
+                     source_layer=layer_name(ls), target_layer=layer_name(lt), meta=meta)
+
+
+def layer_name(index: int) -> int | str:
+    """The stored form of a layer: its index, or ``"embed"``."""
+    return EMBED if index == -1 else index

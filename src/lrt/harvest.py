@@ -67,29 +67,31 @@ def pack_sequences(cfg: HarvestConfig, tokenizer) -> Iterator[tuple[torch.Tensor
             mask[i, :len(s)] = 1
         return ids, mask
 
+    exhausted = True
     for doc in iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent):
         held = split_of(doc, cfg.heldout_percent) == "heldout"
         buf = buffers[held]
         buf.extend(_doc_ids(tokenizer, doc["text"]))
-        while len(buf) >= cfg.context:
+        while len(buf) >= cfg.context and emitted < cfg.tokens:
             pending[held].append(buf[:cfg.context])
             del buf[:cfg.context]
             if len(pending[held]) == cfg.batch_size:
                 ids, mask = batch_of(pending[held])
                 pending[held] = []
-                take = min(len(ids), -(-(cfg.tokens - emitted) // cfg.context))
-                yield ids[:take], mask[:take], held
-                emitted += int(mask[:take].sum())
-                if emitted >= cfg.tokens:
-                    return
-    # Corpus exhausted: flush what is left (partial sequences are padded and masked).
+                yield ids, mask, held
+                emitted += int(mask.sum())
+        if emitted >= cfg.tokens:
+            exhausted = False
+            break
+    # Flush what is waiting: full sequences always (so a small budget still gets held-out rows),
+    # partial ones (padded and masked) only when the corpus ran out.
     for held in (False, True):
-        seqs = pending[held] + ([buffers[held]] if len(buffers[held]) > 1 else [])
+        seqs = pending[held] + ([buffers[held]] if exhausted and len(buffers[held]) > 1 else [])
         if seqs:
             ids, mask = batch_of(seqs)
             yield ids, mask, held
             emitted += int(mask.sum())
-    if emitted < cfg.tokens:
+    if exhausted and emitted < cfg.tokens:
         warnings.warn(f"corpus {cfg.corpus!r} holds only {emitted:,} tokens, fewer than the {cfg.tokens:,} asked for; "
                       "using all of them", stacklevel=2)
 

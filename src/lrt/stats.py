@@ -106,7 +106,7 @@ class Reservoir:
         if room > 0:
             self.x = torch.cat([self.x, x[:room]])
             self.y = torch.cat([self.y, y[:room]])
-        rest = torch.arange(max(room, 0), len(x))
+        rest = torch.arange(min(max(room, 0), len(x)), len(x))
         if len(rest):
             t = self.seen + rest
             j = (torch.rand(len(rest), generator=self.g) * (t + 1)).long()
