@@ -17,9 +17,13 @@ from typing import Iterator
 from .errors import CorpusError
 
 
-def split_of(doc: dict, heldout_percent: float = 5.0) -> str:
-    """Return ``"heldout"`` or ``"train"`` for a document, from a hash of its id."""
-    key = str(doc.get("doc_id") or doc["text"][:512])
+def split_of(doc: dict, heldout_percent: float = 5.0, salt: str = "") -> str:
+    """Return ``"heldout"`` or ``"train"`` for a document, from a hash of its id.
+
+    Different ``salt`` s give independent splits (the map's held-out split is salted, so it also cuts
+    through text that is itself a held-out split, such as the zoo's).
+    """
+    key = salt + str(doc.get("doc_id") or doc["text"][:512])
     h = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big")
     return "heldout" if (h % 10_000) < heldout_percent * 100 else "train"
 

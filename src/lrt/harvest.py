@@ -21,6 +21,9 @@ from .hooks import run_with_capture
 from .models import LoadedModel
 
 
+MAP_SPLIT_SALT = "lrt-map:"
+
+
 @dataclass
 class HarvestConfig:
     corpus: str
@@ -45,7 +48,7 @@ class PairedBatch:
 
 
 def _doc_ids(tokenizer, text: str) -> list[int]:
-    ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+    ids = tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]   # long docs are packed
     eos = tokenizer.eos_token_id
     if eos is not None and (not ids or ids[-1] != eos):
         ids = ids + [eos]
@@ -69,7 +72,7 @@ def pack_sequences(cfg: HarvestConfig, tokenizer) -> Iterator[tuple[torch.Tensor
 
     exhausted = True
     for doc in iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent):
-        held = split_of(doc, cfg.heldout_percent) == "heldout"
+        held = split_of(doc, cfg.heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"
         buf = buffers[held]
         buf.extend(_doc_ids(tokenizer, doc["text"]))
         while len(buf) >= cfg.context and emitted < cfg.tokens:

@@ -33,4 +33,9 @@ def available() -> list[str]:
 
 def heldout_text() -> Path:
     """The family's held-out documents (5% of ../shared natural text by doc-id hash), shipped as JSONL.gz."""
-    return Path(str(files("lrt.zoo") / "data" / "heldout.jsonl.gz"))
+    return data_file("heldout.jsonl.gz")
+
+
+def data_file(name: str) -> Path:
+    """A data file shipped with the family (``heldout.jsonl.gz``, ``reviews-train-sample.jsonl.gz``)."""
+    return Path(str(files("lrt.zoo") / "data" / name))

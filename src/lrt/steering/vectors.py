@@ -1,0 +1,161 @@
+"""Steering vectors: CAA mean difference (or PCA of differences) at one layer, as a saved artifact.
+
+The scale of a layer is its *median* token norm (robust to massive-activation tokens); it is measured
+on the same forward passes that compute the vector and stored with it, so ``α`` (a fraction of that
+median) means the same on a small and a large model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from ..artifacts import load_artifact, save_artifact
+from ..errors import DatasetError, DimensionMismatchError
+from ..hooks import run_with_capture
+from ..models import LoadedModel
+from ..stats import NormTracker
+from .data import Item, TextContrast
+
+METHODS = ("mean", "pca")
+
+
+@dataclass
+class SteeringVector:
+    vector: torch.Tensor
+    model: str
+    layer: int | str
+    method: str
+    n_pairs: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def norm(self) -> float:
+        return float(self.vector.norm())
+
+    @property
+    def median_norm(self) -> float:
+        """Median token norm of the layer the vector lives in (the unit of α)."""
+        return float(self.meta["layer_median_norm"])
+
+    def unit(self) -> torch.Tensor:
+        return self.vector / self.vector.norm().clamp_min(1e-12)
+
+    def check_model(self, lm: LoadedModel) -> None:
+        if lm.d_model != self.vector.shape[-1]:
+            raise DimensionMismatchError(f"vector from {self.model} has width {self.vector.shape[-1]} but {lm.name} has"
+                                         f" width {lm.d_model}; transfer it with a map first (lrt transfer)")
+
+    def save(self, directory: str | os.PathLike) -> None:
+        save_artifact(directory, "vector", "steering_vector", {"vector": self.vector.float()},
+                      {"model": self.model, "layer": self.layer, "method": self.method, "n_pairs": self.n_pairs,
+                       "norm": self.norm, "dim": int(self.vector.shape[-1]), **self.meta})
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "SteeringVector":
+        tensors, meta = load_artifact(directory, "vector", "steering_vector")
+        core = {k: meta.pop(k) for k in ("model", "layer", "method", "n_pairs")}
+        for k in ("kind", "format_version", "tensor_file", "sha256", "norm", "dim"):
+            meta.pop(k, None)
+        return cls(vector=tensors["vector"], meta=meta, **core)
+
+    def to_gguf(self, path: str | os.PathLike, model_hint: str = "llama", scale: float = 1.0) -> None:
+        """Write a llama.cpp / repeng control vector (``direction.{L+1}``: repeng counts hidden_states)."""
+        import gguf
+
+        writer = gguf.GGUFWriter(str(path), "controlvector")
+        writer.add_string("controlvector.model_hint", model_hint)
+        writer.add_uint32("controlvector.layer_count", 1)
+        layer = 0 if self.layer == "embed" else int(self.layer) + 1
+        writer.add_tensor(f"direction.{layer}", (self.vector.float() * scale).numpy())
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+
+
+def batched_states(lm: LoadedModel, seqs: list[list[int]], layer: int, batch_size: int = 16
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Forward token sequences (right-padded) with early stop; yield ``(hidden [B,T,d], mask [B,T])``."""
+    pad = lm.tokenizer.pad_token_id or 0
+    for i in range(0, len(seqs), batch_size):
+        chunk = seqs[i:i + batch_size]
+        T = max(len(s) for s in chunk)
+        ids = torch.full((len(chunk), T), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), T), dtype=torch.long)
+        for j, s in enumerate(chunk):
+            ids[j, :len(s)] = torch.tensor(s)
+            mask[j, :len(s)] = 1
+        h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device))[layer].float().cpu()
+        yield h, mask
+
+
+def _norms(h: torch.Tensor, mask: torch.Tensor, tracker: NormTracker) -> None:
+    keep = mask.bool().clone()
+    keep[:, 0] = False
+    tracker.update(h[keep].norm(dim=-1))
+
+
+def _finish(diffs: torch.Tensor, method: str) -> torch.Tensor:
+    mean = diffs.mean(0)
+    if method == "mean":
+        return mean
+    if method == "pca":   # first principal direction of the differences, sign and length of the mean
+        _, _, vh = torch.linalg.svd(diffs.double(), full_matrices=False)
+        d = vh[0].float()
+        proj = mean @ d
+        return d * proj
+    raise DatasetError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def contrast_vector(lm: LoadedModel, items: list[Item], layer: int | str, method: str = "mean",
+                    batch_size: int = 16, name: str = "contrast") -> SteeringVector:
+    """CAA: mean over pairs of h(answer token | positive) − h(answer token | negative)."""
+    if len(items) < 1:
+        raise DatasetError("no contrast pairs to compute a vector from")
+    li = lm.layer_index(layer)
+    seqs = [it.ids + it.positive[:1] for it in items] + [it.ids + it.negative[:1] for it in items]
+    rows, tracker = [], NormTracker()
+    for h, mask in batched_states(lm, seqs, li, batch_size):
+        last = mask.sum(1) - 1
+        rows.append(h[torch.arange(len(h)), last])
+        _norms(h, mask, tracker)
+    allrows = torch.cat(rows)
+    diffs = allrows[:len(items)] - allrows[len(items):]
+    return SteeringVector(vector=_finish(diffs, method), model=lm.name, layer=layer if layer == "embed" else li,
+                          method=method, n_pairs=len(items),
+                          meta={"concept": name, "position": "answer", "layer_median_norm": tracker.median(),
+                                "origin": "native"})
+
+
+def text_vector(lm: LoadedModel, texts: TextContrast, layer: int | str, position: str = "mean",
+                max_tokens: int = 256, batch_size: int = 8) -> SteeringVector:
+    """Contrast of means of two text sets; ``position`` = "mean" (over tokens) or "last" (last token)."""
+    if not texts.positive or not texts.negative:
+        raise DatasetError(f"text contrast {texts.name!r} needs texts on both sides "
+                           f"(has {len(texts.positive)} positive, {len(texts.negative)} negative)")
+    if position not in ("mean", "last"):
+        raise DatasetError(f"position must be 'mean' or 'last', got {position!r}")
+    li = lm.layer_index(layer)
+    tok = lm.tokenizer
+    seqs = [tok(t, add_special_tokens=True, verbose=False)["input_ids"][:max_tokens]
+            for t in texts.positive + texts.negative]
+    feats, tracker = [], NormTracker()
+    for h, mask in batched_states(lm, seqs, li, batch_size):
+        _norms(h, mask, tracker)
+        if position == "last":
+            feats.append(h[torch.arange(len(h)), mask.sum(1) - 1])
+        else:
+            m = mask.clone().float()
+            m[:, 0] = 0   # the first token is an attention sink on many models
+            feats.append((h * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp_min(1))
+    f = torch.cat(feats)
+    npos = len(texts.positive)
+    v = f[:npos].mean(0) - f[npos:].mean(0)
+    return SteeringVector(vector=v, model=lm.name, layer=layer if layer == "embed" else li, method="mean",
+                          n_pairs=min(npos, len(texts.negative)),
+                          meta={"concept": texts.name, "position": position, "layer_median_norm": tracker.median(),
+                                "n_positive": npos, "n_negative": len(texts.negative), "origin": "native"})
