@@ -98,18 +98,21 @@ def render(results: dict) -> str:
         parts.append("<h2>Verdict</h2>" + _table([
             ["native vector beats every random vector (slope)", v["native_beats_all_random"]],
             ["transferred vector beats every random vector (slope)", v["transferred_beats_all_random"]],
-            ["better transfer mode (mean r of shifts)", v["better_transfer_mode"]],
+            ["better transfer mode (mean r of odd shifts)", v["better_transfer_mode"]],
             ["slopes native / transferred (direction) / (point)",
              " / ".join(f"{v['slope'][k]:.3f}" for k in ("native", "transferred_direction", "transferred_point"))],
             ["largest random slope", v["max_random_slope"]]], ["question", "answer"]))
     parts.append("<h2>Propensity curves</h2>" + plot_curves(s) + plot_slopes(s))
     if comp:
-        rows = [[n, c["mean_r"], c["mean_r_shift"], c["mean_r_m_ld"], c["mse"]]
+        rows = [[n, c["mean_r"], c["mean_r_shift"], c.get("mean_r_odd"), c["mean_r_m_ld"], c["mse"]]
                 for n, c in comp.items() if not n.startswith("random_") or n == "random_0"]
         parts.append("<h2>Agreement with the native vector</h2><p>Mean over α of the Pearson r across items (the LRT "
                      "paper's metric), always next to random vectors: raw propensities are dominated by the item, "
-                     "so the r of <i>shifts</i> (propensity at α − at 0) is the honest measure.</p>"
-                     + _table(rows, ["vector", "mean r", "mean r of shifts", "mean r (m_LD)", "MSE to native"]))
+                     "so look at the r of <i>shifts</i> (propensity at α − at 0) and of <i>odd shifts</i> "
+                     "((p(α) − p(−α))/2, which also cancels the dilution every large vector causes): random vectors "
+                     "sit near 0 on the latter.</p>"
+                     + _table(rows, ["vector", "mean r", "mean r of shifts", "mean r of odd shifts", "mean r (m_LD)",
+                                     "MSE to native"]))
         parts.append("<h3>Per α</h3>" + _table(correlation_rows(s), [
             "α", "r dir", "r shift dir", "r point", "r shift point", "r random_0", "r shift random_0"]))
     if "side_effects" in s:

@@ -113,13 +113,14 @@ def print_steering_summary(s: dict) -> None:
         if name.startswith("random_"):
             continue
         cm = comp.get(name, {})
-        rows.append([name, c[key], c["mean"][0], c["mean"][-1], cm.get("mean_r"), cm.get("mean_r_shift")])
+        rows.append([name, c[key], c["mean"][0], c["mean"][-1], cm.get("mean_r"), cm.get("mean_r_shift"),
+                     cm.get("mean_r_odd")])
     rm = comp.get("random_mean", {})
     rows.append([f"random (×{len(s['random']['slopes'])}: max / mean |slope|)",
                  f"{s['random']['max_slope']:.4g} / {s['random']['mean_abs_slope']:.4g}" if s["random"]["slopes"]
-                 else None, None, None, rm.get("mean_r"), rm.get("mean_r_shift")])
+                 else None, None, None, rm.get("mean_r"), rm.get("mean_r_shift"), rm.get("mean_r_odd")])
     show(rows, ["vector", "slope", f"prop@α={s['alphas'][0]}", f"prop@α={s['alphas'][-1]}", "mean r",
-                "mean r shifts"], title=f"\nsteering on {s['n_items']} items, α grid {s['alphas']}"
+                "mean r shifts", "mean r odd"], title=f"\nsteering on {s['n_items']} items, α grid {s['alphas']}"
                                         + (f", native monotonic in {s['monotonic_range']}" if "monotonic_range" in s
                                            else ""))
 

@@ -5,7 +5,10 @@ Metrics (all in ``results["steering"]``):
 - per α, Pearson r across items between the native vector's propensities and each other vector's, and
   its mean over α (the LRT paper's Table 1 metric) — always next to the same r for random vectors,
   because item identity dominates raw propensities;
-- the r of *shifts* (propensity at α minus at α = 0), which removes the per-item baseline;
+- the r of *shifts* (propensity at α minus at α = 0), which removes the per-item baseline, and the r of
+  *odd shifts* ((p(α) − p(−α)) / 2 on a symmetric grid), which also removes effects even in α: a large
+  vector of any direction dilutes the item's own state (through the norms) and so shifts every item
+  towards a common value, which correlates with the native shifts even for random vectors;
 - MSE between curves, steering slope (least squares over the native curve's monotonic α range);
 - side effect: KL(unsteered ‖ steered) of next-token distributions on neutral text at the largest α.
 """
@@ -153,15 +156,20 @@ def _compare(prop: torch.Tensor, mld: torch.Tensor, ref: int, names: list[str], 
             row = {"alpha": alpha, "r": _pearson(prop[ref, a], prop[k, a]), "r_m_ld": _pearson(mld[ref, a], mld[k, a])}
             if a != zero:
                 row["r_shift"] = _pearson(prop[ref, a] - prop[ref, zero], prop[k, a] - prop[k, zero])
+            if alpha > 0 and -alpha in alphas:      # odd part: cancels effects even in α (norm dilution)
+                m = alphas.index(-alpha)
+                row["r_odd"] = _pearson(prop[ref, a] - prop[ref, m], prop[k, a] - prop[k, m])
             per_alpha.append(row)
         nz = [r for r in per_alpha if "r_shift" in r]
+        odd = [r["r_odd"] for r in per_alpha if "r_odd" in r]
         out[name] = {"per_alpha": per_alpha,
                      "mean_r": sum(r["r"] for r in per_alpha) / len(per_alpha),
                      "mean_r_m_ld": sum(r["r_m_ld"] for r in per_alpha) / len(per_alpha),
                      "mean_r_shift": sum(r["r_shift"] for r in nz) / len(nz) if nz else float("nan"),
+                     "mean_r_odd": sum(odd) / len(odd) if odd else float("nan"),
                      "mse": float(((prop[ref] - prop[k]) ** 2).mean())}
     rnd = [n for n in names if n.startswith("random_")]
     if rnd:
         out["random_mean"] = {key: sum(out[n][key] for n in rnd) / len(rnd)
-                              for key in ("mean_r", "mean_r_m_ld", "mean_r_shift", "mse")}
+                              for key in ("mean_r", "mean_r_m_ld", "mean_r_shift", "mean_r_odd", "mse")}
     return out

@@ -149,12 +149,12 @@ def verdict(results: dict) -> dict:
     slopes = {n: c[key] for n, c in s["curves"].items()}
     rmax = s["random"]["max_slope"]
     comp = s.get("comparison", {})
-    modes = {m: comp.get(m, {}).get("mean_r_shift", float("nan")) for m in ("transferred_direction",
-                                                                             "transferred_point")}
+    modes = {m: comp.get(m, {}).get("mean_r_odd", float("nan")) for m in ("transferred_direction",
+                                                                           "transferred_point")}
     best = max(modes, key=lambda m: (modes[m] == modes[m], modes[m]))
     return {"slope": {n: slopes[n] for n in ("native", "transferred_direction", "transferred_point")},
             "max_random_slope": rmax,
             "native_beats_all_random": rmax is not None and slopes["native"] > rmax,
             "transferred_beats_all_random": rmax is not None and slopes["transferred_direction"] > rmax,
             "better_transfer_mode": best.replace("transferred_", ""),
-            "mean_r_shift": modes, "mean_r_shift_random": comp.get("random_mean", {}).get("mean_r_shift")}
+            "mean_r_odd": modes, "mean_r_odd_random": comp.get("random_mean", {}).get("mean_r_odd")}
