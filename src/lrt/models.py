@@ -126,8 +126,9 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "floa
         tok = AutoTokenizer.from_pretrained(target, **extra) if tokenizer else None
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"could not load model {name!r}: {first}. Check the name, or that the hub is reachable "
-                             "(set HF_HUB_OFFLINE=1 to use only the local cache)") from None
+        hint = ("install the GGUF extra: pip install 'lrt[gguf]'" if extra else
+                "check the name, or that the hub is reachable (HF_HUB_OFFLINE=1 uses only the local cache)")
+        raise ModelLoadError(f"could not load model {name!r}: {first.rstrip('.')}; {hint}") from None
     model.to(device).eval()
     if tok is not None and tok.pad_token is None:
         tok.pad_token = tok.eos_token
