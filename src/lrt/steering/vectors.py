@@ -131,9 +131,24 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: int | str, method
                                 "origin": "native"})
 
 
+def _truncate(tokenizer, text: str, max_tokens: int, keep: str) -> list[int]:
+    ids = tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return ids
+    bos = tokenizer.bos_token_id
+    lead = [bos] if bos is not None and ids[0] == bos else []
+    body = ids[len(lead):]
+    body = body[:max_tokens - len(lead)] if keep == "first" else body[-(max_tokens - len(lead)):]
+    return lead + body
+
+
 def text_vector(lm: LoadedModel, texts: TextContrast, layer: int | str, position: str = "mean",
-                max_tokens: int = 256, batch_size: int = 8) -> SteeringVector:
-    """Contrast of means of two text sets; ``position`` = "mean" (over tokens) or "last" (last token)."""
+                max_tokens: int = 256, batch_size: int = 8, keep: str = "last") -> SteeringVector:
+    """Contrast of means of two text sets; ``position`` = "mean" (over tokens) or "last" (last token).
+
+    Texts longer than ``max_tokens`` keep their ``last`` tokens (default: reviews give their verdict at the
+    end; their openings are mostly plot summary) or their ``first``.
+    """
     if not texts.positive or not texts.negative:
         raise DatasetError(f"text contrast {texts.name!r} needs texts on both sides "
                            f"(has {len(texts.positive)} positive, {len(texts.negative)} negative)")
@@ -141,8 +156,7 @@ def text_vector(lm: LoadedModel, texts: TextContrast, layer: int | str, position
         raise DatasetError(f"position must be 'mean' or 'last', got {position!r}")
     li = lm.layer_index(layer)
     tok = lm.tokenizer
-    seqs = [tok(t, add_special_tokens=True, verbose=False)["input_ids"][:max_tokens]
-            for t in texts.positive + texts.negative]
+    seqs = [_truncate(tok, t, max_tokens, keep) for t in texts.positive + texts.negative]
     feats, tracker = [], NormTracker()
     for h, mask in batched_states(lm, seqs, li, batch_size):
         _norms(h, mask, tracker)
@@ -157,5 +171,6 @@ def text_vector(lm: LoadedModel, texts: TextContrast, layer: int | str, position
     v = f[:npos].mean(0) - f[npos:].mean(0)
     return SteeringVector(vector=v, model=lm.name, layer=layer if layer == "embed" else li, method="mean",
                           n_pairs=min(npos, len(texts.negative)),
-                          meta={"concept": texts.name, "position": position, "layer_median_norm": tracker.median(),
+                          meta={"concept": texts.name, "position": position, "keep": keep, "max_tokens": max_tokens,
+                                "layer_median_norm": tracker.median(),
                                 "n_positive": npos, "n_negative": len(texts.negative), "origin": "native"})

@@ -1,0 +1,115 @@
+"""The shipped family: loads offline with plain transformers, matches its cards, is a family, maps transfer."""
+
+import gzip
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lrt import zoo
+from lrt.cli import main
+from lrt.fit import FitConfig, fit_map
+from lrt.harvest import HarvestConfig
+from lrt.models import load_model
+from lrt.tokenizer_check import check_tokenizers
+from lrt.zoo.card import EVAL_SEQS
+from lrt.zoo.train import EOT, eval_loss
+
+from conftest import make_docs, write_jsonl
+
+FAMILY = json.loads((zoo.root() / "family.json").read_text())
+
+
+def heldout_stream(tokenizer) -> np.ndarray:
+    eot = tokenizer.convert_tokens_to_ids(EOT)
+    ids = []
+    with gzip.open(zoo.heldout_text(), "rt", encoding="utf-8") as f:
+        for line in f:
+            ids += tokenizer(json.loads(line)["text"], verbose=False)["input_ids"] + [eot]
+            if len(ids) > EVAL_SEQS * FAMILY["heldout_slice"]["seq_len"]:
+                break
+    return np.asarray(ids, dtype=np.int64)
+
+
+def test_all_three_sizes_shipped_and_small():
+    assert zoo.available() == ["xs", "s", "m"]
+    total = sum(f.stat().st_size for f in zoo.root().rglob("*") if f.is_file())
+    assert total <= 30 * 2**20
+    widths = [FAMILY["models"][n]["width"] for n in ("xs", "s", "m")]
+    assert widths == sorted(set(widths))          # widths strictly increase
+
+
+@pytest.mark.parametrize("name", ["xs", "s", "m"])
+def test_loads_offline_and_matches_card(name, monkeypatch):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    d = zoo.path(name)
+    model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(d)
+    loss = eval_loss(model, heldout_stream(tok), FAMILY["heldout_slice"]["seq_len"], EVAL_SEQS)
+    card = FAMILY["models"][name]["heldout_loss"]
+    assert abs(loss - card) / card < 0.02, (loss, card)
+    assert "held-out loss" in (d / "README.md").read_text() and (d / "loss_curve.png").exists()
+
+
+def test_family_is_a_family():
+    losses = [FAMILY["models"][n]["heldout_loss"] for n in ("xs", "s", "m")]
+    assert losses[0] > losses[1] > losses[2], losses               # strictly better with size
+    assert max(losses) < FAMILY["unigram_baseline_loss"] - 1.0       # well below the unigram baseline
+
+
+def test_tokenizers_identical():
+    files = [(zoo.path(n) / "tokenizer.json").read_bytes() for n in ("xs", "s", "m")]
+    assert files[0] == files[1] == files[2]
+    toks = [load_model(f"zoo-{n}").tokenizer for n in ("xs", "s", "m")]
+    for a in toks:
+        for b in toks:
+            check_tokenizers(a, b)
+
+
+def test_map_smallest_to_largest_beats_shuffled():
+    xs, m = load_model("zoo-xs"), load_model("zoo-m")
+    hc = HarvestConfig(corpus=str(zoo.heldout_text()), tokens=60_000, context=128, batch_size=16, progress=False)
+    amap = fit_map(xs, m, 0, 1, hc, FitConfig())
+    held = amap.meta["metrics"]["heldout"]
+    ctrl = amap.meta["metrics"]["shuffled_control_heldout"]
+    print(f"\nzoo-xs L0 → zoo-m L1: held-out R² {held['r2']:.3f} (shuffled {ctrl['r2']:.3f}), "
+          f"cosine {held['cosine_mean']:.3f}, rows {held['rows']}")
+    assert amap.meta["tokens"]["train_rows"] + amap.meta["tokens"]["heldout_rows"] >= 50_000
+    assert held["r2"] > ctrl["r2"] + 0.3
+    assert held["r2"] >= FAMILY["map_xs_m"]["heldout_r2"] - 0.05
+
+
+def test_zoo_train_bad_input(tmp_path, capsys):
+    corpus = write_jsonl(tmp_path / "c.jsonl", make_docs(20))
+    assert main(["zoo", "train", "--corpus", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    notext = write_jsonl(tmp_path / "n.jsonl", [{"body": "x"}])
+    assert main(["zoo", "train", "--corpus", str(notext), "--out", str(tmp_path / "o2")]) == 2
+    assert "no 'text' field" in capsys.readouterr().err
+    assert main(["zoo", "train", "--corpus", str(corpus), "--sizes", "t:30x1:4", "--out", str(tmp_path / "o3")]) == 2
+    assert "not divisible" in capsys.readouterr().err
+    (tmp_path / "o4").mkdir()
+    (tmp_path / "o4" / "family.json").write_text("{}")
+    assert main(["zoo", "train", "--corpus", str(corpus), "--out", str(tmp_path / "o4")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_zoo_train_tiny_family_end_to_end(tmp_path, capsys):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", make_docs(200))
+    argv = ["zoo", "train", "--corpus", str(corpus), "--sizes", "a:32x1:2,b:48x2:4", "--tokens", "8192",
+            "--vocab-size", "400", "--seq-len", "64", "--out", str(tmp_path / "fam")]
+    assert main(argv) == 0
+    fam = json.loads((tmp_path / "fam" / "family.json").read_text())
+    for n in ("a", "b"):
+        d = tmp_path / "fam" / f"zoo-{n}"
+        AutoModelForCausalLM.from_pretrained(d)
+        AutoTokenizer.from_pretrained(d)
+        assert math.isfinite(fam["models"][n]["heldout_loss"]) and (d / "README.md").exists()
+    assert fam["models"]["b"]["tokens_seen"] == fam["models"]["a"]["tokens_seen"] == 8192
+    assert main(argv) == 2            # a family is there: refuse without --overwrite
