@@ -87,6 +87,15 @@ def load_artifact(directory: str | os.PathLike, stem: str, kind: str) -> tuple[d
     return load_file(tpath), meta
 
 
+BOOKKEEPING = ("kind", "format_version", "tensor_file", "sha256")
+
+
+def split_meta(meta: dict, core: tuple[str, ...], derived: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """Split a loaded artifact's JSON into its core fields and the rest (bookkeeping and derived keys dropped)."""
+    rest = {k: v for k, v in meta.items() if k not in BOOKKEEPING + derived + core}
+    return {k: meta[k] for k in core}, rest
+
+
 def _json_default(o):
     if isinstance(o, torch.Tensor):
         return o.tolist()

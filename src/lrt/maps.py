@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .artifacts import load_artifact, save_artifact
+from .artifacts import load_artifact, save_artifact, split_meta
 from .errors import ConfigError, DimensionMismatchError
 
 TRANSFER_MODES = ("direction", "point")
@@ -82,7 +82,5 @@ class AffineMap:
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "AffineMap":
         tensors, meta = load_artifact(directory, "map", "affine_map")
-        core = {k: meta.pop(k) for k in ("source", "target", "source_layer", "target_layer")}
-        for k in ("kind", "format_version", "tensor_file", "sha256", "d_source", "d_target"):
-            meta.pop(k, None)
-        return cls(A=tensors["A"], p=tensors["p"], meta=meta, **core)
+        core, rest = split_meta(meta, ("source", "target", "source_layer", "target_layer"), ("d_source", "d_target"))
+        return cls(A=tensors["A"], p=tensors["p"], meta=rest, **core)

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from ..artifacts import load_artifact, save_artifact
+from ..artifacts import load_artifact, save_artifact, split_meta
 from ..errors import DatasetError, DimensionMismatchError
 from ..hooks import run_with_capture
 from ..models import LoadedModel
@@ -57,10 +57,8 @@ class SteeringVector:
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "SteeringVector":
         tensors, meta = load_artifact(directory, "vector", "steering_vector")
-        core = {k: meta.pop(k) for k in ("model", "layer", "method", "n_pairs")}
-        for k in ("kind", "format_version", "tensor_file", "sha256", "norm", "dim"):
-            meta.pop(k, None)
-        return cls(vector=tensors["vector"], meta=meta, **core)
+        core, rest = split_meta(meta, ("model", "layer", "method", "n_pairs"), ("norm", "dim"))
+        return cls(vector=tensors["vector"], meta=rest, **core)
 
     def to_gguf(self, path: str | os.PathLike, model_hint: str = "llama", scale: float = 1.0) -> None:
         """Write a llama.cpp / repeng control vector (``direction.{L+1}``: repeng counts hidden_states)."""
