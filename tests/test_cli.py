@@ -35,6 +35,14 @@ def test_fit_map_cli(tiny_pair, tiny_corpus, tmp_path, capsys):
     assert (m.source_layer, m.target_layer) == (1, 2) and m.A.shape == (48, 32)
 
 
+def test_fit_map_cli_adamw(tiny_pair, tiny_corpus, tmp_path, capsys):
+    code, out, _ = run(base(tiny_pair, tiny_corpus, tmp_path / "m", method="adamw", epochs=2), capsys)
+    assert code == 0
+    m = AffineMap.load(tmp_path / "m")
+    assert m.meta["method"] == "adamw" and m.meta["adamw_history"]
+    assert m.meta["metrics"]["heldout"]["mse"] > 0
+
+
 @pytest.mark.parametrize("case,kw,msg", [
     ("unknown model", {"source": "/nonexistent/model"}, "does not exist"),
     ("layer range", {"source_layer": 7}, r"valid layers are 0\.\.2"),

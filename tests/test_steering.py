@@ -128,8 +128,11 @@ def test_metrics_on_a_known_direction(lm, items):
     last = lm.n_layers - 1
     cfg = EvalConfig(alphas=[-1.0, -0.5, 0.0, 0.5, 1.0], n_random=8, bootstrap=200)
     norm = float(run_with_capture(lm, [last], torch.tensor([items[0].ids]))[last].norm(dim=-1).median())
-    res = evaluate_vectors(lm, last, items, {"native": native, "transferred_direction": noisy}, norm, cfg)
+    res = evaluate_vectors(lm, last, items, {"native": native, "transferred_direction": noisy}, norm, cfg,
+                           capability_items=items)
     c = res["curves"]
+    cap = res["capability"]       # "correct" = the positive words, which the native direction raises
+    assert cap["alpha"] == 1.0 and cap["steered"]["native"] == 1.0 >= cap["unsteered"]
     assert c["native"]["slope"] > 0
     assert c["native"]["slope"] > max(res["random"]["slopes"]) + 0.1 * abs(c["native"]["slope"])
     comp = res["comparison"]

@@ -17,9 +17,9 @@ def default_corpus() -> str:
 
 
 def default_layers(source, target, source_layer=None, target_layer=None) -> tuple[int | str, int | str]:
-    """Mid-depth of the source, and the target layer at the same relative depth, unless given."""
+    """The source's middle block ((n − 1) // 2), and the target block at the same relative depth, unless given."""
     if source_layer is None:
-        source_layer = source.n_layers // 2
+        source_layer = (source.n_layers - 1) // 2
     if target_layer is None:
         rel = (source.layer_index(source_layer) + 1) / source.n_layers
         target_layer = max(0, round(rel * target.n_layers) - 1)

@@ -119,6 +119,11 @@ def render(results: dict) -> str:
         se = s["side_effects"]
         parts.append(f"<h2>Side effects</h2><p>KL(unsteered ‖ steered) on neutral text at α = {se['alpha']}</p>"
                      + _table([[k, val] for k, val in se["kl"].items()], ["vector", "KL (nats)"]))
+    if "capability" in s:
+        c = s["capability"]
+        parts.append(f"<h2>Capability</h2><p>A/B accuracy on {c['n_items']} items, unsteered {c['unsteered']:.3f}; "
+                     f"at α = {c['alpha']}:</p>" + _table([[k, val] for k, val in c["steered"].items()],
+                                                         ["vector", "accuracy"]))
     parts.append("<h2>Map quality (held-out)</h2>" + _table(
         [[k, held.get(k)] for k in ("rows", "r2", "r2_below_q99", "mse", "cosine_mean")]
         + [["shuffled-control R²", m.get("metrics", {}).get("shuffled_control_heldout", {}).get("r2")],

@@ -52,6 +52,9 @@ def add_commands(sub, model_flags, fit_flags) -> None:
     p.add_argument("--eval-corpus", default=None, help="corpus with held-out reviews for sentiment items")
     p.add_argument("--lowercase", action="store_true", help="lower-case the sentiment prompts")
     p.add_argument("--chat", action="store_true")
+    p.add_argument("--mmlu", default=None, help="A/B capability set (e.g. ../shared/data/caa/test/mmlu/mmlu.json):"
+                                                " accuracy unsteered and at the largest α")
+    p.add_argument("--mmlu-items", type=int, default=100)
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)

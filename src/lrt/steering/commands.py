@@ -91,9 +91,11 @@ def evaluate_cmd(args) -> int:
     corpus = args.eval_corpus or str(zoo.heldout_text())
     items = (contrast_items(lm.tokenizer, load_contrasts(args.test), args.chat) if args.test
              else sentiment_items(lm.tokenizer, corpus, lowercase=args.lowercase, seed=args.seed))
+    capability = (contrast_items(lm.tokenizer, load_contrasts(args.mmlu, args.mmlu_items), args.chat)
+                  if args.mmlu else None)
     s = evaluate_vectors(lm, native.layer, items, vectors, native.median_norm,
                          EvalConfig(alphas=alphas, n_random=args.n_random, seed=args.seed),
-                         neutral_ids=neutral_sequences(lm.tokenizer, corpus))
+                         neutral_ids=neutral_sequences(lm.tokenizer, corpus), capability_items=capability)
     results = {"kind": "lrt_results", "format_version": 1, "settings": {k: v for k, v in vars(args).items()
                                                                          if k != "func"},
                "models": {"source": {"name": "(vectors)", "layer": "-"},
@@ -101,6 +103,10 @@ def evaluate_cmd(args) -> int:
                "vectors": {"concept": native.meta.get("concept"), "cosine_to_native": {}}, "steering": s}
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     print_steering_summary(s)
+    if "capability" in s:
+        c = s["capability"]
+        show([["unsteered", c["unsteered"]]] + [[n, a] for n, a in c["steered"].items() if not n.startswith("random_")],
+             ["vector", f"A/B accuracy at α={c['alpha']}"], title=f"\ncapability ({c['n_items']} items)")
     print(f"\nresults written to {out}/results.json (lrt report {out})")
     return 0
 

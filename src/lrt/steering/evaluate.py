@@ -98,10 +98,22 @@ def kl_side_effect(lm: LoadedModel, layer: int, texts_ids: list[list[int]], dire
     return out
 
 
+def capability_side_effect(lm: LoadedModel, layer: int, items: list[Item], directions: torch.Tensor,
+                           names: list[str], alpha: float, median_norm: float, batch_size: int) -> dict:
+    """A/B accuracy (propensity of the correct answer > 0) unsteered and at ``alpha``, per vector."""
+    prop, _ = propensity_grid(lm, layer, items, directions, [0.0, alpha], median_norm, batch_size)
+    acc = (prop > 0).float().mean(-1)                      # [V, 2]
+    return {"alpha": alpha, "n_items": len(items), "unsteered": float(acc[0, 0]),
+            "steered": {n: float(acc[k, 1]) for k, n in enumerate(names)}}
+
+
 def evaluate_vectors(lm: LoadedModel, layer: int | str, items: list[Item], vectors: dict[str, torch.Tensor],
                      median_norm: float, cfg: EvalConfig | None = None, reference: str = "native",
-                     neutral_ids: list[list[int]] | None = None) -> dict:
-    """Run the α grid for every vector (plus ``cfg.n_random`` random ones) and compute every metric."""
+                     neutral_ids: list[list[int]] | None = None, capability_items: list[Item] | None = None) -> dict:
+    """Run the α grid for every vector (plus ``cfg.n_random`` random ones) and compute every metric.
+
+    ``capability_items`` (e.g. MMLU in A/B form, for instruct models) adds the A/B accuracy at the largest α.
+    """
     cfg = cfg or EvalConfig()
     if len(items) < 2:
         raise DatasetError(f"the test set has {len(items)} item(s); at least 2 are needed for a correlation")
@@ -141,6 +153,9 @@ def evaluate_vectors(lm: LoadedModel, layer: int | str, items: list[Item], vecto
         a_max = max(cfg.alphas, key=abs)
         kl = kl_side_effect(lm, li, neutral_ids, torch.cat([units, rand]), a_max, median_norm)
         result["side_effects"] = {"alpha": a_max, "kl": dict(zip(allnames, kl))}
+    if capability_items:
+        result["capability"] = capability_side_effect(lm, li, capability_items, torch.cat([units, rand]), allnames,
+                                                      max(cfg.alphas, key=abs), median_norm, cfg.batch_size)
     return result
 
 

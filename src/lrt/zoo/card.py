@@ -72,6 +72,26 @@ def evaluate_saved(model_dir: Path, heldout: np.ndarray, per_source: dict[str, n
     return {"model": model, "loss": loss, "per_source": by_src}
 
 
+def measure_map(cfg: TrainConfig, small: str, large: str, tokens: int = 60_000) -> dict:
+    """Fit the map smallest → largest (middle block, same relative depth) on held-out-split text."""
+    from ..commands import default_layers
+    from ..fit import FitConfig, fit_map
+    from ..harvest import HarvestConfig
+    from ..models import load_model
+
+    out = Path(cfg.out)
+    a, b = load_model(out / f"zoo-{small}"), load_model(out / f"zoo-{large}")
+    ls, lt = default_layers(a, b)
+    hc = HarvestConfig(corpus=cfg.corpus, tokens=tokens, context=128, batch_size=16, doc_split="heldout",
+                       doc_split_percent=cfg.heldout_percent, progress=False)
+    m = fit_map(a, b, ls, lt, hc, FitConfig(seed=cfg.seed))
+    held, ctrl = m.meta["metrics"]["heldout"], m.meta["metrics"]["shuffled_control_heldout"]
+    return {"source": f"zoo-{small}", "target": f"zoo-{large}", "source_layer": ls, "target_layer": lt,
+            "tokens": tokens, "heldout_rows": held["rows"], "heldout_r2": held["r2"],
+            "heldout_r2_below_q99": held.get("r2_below_q99"), "cosine_mean": held.get("cosine_mean"),
+            "shuffled_control_r2": ctrl["r2"]}
+
+
 def write_cards(cfg: TrainConfig, results: dict) -> dict:
     from transformers import PreTrainedTokenizerFast
 
@@ -99,8 +119,23 @@ def write_cards(cfg: TrainConfig, results: dict) -> dict:
                  "heldout_loss_per_source": ev["per_source"], "samples": samples(ev["model"], tok)}
         summary["models"][name] = entry
         (d / "card.json").write_text(json.dumps(entry, indent=2))
-        (d / "README.md").write_text(render_card(name, entry, summary))
+    by_width = sorted(results, key=lambda n: results[n]["size"]["width"])
+    if len(by_width) > 1:
+        summary["map_smallest_to_largest"] = measure_map(cfg, by_width[0], by_width[-1])
+    for name, entry in summary["models"].items():
+        (out / f"zoo-{name}" / "README.md").write_text(render_card(name, entry, summary))
     return summary
+
+
+def _map_section(s: dict) -> str:
+    m = s.get("map_smallest_to_largest")
+    if not m:
+        return ""
+    return (f"\n## The family is a family: an affine map relates its members\n"
+            f"{m['source']} layer {m['source_layer']} → {m['target']} layer {m['target_layer']}, closed form on "
+            f"{m['tokens']:,} held-out-split tokens: held-out R² **{m['heldout_r2']:.3f}** (a map fitted on shuffled, "
+            f"unpaired rows: {m['shuffled_control_r2']:.3f}); R² under the 99th norm percentile "
+            f"{m['heldout_r2_below_q99']:.3f}; mean cosine {m['cosine_mean']:.3f}.\n")
 
 
 def render_card(name: str, e: dict, s: dict) -> str:
@@ -137,6 +172,6 @@ gradient clip 1.0, fp32 training, saved as bf16. Reproduce: `lrt zoo train --cor
 
 ## Samples
 {sample_rows}
-
+{_map_section(s)}
 ![training loss](loss_curve.png)
 """

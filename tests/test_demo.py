@@ -1,0 +1,75 @@
+"""The main job on the shipped family: `lrt demo`, and the steer → transfer → evaluate → report chain."""
+
+import json
+
+import pytest
+
+from lrt.cli import main
+from lrt.steering.vectors import SteeringVector
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "lrt-demo"
+    assert main(["demo", "--out", str(out), "--no-progress"]) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_demo_writes_everything(demo):
+    out, res = demo
+    html = (out / "report.html").read_text()
+    assert html.count("<img src=\"data:image/png;base64,") >= 2 and "Verdict" in html
+    for name in ("source", "native", "transferred-direction", "transferred-point"):
+        assert SteeringVector.load(out / "vectors" / name).norm > 0
+    assert res["settings"]["source"] == "zoo-xs" and res["settings"]["target"] == "zoo-m"
+    assert res["timings"]["total"] < 600
+
+
+def test_demo_map_quality(demo):
+    _, res = demo
+    held = res["map"]["metrics"]["heldout"]
+    assert held["r2"] > res["map"]["metrics"]["shuffled_control_heldout"]["r2"] + 0.3
+
+
+def test_transferred_sentiment_vector_steers_like_native(demo):
+    """Measured values are in docs/zoo.md; margins here are below them, well above what random vectors reach."""
+    _, res = demo
+    s = res["steering"]
+    comp = s["comparison"]
+    key = "slope_monotonic"
+    rnd = s["random"]["slopes"]
+    assert len(rnd) >= 8
+    native = s["curves"]["native"][key]
+    transferred = s["curves"]["transferred_direction"][key]
+    print(f"\nslopes native {native:.3f} transferred {transferred:.3f} random max {max(rnd):.3f}; "
+          f"r odd transferred {comp['transferred_direction']['mean_r_odd']:.3f} "
+          f"random {comp['random_mean']['mean_r_odd']:.3f}")
+    assert native > max(rnd)
+    assert transferred > max(rnd)
+    assert comp["transferred_direction"]["mean_r_odd"] > 0.3
+    assert comp["transferred_direction"]["mean_r_odd"] > comp["random_mean"]["mean_r_odd"] + 0.3
+    assert res["verdict"]["transferred_beats_all_random"] is True
+
+
+def test_cli_chain(demo, tmp_path, capsys):
+    out, _ = demo
+    assert main(["steer", "--model", "zoo-xs", "--layer", "0", "--max-pairs", "40", "--out", str(tmp_path / "v"),
+                 "--gguf", str(tmp_path / "v.gguf")]) == 0
+    assert (tmp_path / "v.gguf").stat().st_size > 0
+    assert main(["transfer", "--vector", str(tmp_path / "v"), "--map", str(out / "map"),
+                 "--out", str(tmp_path / "t")]) == 0
+    t = SteeringVector.load(tmp_path / "t")
+    assert t.model == "zoo-m" and t.vector.shape == (256,)
+    assert main(["evaluate", "--model", "zoo-m", "--native", str(out / "vectors" / "native"), "--vector",
+                 str(tmp_path / "t"), "--alphas", "-0.2,0,0.2", "--n-random", "2", "--lowercase",
+                 "--out", str(tmp_path / "e")]) == 0
+    assert main(["report", str(tmp_path / "e")]) == 0
+    assert (tmp_path / "e" / "report.html").exists()
+    assert main(["generate", "--model", "zoo-m", "--vector", str(tmp_path / "t"), "--prompt", "the movie was",
+                 "--max-new-tokens", "8"]) == 0
+    assert "[α=0.2]" in capsys.readouterr().out
+    # bad input: vector of another width, empty α grid
+    assert main(["evaluate", "--model", "zoo-m", "--native", str(tmp_path / "v"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["evaluate", "--model", "zoo-m", "--native", str(out / "vectors" / "native"), "--alphas", ",",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "α grid is empty" in capsys.readouterr().err
