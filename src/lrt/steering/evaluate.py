@@ -149,13 +149,13 @@ def evaluate_vectors(lm: LoadedModel, layer: int | str, items: list[Item], vecto
     rs = [curves[n]["slope_monotonic" if reference in names else "slope"] for n in rnames]
     result["random"] = {"slopes": rs, "max_slope": max(rs) if rs else None,
                         "mean_abs_slope": sum(abs(s) for s in rs) / len(rs) if rs else None}
+    a_max = max(cfg.alphas, key=lambda a: (abs(a), a))     # the largest |α|, positive on ties
     if neutral_ids:
-        a_max = max(cfg.alphas, key=abs)
         kl = kl_side_effect(lm, li, neutral_ids, torch.cat([units, rand]), a_max, median_norm)
         result["side_effects"] = {"alpha": a_max, "kl": dict(zip(allnames, kl))}
     if capability_items:
         result["capability"] = capability_side_effect(lm, li, capability_items, torch.cat([units, rand]), allnames,
-                                                      max(cfg.alphas, key=abs), median_norm, cfg.batch_size)
+                                                      a_max, median_norm, cfg.batch_size)
     return result
 
 
