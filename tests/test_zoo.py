@@ -114,3 +114,33 @@ def test_zoo_train_tiny_family_end_to_end(tmp_path, capsys):
         assert math.isfinite(fam["models"][n]["heldout_loss"]) and (d / "README.md").exists()
     assert fam["models"]["b"]["tokens_seen"] == fam["models"]["a"]["tokens_seen"] == 8192
     assert main(argv) == 2            # a family is there: refuse without --overwrite
+
+
+def test_training_resumes_from_checkpoint(tmp_path, monkeypatch):
+    """Interrupted after a checkpoint, a rerun resumes and ends exactly where an uninterrupted run does."""
+    import lrt.zoo.train as train_mod
+    from lrt.zoo.train import TrainConfig, ZooSize, train_family
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", make_docs(150))
+
+    def cfg(out):
+        return TrainConfig(corpus=str(corpus), out=str(tmp_path / out), sizes=[ZooSize("a", 32, 1, 2)],
+                           vocab_size=400, seq_len=32, batch_size=4, tokens=8 * 4 * 32, checkpoint_every=3)
+
+    straight = train_family(cfg("straight"))["models"]["a"]
+    real_lr = train_mod.lr_at
+
+    def interrupt(step, total, peak):
+        if step == 5:
+            raise KeyboardInterrupt
+        return real_lr(step, total, peak)
+
+    monkeypatch.setattr(train_mod, "lr_at", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train_family(cfg("resumed"))
+    state = json.loads((tmp_path / "resumed" / ".ckpt-a" / "state.json").read_text())
+    assert state["step"] == 3                       # the last checkpoint before the interruption
+    monkeypatch.setattr(train_mod, "lr_at", real_lr)
+    resumed = train_family(cfg("resumed"))["models"]["a"]
+    assert resumed["steps"] == straight["steps"] == 8
+    assert resumed["heldout_loss"] == pytest.approx(straight["heldout_loss"], rel=1e-5)
