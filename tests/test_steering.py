@@ -1,6 +1,7 @@
 """Steering on tiny models: exact application, position modes under generate(), batched grid = loop, metrics."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -16,6 +17,8 @@ from lrt.steering.evaluate import EvalConfig, evaluate_vectors
 from lrt.steering.propensity import propensity_grid, propensity_loop
 from lrt.steering.transfer import transfer_vector
 from lrt.steering.vectors import SteeringVector, contrast_vector
+
+from conftest import ARCHS, tiny_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +83,21 @@ def test_batched_grid_equals_loop(lm, items):
     grid, _ = propensity_grid(lm, 1, items, dirs, alphas, median_norm=5.0, batch_size=7)
     loop = propensity_loop(lm, 1, items, dirs, alphas, median_norm=5.0, batch_size=7)
     torch.testing.assert_close(grid, loop, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shared_prefix_grid_equals_plain_loop_on_every_architecture(arch, tiny_tokenizer, tmp_path):
+    """The grid's shortcut (cached states up to the layer, last-position logits) changes no number."""
+    m = load_model(tiny_model_dir(tmp_path, arch, tiny_tokenizer))
+    its = word_items(m.tokenizer, ["the movie was", "a film is really good", "time is not", "people love the"],
+                     [" good", " great"], [" bad", " awful"])
+    dirs = torch.nn.functional.normalize(torch.randn(2, 32), dim=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no fallback to full passes
+        for layer in (0, 2):
+            grid, _ = propensity_grid(m, layer, its, dirs, [-1.0, 0.0, 1.0], 20.0, batch_size=32)
+            loop = propensity_loop(m, layer, its, dirs, [-1.0, 0.0, 1.0], 20.0)
+            torch.testing.assert_close(grid, loop, atol=1e-5, rtol=1e-5)
 
 
 def test_contrast_vector_is_mean_difference_at_answer_token(lm, tmp_path):

@@ -4,41 +4,133 @@ For item ``i``, propensity = log p(positive) − log p(negative) of the next tok
 words: log Σ p over each set); ``m_LD`` is the paper's logit difference (mean logit of the positive set −
 mean logit of the negative set; for single tokens it equals the propensity). Every (vector, α, item) row runs
 in padded batches with a per-row steering delta, not a Python loop over α.
+
+Two savings make the grid cheap: rows are sorted by length (little padding) and only the logits of the last
+positions are computed (``logits_to_keep``); and, with ``share_prefix``, the states up to the steered layer —
+identical for every (vector, α) of an item — are computed once per item: the steered rows skip blocks
+0..L and start from the cached state plus their delta.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import warnings
+
 import torch
 
+from ..hooks import hooks, run_with_capture
 from ..models import LoadedModel
 from .apply import steering
 from .data import Item
 
 
-def _forward_rows(lm: LoadedModel, layer: int, items: list[Item], rows: list[tuple[int, torch.Tensor | None]],
-                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _pad(items: list[Item], idx: list[int], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    T = max(len(items[i].ids) for i in idx)
+    ids = torch.full((len(idx), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(idx), T), dtype=torch.long)
+    for j, i in enumerate(idx):
+        ids[j, :len(items[i].ids)] = torch.tensor(items[i].ids)
+        mask[j, :len(items[i].ids)] = 1
+    return ids, mask
+
+
+@contextlib.contextmanager
+def _start_at(lm: LoadedModel, layer: int, states: torch.Tensor, tuple_out: bool):
+    """Skip blocks 0..layer; block ``layer`` outputs ``states`` (the cached, steered residual stream)."""
+    def skip(hidden_states, *args, **kwargs):
+        return (hidden_states,) if tuple_out else hidden_states
+
+    def inject(module, args, output):
+        return (states,) + tuple(output[1:]) if isinstance(output, tuple) else states
+
+    for b in lm.blocks[:layer + 1]:
+        b.forward = skip
+    try:
+        with hooks([lm.blocks[layer].register_forward_hook(inject)]):
+            yield
+    finally:
+        for b in lm.blocks[:layer + 1]:
+            del b.forward
+
+
+class _Runner:
+    def __init__(self, lm: LoadedModel, layer: int, items: list[Item], share_prefix: bool):
+        self.lm, self.layer, self.items = lm, layer, items
+        self.pad = lm.tokenizer.pad_token_id or 0
+        self.keep_ok = "logits_to_keep" in inspect.signature(lm.model.forward).parameters
+        self.share = share_prefix and layer >= 0
+        self.cache: dict[int, torch.Tensor] = {}
+        self.checked = False
+
+    def _prefix(self, idx: list[int]) -> None:
+        todo = sorted({i for i in idx if i not in self.cache})
+        if not todo:
+            return
+        ids, mask = _pad(self.items, todo, self.pad)
+        out_type = {}
+
+        def probe(module, args, output):   # returns None: a hook's return value would replace the output
+            out_type.setdefault("t", type(output))
+
+        h = self.lm.blocks[self.layer].register_forward_hook(probe)
+        with hooks([h]):
+            hs = run_with_capture(self.lm, [self.layer], ids.to(self.lm.device), mask.to(self.lm.device))[self.layer]
+        self.tuple_out = out_type.get("t") is tuple
+        for j, i in enumerate(todo):
+            self.cache[i] = hs[j, :len(self.items[i].ids)]
+
+    def logits(self, idx: list[int], delta: torch.Tensor) -> torch.Tensor:
+        """Last-position logits [B, V] of items ``idx`` steered by per-row ``delta`` [B, d]."""
+        ids, mask = _pad(self.items, idx, self.pad)
+        lengths = mask.sum(1)
+        kw = {}
+        if self.keep_ok:
+            keep = int(ids.shape[1] - lengths.min() + 1)
+            kw["logits_to_keep"] = keep
+        dev = self.lm.device
+        if self.share:
+            self._prefix(idx)
+            T, d = ids.shape[1], self.lm.d_model
+            states = torch.zeros(len(idx), T, d, dtype=next(iter(self.cache.values())).dtype, device=dev)
+            for j, i in enumerate(idx):
+                states[j, :len(self.items[i].ids)] = self.cache[i]
+            states = states + delta.to(dev, states.dtype)[:, None, :]
+            with torch.no_grad(), _start_at(self.lm, self.layer, states, self.tuple_out):
+                out = self.lm.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), use_cache=False, **kw).logits
+            if not self.checked:     # once: the shortcut must reproduce a plain steered pass (real positions)
+                self.checked = True
+                with torch.no_grad(), steering(self.lm, self.layer, delta[:1]):
+                    ref = self.lm.model(input_ids=ids[:1].to(dev), attention_mask=mask[:1].to(dev), use_cache=False,
+                                        **kw).logits
+                p0 = int(lengths[0]) - 1 - (ids.shape[1] - ref.shape[1])
+                a, b = out[0, p0], ref[0, p0]
+                if not torch.allclose(a, b, rtol=1e-3, atol=1e-3 * float(b.abs().max())):
+                    warnings.warn(f"{self.lm.name}: starting the forward pass at layer {self.layer} does not reproduce"
+                                  " the full pass for this architecture; computing every row in full", stacklevel=3)
+                    self.share = False
+                    return self.logits(idx, delta)
+        else:
+            with torch.no_grad(), steering(self.lm, self.layer, delta):
+                out = self.lm.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), use_cache=False, **kw).logits
+        pos = lengths.to(out.device) - 1 - (ids.shape[1] - out.shape[1])
+        return out[torch.arange(len(idx), device=out.device), pos].float().cpu()
+
+
+def _forward_rows(runner: _Runner, rows: list[tuple[int, torch.Tensor | None]], batch_size: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """rows: (item index, delta or None). Returns (propensity [R], m_LD [R])."""
-    prop = torch.empty(len(rows))
-    mld = torch.empty(len(rows))
+    items = runner.items
+    prop, mld = torch.empty(len(rows)), torch.empty(len(rows))
     order = sorted(range(len(rows)), key=lambda r: len(items[rows[r][0]].ids))   # similar lengths together
-    pad = lm.tokenizer.pad_token_id or 0
-    d = lm.d_model
+    d = runner.lm.d_model
     for s in range(0, len(order), batch_size):
         chunk = order[s:s + batch_size]
-        T = max(len(items[rows[r][0]].ids) for r in chunk)
-        ids = torch.full((len(chunk), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), T), dtype=torch.long)
         delta = torch.zeros(len(chunk), d)
         for j, r in enumerate(chunk):
-            it = items[rows[r][0]]
-            ids[j, :len(it.ids)] = torch.tensor(it.ids)
-            mask[j, :len(it.ids)] = 1
             if rows[r][1] is not None:
                 delta[j] = rows[r][1]
-        with torch.no_grad(), steering(lm, layer, delta):
-            logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
-                              use_cache=False).logits
-        last = logits[torch.arange(len(chunk)), mask.sum(1).to(logits.device) - 1].float().cpu()
+        last = runner.logits([rows[r][0] for r in chunk], delta)
         lp = torch.log_softmax(last, -1)
         for j, r in enumerate(chunk):
             it = items[rows[r][0]]
@@ -48,7 +140,7 @@ def _forward_rows(lm: LoadedModel, layer: int, items: list[Item], rows: list[tup
 
 
 def propensity_grid(lm: LoadedModel, layer: int, items: list[Item], directions: torch.Tensor,
-                    alphas: list[float], median_norm: float, batch_size: int = 32
+                    alphas: list[float], median_norm: float, batch_size: int = 64, share_prefix: bool = True
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Propensities ``[V, A, N]`` (and m_LD) for unit ``directions [V, d]`` at ``α · median_norm``.
 
@@ -65,7 +157,7 @@ def propensity_grid(lm: LoadedModel, layer: int, items: list[Item], directions: 
                 for i in range(N):
                     where[(v, a, i)] = len(rows)
                     rows.append((i, alpha * median_norm * directions[v]))
-    prop, mld = _forward_rows(lm, layer, items, rows, batch_size)
+    prop, mld = _forward_rows(_Runner(lm, layer, items, share_prefix), rows, batch_size)
     out_p, out_m = torch.empty(V, A, N), torch.empty(V, A, N)
     for v in range(V):
         for a, alpha in enumerate(alphas):
@@ -76,12 +168,23 @@ def propensity_grid(lm: LoadedModel, layer: int, items: list[Item], directions: 
 
 
 def propensity_loop(lm: LoadedModel, layer: int, items: list[Item], directions: torch.Tensor,
-                    alphas: list[float], median_norm: float, batch_size: int = 32) -> torch.Tensor:
-    """The same numbers with one steering context per (vector, α): the baseline the grid is measured against."""
+                    alphas: list[float], median_norm: float, batch_size: int = 64) -> torch.Tensor:
+    """The baseline the grid is measured against: one steering context per (vector, α), a plain full forward
+    of all items in each (batched over items, no shared prefix, logits at every position)."""
     out = torch.empty(len(directions), len(alphas), len(items))
+    pad = lm.tokenizer.pad_token_id or 0
     for v in range(len(directions)):
         for a, alpha in enumerate(alphas):
             delta = alpha * median_norm * directions[v]
-            rows = [(i, delta) for i in range(len(items))]
-            out[v, a] = _forward_rows(lm, layer, items, rows, batch_size)[0]
+            for s in range(0, len(items), batch_size):
+                idx = list(range(s, min(len(items), s + batch_size)))
+                ids, mask = _pad(items, idx, pad)
+                with torch.no_grad(), steering(lm, layer, delta):
+                    logits = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device),
+                                      use_cache=False).logits
+                last = logits[torch.arange(len(idx)), mask.sum(1).to(logits.device) - 1].float().cpu()
+                lp = torch.log_softmax(last, -1)
+                for j, i in enumerate(idx):
+                    it = items[i]
+                    out[v, a, i] = torch.logsumexp(lp[j, it.positive], 0) - torch.logsumexp(lp[j, it.negative], 0)
     return out
