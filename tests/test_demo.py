@@ -73,3 +73,17 @@ def test_cli_chain(demo, tmp_path, capsys):
     assert main(["evaluate", "--model", "zoo-m", "--native", str(out / "vectors" / "native"), "--alphas", ",",
                  "--out", str(tmp_path / "y")]) == 2
     assert "α grid is empty" in capsys.readouterr().err
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    """The README's Python API block, executed as written (in a temporary working directory)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"## Python API\n\n```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert (tmp_path / "maps" / "xs-m" / "map.json").exists()
+    assert scope["res"]["curves"]["native"]["slope"] > 0
