@@ -60,7 +60,7 @@ def test_transferred_sentiment_vector_steers_like_native(demo):
 
 def test_cli_chain(demo, tmp_path, capsys):
     out, _ = demo
-    assert main(["steer", "--model", "zoo-xs", "--layer", "0", "--max-pairs", "40", "--out", str(tmp_path / "v"),
+    assert main(["steer", "--model", "zoo-xs", "--layer", "1", "--max-pairs", "40", "--out", str(tmp_path / "v"),
                  "--gguf", str(tmp_path / "v.gguf")]) == 0
     assert (tmp_path / "v.gguf").stat().st_size > 0
     assert main(["transfer", "--vector", str(tmp_path / "v"), "--map", str(out / "map"),
@@ -75,7 +75,10 @@ def test_cli_chain(demo, tmp_path, capsys):
     assert main(["generate", "--model", "zoo-m", "--vector", str(tmp_path / "t"), "--prompt", "the movie was",
                  "--max-new-tokens", "8"]) == 0
     assert "[α=0.2]" in capsys.readouterr().out
-    # bad input: vector of another width, empty α grid
+    # bad input: a vector at another layer than the map's source, a vector of another width, an empty α grid
+    assert main(["steer", "--model", "zoo-xs", "--layer", "0", "--max-pairs", "4", "--out", str(tmp_path / "v0")]) == 0
+    assert main(["transfer", "--vector", str(tmp_path / "v0"), "--map", str(out / "map"), "--out", str(tmp_path / "z")]) == 2
+    assert "the map starts at layer 1" in capsys.readouterr().err
     assert main(["evaluate", "--model", "zoo-m", "--native", str(tmp_path / "v"), "--out", str(tmp_path / "x")]) == 2
     assert main(["evaluate", "--model", "zoo-m", "--native", str(out / "vectors" / "native"), "--alphas", ",",
                  "--out", str(tmp_path / "y")]) == 2

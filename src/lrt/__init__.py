@@ -20,7 +20,7 @@ _EXPORTS = {
     "text_vector": "lrt.steering.vectors",
     "load_contrasts": "lrt.steering.data", "contrast_items": "lrt.steering.data",
     "concept_texts": "lrt.steering.concepts", "sentiment_items": "lrt.steering.concepts",
-    "steering": "lrt.steering.apply", "scaled": "lrt.steering.apply",
+    "steer": "lrt.steering.apply", "scaled": "lrt.steering.apply",
     "transfer_vector": "lrt.steering.transfer",
     "EvalConfig": "lrt.steering.evaluate", "evaluate_vectors": "lrt.steering.evaluate",
     "ExperimentConfig": "lrt.steering.experiment", "run_experiment": "lrt.steering.experiment",
@@ -33,6 +33,8 @@ __all__ = sorted(_EXPORTS) + ["zoo", "errors"]
 def __getattr__(name: str):
     if name in ("zoo", "errors"):
         return importlib.import_module(f"lrt.{name}")
+    if name == "steer":   # `lrt.steering` is the subpackage; the context manager is exported as `lrt.steer`
+        return importlib.import_module("lrt.steering.apply").steering
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'lrt' has no attribute {name!r}")

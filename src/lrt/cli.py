@@ -70,9 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--alphas -0.2,0,0.2`` would read as a new option to argparse; make it ``--alphas=-0.2,0,0.2``."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--alphas" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"--alphas={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if not hasattr(args, "func"):
         parser.print_help()
         return 1

@@ -90,7 +90,7 @@ def render(results: dict) -> str:
     comp = s.get("comparison", {})
     m = results.get("map", {})
     held = m.get("metrics", {}).get("heldout", {})
-    parts = [f"<h1>lrt transfer report</h1><p>{html.escape(results['models']['source']['name'])} layer "
+    parts = [f"<h1>lrt transfer report</h1><p>{html.escape(str(results['models']['source']['name']))} layer "
              f"{results['models']['source']['layer']} → {html.escape(results['models']['target']['name'])} layer "
              f"{results['models']['target']['layer']} · concept <b>{html.escape(str(results['vectors']['concept']))}</b>"
              f" · {s['n_items']} test items</p>"]
@@ -124,12 +124,13 @@ def render(results: dict) -> str:
         parts.append(f"<h2>Capability</h2><p>A/B accuracy on {c['n_items']} items, unsteered {c['unsteered']:.3f}; "
                      f"at α = {c['alpha']}:</p>" + _table([[k, val] for k, val in c["steered"].items()],
                                                          ["vector", "accuracy"]))
-    parts.append("<h2>Map quality (held-out)</h2>" + _table(
-        [[k, held.get(k)] for k in ("rows", "r2", "r2_below_q99", "mse", "cosine_mean")]
-        + [["shuffled-control R²", m.get("metrics", {}).get("shuffled_control_heldout", {}).get("r2")],
-           ["cosine(transferred direction, native)", results["vectors"]["cosine_to_native"]["transferred_direction"]],
-           ["cosine(transferred point, native)", results["vectors"]["cosine_to_native"]["transferred_point"]]],
-        ["metric", "value"]))
+    if m:
+        parts.append("<h2>Map quality (held-out)</h2>" + _table(
+            [[k, held.get(k)] for k in ("rows", "r2", "r2_below_q99", "mse", "cosine_mean")]
+            + [["shuffled-control R²", m.get("metrics", {}).get("shuffled_control_heldout", {}).get("r2")]]
+            + [[f"cosine({name.replace('_', ' ')}, native)", c]
+               for name, c in results["vectors"].get("cosine_to_native", {}).items()],
+            ["metric", "value"]))
     parts.append("<h2>Settings and timings</h2>" + _table(
         [[k, json.dumps(val)] for k, val in results.get("settings", {}).items()]
         + [[f"seconds: {k}", val] for k, val in results.get("timings", {}).items()], ["setting", "value"]))
