@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .artifacts import ensure_writable
 from .errors import ConfigError
 from .table import show
@@ -128,6 +126,3 @@ def zoo_list_cmd(args) -> int:
     show(rows or [["(none shipped)", ""]], ["model", "directory"])
     return 0 if rows else 1
 
-
-def resolve_out(path: str | None, default: str) -> Path:
-    return ensure_writable(path or default)

@@ -55,8 +55,7 @@ class TrainConfig:
     vocab_size: int = 8192
     seq_len: int = 256
     batch_size: int = 16
-    lr: float = 3e-3                 # peak lr for widths up to lr_width_cap
-    lr_width_cap: int | None = 192   # wider models get lr × cap / width (256 at 3e-3 ended worse than 192)
+    lr: float = 3e-3
     tokens: int | None = None  # per model; None = one epoch of the train split
     seed: int = 0
     heldout_percent: float = 5.0
@@ -134,12 +133,6 @@ def make_model(size: ZooSize, cfg: TrainConfig, tokenizer):
     return LlamaForCausalLM(conf)
 
 
-def peak_lr(cfg: TrainConfig, size: ZooSize) -> float:
-    if cfg.lr_width_cap and size.width > cfg.lr_width_cap:
-        return cfg.lr * cfg.lr_width_cap / size.width
-    return cfg.lr
-
-
 def lr_at(step: int, total: int, peak: float) -> float:
     warm = max(1, int(0.05 * total))
     if step < warm:
@@ -181,8 +174,7 @@ def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarr
     order = torch.cat([torch.randperm(n_seq, generator=g) for _ in range(epochs)])
 
     model = make_model(size, cfg, tokenizer)
-    peak = peak_lr(cfg, size)
-    opt = torch.optim.AdamW(model.parameters(), lr=peak, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
     state = {"step": 0, "losses": [], "seconds": 0.0}
     if (ckpt / "state.json").exists():
         model.load_state_dict(load_file(ckpt / "model.safetensors"), strict=False)
@@ -197,7 +189,7 @@ def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarr
         idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         x = data[idx]
         for grp in opt.param_groups:
-            grp["lr"] = lr_at(step, total_steps, peak)
+            grp["lr"] = lr_at(step, total_steps, cfg.lr)
         loss = model(input_ids=x, labels=x).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -218,7 +210,7 @@ def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarr
     bar.close()
 
     model.eval()
-    result = {"size": dataclasses.asdict(size), "peak_lr": peak, "steps": total_steps, "tokens_seen": total_steps * tokens_per_step,
+    result = {"size": dataclasses.asdict(size), "steps": total_steps, "tokens_seen": total_steps * tokens_per_step,
               "train_seconds": round(state["seconds"], 1), "losses": state["losses"],
               "heldout_loss": eval_loss(model, heldout, cfg.seq_len),
               "threads": torch.get_num_threads(), "device": "cpu"}
