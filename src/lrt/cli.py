@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     zt.add_argument("--lr", type=float, default=3e-3)
     zt.add_argument("--seed", type=int, default=0)
     zt.add_argument("--threads", type=int, default=None)
+    zt.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     zt.add_argument("--overwrite", action="store_true")
     zt.set_defaults(func="lrt.commands:zoo_train_cmd")
     z.add_parser("list", help="list the shipped models and their directories").set_defaults(

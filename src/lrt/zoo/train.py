@@ -61,6 +61,7 @@ class TrainConfig:
     heldout_percent: float = 5.0
     checkpoint_every: int = 100
     threads: int | None = None
+    device: str = "cpu"              # e.g. "cuda": the recipe is the same, the card says where it ran
     overwrite: bool = False
 
 
@@ -148,10 +149,11 @@ def eval_loss(model, tokens: np.ndarray, seq_len: int, max_seqs: int = 200, batc
     if n == 0:
         return float("nan")
     data = torch.from_numpy(tokens[: n * seq_len].astype(np.int64)).view(n, seq_len)
+    dev = next(model.parameters()).device
     model.eval()
     total, count = 0.0, 0
     for i in range(0, n, batch):
-        x = data[i:i + batch]
+        x = data[i:i + batch].to(dev)
         out = model(input_ids=x, labels=x)
         total += out.loss.item() * x.numel()
         count += x.numel()
@@ -173,13 +175,13 @@ def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarr
     epochs = math.ceil(total_steps * cfg.batch_size / n_seq)
     order = torch.cat([torch.randperm(n_seq, generator=g) for _ in range(epochs)])
 
-    model = make_model(size, cfg, tokenizer)
+    model = make_model(size, cfg, tokenizer).to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
     state = {"step": 0, "losses": [], "seconds": 0.0}
     if (ckpt / "state.json").exists():
-        model.load_state_dict(load_file(ckpt / "model.safetensors"), strict=False)
+        model.load_state_dict(load_file(ckpt / "model.safetensors", device=cfg.device), strict=False)
         model.tie_weights()
-        opt.load_state_dict(torch.load(ckpt / "optim.pt", weights_only=True))  # our own checkpoint
+        opt.load_state_dict(torch.load(ckpt / "optim.pt", weights_only=True, map_location=cfg.device))  # our own
         state = json.loads((ckpt / "state.json").read_text())
 
     model.train()
@@ -187,7 +189,7 @@ def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarr
     t0 = t_run = time.time()
     for step in range(state["step"], total_steps):
         idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-        x = data[idx]
+        x = data[idx].to(cfg.device)
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, total_steps, cfg.lr)
         loss = model(input_ids=x, labels=x).loss
@@ -213,10 +215,11 @@ def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarr
     result = {"size": dataclasses.asdict(size), "steps": total_steps, "tokens_seen": total_steps * tokens_per_step,
               "train_seconds": round(state["seconds"], 1), "losses": state["losses"],
               "heldout_loss": eval_loss(model, heldout, cfg.seq_len),
-              "threads": torch.get_num_threads(), "device": "cpu"}
+              "threads": torch.get_num_threads(),
+              "device": torch.cuda.get_device_name() if cfg.device.startswith("cuda") else "cpu"}
     tmp = out / f".tmp-zoo-{size.name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.to(torch.bfloat16).save_pretrained(tmp)
+    model.to("cpu", torch.bfloat16).save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "train_state.json").write_text(json.dumps(result))
     tmp.rename(final)
