@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .corpus import iter_documents, split_of
 from .errors import NonFiniteActivationError
-from .hooks import run_with_capture
+from .hooks import pad_right, run_with_capture
 from .models import LoadedModel
 
 
@@ -63,12 +63,7 @@ def pack_sequences(cfg: HarvestConfig, tokenizer) -> Iterator[tuple[torch.Tensor
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def batch_of(seqs):
-        ids = torch.full((len(seqs), cfg.context), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), cfg.context), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s)
-            mask[i, :len(s)] = 1
-        return ids, mask
+        return pad_right(seqs, pad, cfg.context)
 
     exhausted = True
     for doc in iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent):

@@ -19,20 +19,14 @@ import warnings
 
 import torch
 
-from ..hooks import hooks, run_with_capture
+from ..hooks import hooks, pad_right, run_with_capture
 from ..models import LoadedModel
 from .apply import steering
 from .data import Item
 
 
 def _pad(items: list[Item], idx: list[int], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    T = max(len(items[i].ids) for i in idx)
-    ids = torch.full((len(idx), T), pad, dtype=torch.long)
-    mask = torch.zeros((len(idx), T), dtype=torch.long)
-    for j, i in enumerate(idx):
-        ids[j, :len(items[i].ids)] = torch.tensor(items[i].ids)
-        mask[j, :len(items[i].ids)] = 1
-    return ids, mask
+    return pad_right([items[i].ids for i in idx], pad)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import torch
 
 from ..artifacts import load_artifact, save_artifact, split_meta
 from ..errors import DatasetError, DimensionMismatchError
-from ..hooks import run_with_capture
+from ..hooks import pad_right, run_with_capture
 from ..models import LoadedModel
 from ..stats import NormTracker
 from .data import Item, TextContrast
@@ -80,13 +80,7 @@ def batched_states(lm: LoadedModel, seqs: list[list[int]], layer: int, batch_siz
     """Forward token sequences (right-padded) with early stop; yield ``(hidden [B,T,d], mask [B,T])``."""
     pad = lm.tokenizer.pad_token_id or 0
     for i in range(0, len(seqs), batch_size):
-        chunk = seqs[i:i + batch_size]
-        T = max(len(s) for s in chunk)
-        ids = torch.full((len(chunk), T), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), T), dtype=torch.long)
-        for j, s in enumerate(chunk):
-            ids[j, :len(s)] = torch.tensor(s)
-            mask[j, :len(s)] = 1
+        ids, mask = pad_right(seqs[i:i + batch_size], pad)
         h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device))[layer].float().cpu()
         yield h, mask
 
