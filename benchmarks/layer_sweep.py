@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=60_000)
     a = ap.parse_args()
     src, tgt = load_model(a.source), load_model(a.target)
-    corpus = a.concept_corpus or str(zoo.data_file("reviews-train-sample.jsonl.gz"))
+    corpus = a.concept_corpus or str(zoo.review_sample())
     texts = concept_texts("sentiment", corpus, split="train" if a.concept_corpus else None, limit=a.limit)
     items = sentiment_items(tgt.tokenizer, str(zoo.heldout_text()), lowercase=True)
     print(f"{a.source} → {a.target}: {len(texts.positive)}+{len(texts.negative)} reviews, {len(items)} items, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .artifacts import ensure_writable
+from .models import default_layers
 from .errors import ConfigError
 from .table import show
 
@@ -14,24 +15,19 @@ def default_corpus() -> str:
     return str(zoo.heldout_text())
 
 
-def default_layers(source, target, source_layer=None, target_layer=None) -> tuple[int | str, int | str]:
-    """The source's middle block ((n − 1) // 2), and the target block at the same relative depth, unless given."""
-    if source_layer is None:
-        source_layer = (source.n_layers - 1) // 2
-    if target_layer is None:
-        rel = (source.layer_index(source_layer) + 1) / source.n_layers
-        target_layer = max(0, round(rel * target.n_layers) - 1)
-    return source_layer, target_layer
+def quiet_progress(args) -> None:
+    """With --no-progress, also silence transformers' own bars (weight loading, GGUF conversion)."""
+    if getattr(args, "no_progress", False):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def load_pair(args):
     from .models import load_model
     from .tokenizer_check import check_tokenizers
 
-    if getattr(args, "no_progress", False):
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    quiet_progress(args)
     src = load_model(args.source, dtype=args.dtype, device=args.device)
     tgt = load_model(args.target, dtype=args.dtype, device=args.device)
     check_tokenizers(src.tokenizer, tgt.tokenizer, src.name, tgt.name)

@@ -71,6 +71,16 @@ class LoadedModel:
         return layer
 
 
+def default_layers(source, target, source_layer=None, target_layer=None) -> tuple[int | str, int | str]:
+    """The source's middle block ((n − 1) // 2), and the target block at the same relative depth, unless given."""
+    if source_layer is None:
+        source_layer = (source.n_layers - 1) // 2
+    if target_layer is None:
+        rel = (source.layer_index(source_layer) + 1) / source.n_layers
+        target_layer = max(0, round(rel * target.n_layers) - 1)
+    return source_layer, target_layer
+
+
 def find_blocks(model: nn.Module) -> nn.ModuleList:
     """The decoder-block ``ModuleList`` of ``model`` (see :data:`BLOCK_PATHS`), or the one of length n_layers."""
     for path in BLOCK_PATHS:

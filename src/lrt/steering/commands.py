@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..artifacts import atomic_write_text, ensure_writable
+from ..commands import quiet_progress
 from ..errors import ConfigError
 from ..table import show
 from .evaluate import default_alphas
@@ -13,7 +14,7 @@ from .evaluate import default_alphas
 DEMO_PAIR = ("zoo-xs", "zoo-m")
 # The layer pair of the demo, from the sweep in docs/zoo.md: of xs L0/L1 × m L0–L3, xs L1 → m L2 gives the
 # closest transferred vector (cosine to native 0.88) and the largest transferred slope. Other pairs get the
-# middle-block rule of `lrt.commands.default_layers` unless --source-layer/--target-layer are given.
+# middle-block rule of `lrt.models.default_layers` unless --source-layer/--target-layer are given.
 DEMO_LAYERS = (1, 2)
 
 
@@ -27,13 +28,6 @@ def parse_alphas(args) -> list[float]:
     if not alphas:
         raise ConfigError("the α grid is empty; give at least one α (e.g. --alphas -0.2,0,0.2)")
     return sorted(alphas)
-
-
-def _quiet_hf(args) -> None:
-    if getattr(args, "no_progress", False):
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
 
 
 def steer_cmd(args) -> int:
@@ -50,7 +44,7 @@ def steer_cmd(args) -> int:
         items = contrast_items(lm.tokenizer, load_contrasts(args.contrast, args.max_pairs), args.chat)
         v = contrast_vector(lm, items, layer, args.method, name=Path(args.contrast).stem)
     else:
-        corpus = args.concept_corpus or str(zoo.data_file("reviews-train-sample.jsonl.gz"))
+        corpus = args.concept_corpus or str(zoo.review_sample())
         v = text_vector(lm, concept_texts(args.concept, corpus, None, args.max_pairs, args.seed), layer, args.position)
     v.save(out)
     if args.gguf:
@@ -172,7 +166,7 @@ def demo_cmd(args) -> int:
     from .experiment import ExperimentConfig, run_experiment
     from ..report import write_report
 
-    _quiet_hf(args)
+    quiet_progress(args)
     layers = (args.source_layer, args.target_layer)
     if layers == (None, None) and (args.source, args.target) == DEMO_PAIR:
         layers = DEMO_LAYERS

@@ -16,7 +16,7 @@ from ..artifacts import atomic_write_text, ensure_writable
 from ..fit import FitConfig, fit_map
 from ..harvest import HarvestConfig
 from ..maps import AffineMap
-from ..models import LoadedModel, load_model
+from ..models import LoadedModel, default_layers, load_model
 from ..tokenizer_check import check_tokenizers
 from .concepts import concept_texts, sentiment_items
 from .data import contrast_items, load_contrasts
@@ -79,7 +79,6 @@ def _vectors(cfg: ExperimentConfig, lm: LoadedModel, layer, items_or_texts) -> S
 def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
     """Run everything, write artifacts and ``results.json`` under ``out``, return the results."""
     from .. import zoo
-    from ..commands import default_layers
 
     out = ensure_writable(out)
     t_start = time.time()
@@ -102,7 +101,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
     if cfg.contrast:
         data = contrast_items(src.tokenizer, load_contrasts(cfg.contrast, cfg.max_pairs), cfg.chat)
     else:
-        data = concept_texts(cfg.concept, cfg.concept_corpus or str(zoo.data_file("reviews-train-sample.jsonl.gz")),
+        data = concept_texts(cfg.concept, cfg.concept_corpus or str(zoo.review_sample()),
                              split=None, limit=cfg.max_pairs, seed=cfg.seed)
     v_src = _vectors(cfg, src, amap.source_layer, data)
     v_nat = _vectors(cfg, tgt, amap.target_layer, data)

@@ -111,6 +111,12 @@ class _Runner:
         return out[torch.arange(len(idx), device=out.device), pos].float().cpu()
 
 
+def _score(logits: torch.Tensor, logprobs: torch.Tensor, item: Item) -> tuple[torch.Tensor, torch.Tensor]:
+    """(propensity, m_LD) of one item from its next-token logits and log-probabilities."""
+    prop = torch.logsumexp(logprobs[item.positive], 0) - torch.logsumexp(logprobs[item.negative], 0)
+    return prop, logits[item.positive].mean() - logits[item.negative].mean()
+
+
 def _forward_rows(runner: _Runner, rows: list[tuple[int, torch.Tensor | None]], batch_size: int
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """rows: (item index, delta or None). Returns (propensity [R], m_LD [R])."""
@@ -127,9 +133,7 @@ def _forward_rows(runner: _Runner, rows: list[tuple[int, torch.Tensor | None]], 
         last = runner.logits([rows[r][0] for r in chunk], delta)
         lp = torch.log_softmax(last, -1)
         for j, r in enumerate(chunk):
-            it = items[rows[r][0]]
-            prop[r] = torch.logsumexp(lp[j, it.positive], 0) - torch.logsumexp(lp[j, it.negative], 0)
-            mld[r] = last[j, it.positive].mean() - last[j, it.negative].mean()
+            prop[r], mld[r] = _score(last[j], lp[j], items[rows[r][0]])
     return prop, mld
 
 
@@ -179,6 +183,5 @@ def propensity_loop(lm: LoadedModel, layer: int, items: list[Item], directions: 
                 last = logits[torch.arange(len(idx)), mask.sum(1).to(logits.device) - 1].float().cpu()
                 lp = torch.log_softmax(last, -1)
                 for j, i in enumerate(idx):
-                    it = items[i]
-                    out[v, a, i] = torch.logsumexp(lp[j, it.positive], 0) - torch.logsumexp(lp[j, it.negative], 0)
+                    out[v, a, i] = _score(last[j], lp[j], items[i])[0]
     return out

@@ -36,6 +36,11 @@ def heldout_text() -> Path:
     return data_file("heldout.jsonl.gz")
 
 
+def review_sample() -> Path:
+    """400 movie-review endings (200 positive, 200 negative) from the train split, for concept vectors."""
+    return data_file("reviews-train-sample.jsonl.gz")
+
+
 def data_file(name: str) -> Path:
     """A data file shipped with the family (``heldout.jsonl.gz``, ``reviews-train-sample.jsonl.gz``)."""
     return Path(str(files("lrt.zoo") / "data" / name))

@@ -74,10 +74,9 @@ def evaluate_saved(model_dir: Path, heldout: np.ndarray, per_source: dict[str, n
 
 def measure_map(cfg: TrainConfig, small: str, large: str, tokens: int = 60_000) -> dict:
     """Fit the map smallest → largest (middle block, same relative depth) on held-out-split text."""
-    from ..commands import default_layers
     from ..fit import FitConfig, fit_map
     from ..harvest import HarvestConfig
-    from ..models import load_model
+    from ..models import default_layers, load_model
 
     out = Path(cfg.out)
     a, b = load_model(out / f"zoo-{small}"), load_model(out / f"zoo-{large}")
