@@ -152,3 +152,21 @@ def test_training_resumes_from_checkpoint(tmp_path, monkeypatch):
     resumed = train_family(cfg("resumed"))["models"]["a"]
     assert resumed["steps"] == straight["steps"] == 8
     assert resumed["heldout_loss"] == pytest.approx(straight["heldout_loss"], rel=1e-5)
+
+
+def test_parallel_jobs_train_the_same_family(tmp_path):
+    """--jobs 2 trains the sizes in two processes; the models equal those of a one-process run."""
+    from lrt.zoo.train import TrainConfig, ZooSize, train_family
+
+    corpus = write_jsonl(tmp_path / "c.jsonl", make_docs(150))
+
+    def cfg(out, jobs):
+        return TrainConfig(corpus=str(corpus), out=str(tmp_path / out), sizes=[ZooSize("a", 32, 1, 2), ZooSize("b", 48, 2, 4)],
+                           vocab_size=400, seq_len=32, batch_size=4, tokens=6 * 4 * 32, threads=1, jobs=jobs)
+
+    one = train_family(cfg("one", 1))
+    two = train_family(cfg("two", 2))
+    assert two["recipe"]["jobs"] == 2
+    for n in ("a", "b"):
+        assert two["models"][n]["steps"] == 6
+        assert two["models"][n]["heldout_loss"] == pytest.approx(one["models"][n]["heldout_loss"], rel=1e-4)

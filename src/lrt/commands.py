@@ -107,7 +107,8 @@ def zoo_train_cmd(args) -> int:
 
     cfg = TrainConfig(corpus=args.corpus, out=args.out, sizes=_parse_sizes(args.sizes), tokens=args.tokens,
                       vocab_size=args.vocab_size, seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, threads=args.threads, device=args.device, overwrite=args.overwrite)
+                      seed=args.seed, threads=args.threads, jobs=args.jobs, device=args.device,
+                      overwrite=args.overwrite)
     summary = train_family(cfg)
     show([[n, r["params_total"], r["params_non_embedding"], r["tokens_seen"], r["heldout_loss"]]
           for n, r in summary["models"].items()],

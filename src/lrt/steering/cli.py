@@ -9,7 +9,7 @@ def _alphas(p) -> None:
     p.add_argument("--alphas", default=None,
                    help="comma list of α (fractions of the layer's median token norm); must contain 0")
     p.add_argument("--alpha-max", type=float, default=0.25, help="default grid: 7 steps in ±alpha-max")
-    p.add_argument("--n-random", type=int, default=8, help="random vectors of the same norm")
+    p.add_argument("--n-random", type=int, default=12, help="random vectors of the same norm")
 
 
 def _data(p) -> None:

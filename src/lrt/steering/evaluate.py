@@ -34,7 +34,7 @@ def default_alphas(alpha_max: float = 0.25, steps: int = 7) -> list[float]:
 @dataclass
 class EvalConfig:
     alphas: list[float] = field(default_factory=default_alphas)
-    n_random: int = 8
+    n_random: int = 12
     batch_size: int = 32
     bootstrap: int = 1000
     seed: int = 0

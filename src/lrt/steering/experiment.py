@@ -47,7 +47,7 @@ class ExperimentConfig:
     lowercase: bool = False
     rescale: bool = False
     alphas: list[float] = field(default_factory=default_alphas)
-    n_random: int = 8
+    n_random: int = 12
     dtype: str = "float32"
     device: str = "cpu"
     seed: int = 0

@@ -137,6 +137,14 @@ def _map_section(s: dict) -> str:
             f"{m['heldout_r2_below_q99']:.3f}; mean cosine {m['cosine_mean']:.3f}.\n")
 
 
+def _reproduce(r: dict) -> str:
+    flags = [f"--tokens {r['tokens']}" if r.get("tokens") else "",
+             f"--jobs {r['jobs']}" if r.get("jobs", 1) > 1 else "",
+             f"--threads {r['threads']}" if r.get("threads") else "",
+             f"--device {r['device']}" if r.get("device", "cpu") != "cpu" else ""]
+    return " ".join(["lrt zoo train --corpus ../shared/data/natural_text.jsonl.gz --out DIR", *filter(None, flags)])
+
+
 def render_card(name: str, e: dict, s: dict) -> str:
     src_rows = "\n".join(f"| {k} | {v:.3f} | {math.exp(v):.1f} |" for k, v in e["heldout_loss_per_source"].items())
     sample_rows = "\n".join(f"- **{x['prompt']}** → greedy: `{x['greedy'].strip()}` · sampled: `{x['sampled'].strip()}`"
@@ -152,7 +160,7 @@ Load it with plain transformers: `AutoModelForCausalLM.from_pretrained(dir)`, `A
 | --- | --- |
 | parameters (total / non-embedding) | {e['params_total']:,} / {e['params_non_embedding']:,} |
 | tokens seen | {e['tokens_seen']:,} ({e['steps']} steps × {r['batch_size']} × {r['seq_len']}) |
-| trained on | {e['trained_on']}, {e['train_seconds'] / 60:.1f} min |
+| trained on | {e['trained_on']}, {e['train_seconds'] / 60:.1f} min{f" ({r['jobs']} sizes trained at once)" if r.get('jobs', 1) > 1 else ""} |
 | held-out loss / perplexity | **{e['heldout_loss']:.4f}** / {e['heldout_perplexity']:.1f} (first {s['heldout_slice']['sequences']} × {s['heldout_slice']['seq_len']} held-out tokens) |
 | unigram baseline on the same tokens | {s['unigram_baseline_loss']:.4f} nats (perplexity {math.exp(s['unigram_baseline_loss']):.0f}) |
 
@@ -161,8 +169,8 @@ Corpus `natural_text.jsonl.gz` (../shared: Brown, ABC news, movie reviews, State
 web text); split by document: {s['split']}; {s['train_tokens']:,} train tokens, {s['heldout_tokens']:,} held-out.
 Byte-level BPE, {r['vocab_size']} tokens, trained on the train split. Documents joined by `{EOT}`, packed into
 {r['seq_len']}-token sequences, shuffled once with seed {r['seed']} (every size sees the same order). AdamW
-(β 0.9/0.95, weight decay 0.1), one-cycle lr (peak {r['lr']}, 5% warm-up, cosine to 10%), batch {r['batch_size']},
-gradient clip 1.0, fp32 training, saved as bf16. Reproduce: `lrt zoo train --corpus ../shared/data/natural_text.jsonl.gz --out DIR`.
+(β 0.9/0.95, weight decay 0.1), residual projections (o_proj, down_proj) initialised at std 0.02/√(2·layers), one-cycle lr (peak {r['lr']}, 5% warm-up, cosine to 10%), batch {r['batch_size']},
+gradient clip 1.0, fp32 training, saved as bf16. Reproduce: `{_reproduce(r)}`.
 
 ## Held-out loss by source (first 20 sequences of each)
 | source | loss | perplexity |

@@ -3,7 +3,7 @@
 Recipe (all sizes identical except width/depth): byte-level BPE with ``vocab_size`` tokens trained on the
 train split; documents joined with ``<|endoftext|>``, packed into ``seq_len`` sequences, shuffled once
 with ``seed`` (every size sees the same sequences in the same order); AdamW (β 0.9/0.95, weight decay
-0.1), one-cycle learning rate (5% linear warm-up, cosine to 10%), gradient clipping 1.0, fp32 weights,
+0.1), residual projections initialised at std 0.02/√(2·layers), one-cycle learning rate (5% linear warm-up, cosine to 10%), gradient clipping 1.0, fp32 weights,
 saved as bf16. Checkpoints every ``checkpoint_every`` steps; a rerun with the same ``out`` resumes.
 """
 
@@ -60,13 +60,16 @@ class TrainConfig:
     seed: int = 0
     heldout_percent: float = 5.0
     checkpoint_every: int = 100
-    threads: int | None = None
+    threads: int | None = None       # per training process
+    jobs: int = 1                    # CPU: train sizes in this many processes at once (≈1.4× on 2 cores, 1 thread each)
     device: str = "cpu"              # e.g. "cuda": the recipe is the same, the card says where it ran
     overwrite: bool = False
 
 
 def validate(cfg: TrainConfig) -> None:
     """Every check that can fail, before any training starts."""
+    if cfg.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {cfg.jobs}")
     for s in cfg.sizes:
         if s.width % s.heads:
             raise ConfigError(f"size {s.name}: width {s.width} is not divisible by {s.heads} heads; "
@@ -131,7 +134,14 @@ def make_model(size: ZooSize, cfg: TrainConfig, tokenizer):
                        rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=eot, eos_token_id=eot,
                        pad_token_id=eot, rope_theta=10000.0)
     torch.manual_seed(cfg.seed)
-    return LlamaForCausalLM(conf)
+    model = LlamaForCausalLM(conf)
+    # GPT-2-style residual scaling: the two projections that write into the residual stream start at
+    # std 0.02/sqrt(2·layers). Without it the 4-layer model trained slower than the 2-layer one for 800 steps.
+    std = conf.initializer_range / math.sqrt(2 * size.layers)
+    for name, p in model.named_parameters():
+        if name.endswith(("o_proj.weight", "down_proj.weight")):
+            torch.nn.init.normal_(p, std=std)
+    return model
 
 
 def lr_at(step: int, total: int, peak: float) -> float:
@@ -160,7 +170,8 @@ def eval_loss(model, tokens: np.ndarray, seq_len: int, max_seqs: int = 200, batc
     return total / count
 
 
-def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarray, heldout: np.ndarray) -> dict:
+def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarray, heldout: np.ndarray,
+              position: int = 0) -> dict:
     out = Path(cfg.out)
     final = out / f"zoo-{size.name}"
     if (final / "train_state.json").exists():
@@ -185,7 +196,8 @@ def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarr
         state = json.loads((ckpt / "state.json").read_text())
 
     model.train()
-    bar = tqdm(total=total_steps, initial=state["step"], desc=f"train zoo-{size.name}", unit="step")
+    bar = tqdm(total=total_steps, initial=state["step"], desc=f"train zoo-{size.name}", unit="step",
+               position=position)
     t0 = t_run = time.time()
     for step in range(state["step"], total_steps):
         idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
@@ -237,11 +249,51 @@ def train_family(cfg: TrainConfig) -> dict:
     tokenizer = train_tokenizer(cfg)
     train_tokens, _ = tokenize_split(cfg, tokenizer, "train")
     heldout, _ = tokenize_split(cfg, tokenizer, "heldout")
+    if cfg.jobs > 1:
+        _train_in_processes(cfg)
     results = {}
-    for size in cfg.sizes:
+    for size in cfg.sizes:  # sizes trained by the worker processes are only read back here
         results[size.name] = train_one(size, cfg, tokenizer, train_tokens, heldout)
     from .card import write_cards  # imported late: matplotlib is only needed here
 
     summary = write_cards(cfg, results)
     (Path(cfg.out) / "family.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _cost(size: ZooSize, vocab: int) -> int:
+    """Per-token training FLOPs up to a constant: blocks + tied LM head."""
+    return 12 * size.layers * size.width ** 2 + vocab * size.width
+
+
+def _train_group(cfg: TrainConfig, names: list[str], position: int) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    tokenizer = train_tokenizer(cfg)          # cached by the parent: these only read
+    train_tokens, _ = tokenize_split(cfg, tokenizer, "train")
+    heldout, _ = tokenize_split(cfg, tokenizer, "heldout")
+    for size in cfg.sizes:
+        if size.name in names:
+            train_one(size, cfg, tokenizer, train_tokens, heldout, position)
+
+
+def _train_in_processes(cfg: TrainConfig) -> None:
+    """Split the sizes into ``cfg.jobs`` groups of about equal cost (largest first) and train them at once."""
+    import multiprocessing as mp
+
+    groups: list[list[str]] = [[] for _ in range(cfg.jobs)]
+    load = [0] * cfg.jobs
+    for size in sorted(cfg.sizes, key=lambda s: -_cost(s, cfg.vocab_size)):
+        k = load.index(min(load))
+        groups[k].append(size.name)
+        load[k] += _cost(size, cfg.vocab_size)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_train_group, args=(cfg, g, i), name=f"zoo-train-{i}") for i, g in enumerate(groups) if g]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [p.name for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"training process(es) {', '.join(failed)} failed (see their messages above); "
+                           "rerun the same command to resume from the last checkpoints")
