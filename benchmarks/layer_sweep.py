@@ -50,7 +50,7 @@ def main() -> None:
         vt = transfer_vector(vs, m)
         r = evaluate_vectors(tgt, lt, items, {"native": vn.vector, "transferred_direction": vt.vector},
                              m.meta["norms"]["target"]["median"],
-                             EvalConfig(alphas=default_alphas(a.alpha_max), n_random=8, bootstrap=50))
+                             EvalConfig(alphas=default_alphas(a.alpha_max), n_random=12, bootstrap=50))
         c = r["curves"]
         cos = float(torch.nn.functional.cosine_similarity(vt.vector, vn.vector, dim=0))
         rnd = " ".join(f"{s:+.2f}" for s in sorted(r["random"]["slopes"]))

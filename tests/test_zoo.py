@@ -61,9 +61,6 @@ def test_family_beats_unigram_and_smallest_is_worst():
     assert losses["xs"] > losses["s"] and losses["xs"] > losses["m"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue #3, not met yet: after one CPU epoch (5.46M tokens, lr 3e-3) zoo-m "
-                                       "(256×4) ends at 5.258, above zoo-s (192×3) at 5.193; a retrain at lr 2.25e-3 "
-                                       "tracked the first within 0.01. Needs longer training (several epochs).")
 def test_family_loss_strictly_decreasing_with_size():
     losses = [FAMILY["models"][n]["heldout_loss"] for n in ("xs", "s", "m")]
     assert losses[0] > losses[1] > losses[2], losses
