@@ -32,25 +32,26 @@ def test_demo_map_quality(demo):
 
 
 def test_transferred_sentiment_vector_steers_like_native(demo):
-    """zoo-xs L1 → zoo-m L2. Measured (docs/zoo.md): slopes native 0.75, transferred 0.61, point 0.24, random max
-    0.62 (mean |slope| 0.29); mean r of shifts transferred 0.99 vs random −0.05; cosine to native 0.88.
-
-    The margins below sit under those values and far above what random vectors reach. Not asserted, because it
-    does not hold on this one-epoch CPU family: that the transferred slope beats *every* random vector (it ties
-    the strongest of 8); see docs/zoo.md.
+    """zoo-xs L0 → zoo-m L0. Measured (docs/zoo.md): slopes native 2.00, transferred 1.20, point −0.31; 12 random
+    vectors −1.13 … 0.17 (max |slope| 1.13, mean |slope| 0.41); mean r of odd shifts transferred 0.99 vs random
+    −0.07; cosine to native 0.85. The margins below sit under those values and above what random vectors reach.
     """
     _, res = demo
     s = res["steering"]
     comp = s["comparison"]
     rnd = s["random"]["slopes"]
-    assert len(rnd) >= 8
+    assert len(rnd) >= 12
     slope = {n: s["curves"][n]["slope_monotonic"] for n in ("native", "transferred_direction", "transferred_point")}
     print(f"\nslopes {slope}, random {sorted(round(r, 3) for r in rnd)}; r shift transferred "
           f"{comp['transferred_direction']['mean_r_shift']:.3f} random {comp['random_mean']['mean_r_shift']:.3f}")
     assert s["monotonic_range"] == [s["alphas"][0], s["alphas"][-1]]
-    assert slope["native"] > max(rnd)                                   # the family's own vector beats all 8
-    assert slope["transferred_direction"] > 1.5 * s["random"]["mean_abs_slope"]
-    assert slope["transferred_direction"] > 0.6 * slope["native"]
+    rabs = max(abs(r) for r in rnd)                                      # a random sign is arbitrary
+    assert slope["native"] > 1.5 * rabs                                 # the family's own vector: a clear margin
+    assert slope["transferred_direction"] > max(rnd) + 0.5              # beats every random vector
+    assert slope["transferred_direction"] > rabs                        # ... in |slope| too (1.20 vs 1.13)
+    assert slope["transferred_direction"] > 2.5 * s["random"]["mean_abs_slope"]
+    assert slope["transferred_direction"] > 0.5 * slope["native"]
+    assert res["verdict"]["transferred_beats_all_random"] and res["verdict"]["native_beats_all_random"]
     tr, rm = comp["transferred_direction"], comp["random_mean"]
     assert tr["mean_r_shift"] > 0.9 and tr["mean_r_shift"] > rm["mean_r_shift"] + 0.6
     assert tr["mean_r_odd"] > 0.9 and abs(rm["mean_r_odd"]) < 0.3
@@ -60,7 +61,7 @@ def test_transferred_sentiment_vector_steers_like_native(demo):
 
 def test_cli_chain(demo, tmp_path, capsys):
     out, _ = demo
-    assert main(["steer", "--model", "zoo-xs", "--layer", "1", "--max-pairs", "40", "--out", str(tmp_path / "v"),
+    assert main(["steer", "--model", "zoo-xs", "--layer", "0", "--max-pairs", "40", "--out", str(tmp_path / "v"),
                  "--gguf", str(tmp_path / "v.gguf")]) == 0
     assert (tmp_path / "v.gguf").stat().st_size > 0
     assert main(["transfer", "--vector", str(tmp_path / "v"), "--map", str(out / "map"),
@@ -76,9 +77,9 @@ def test_cli_chain(demo, tmp_path, capsys):
                  "--max-new-tokens", "8"]) == 0
     assert "[α=0.2]" in capsys.readouterr().out
     # bad input: a vector at another layer than the map's source, a vector of another width, an empty α grid
-    assert main(["steer", "--model", "zoo-xs", "--layer", "0", "--max-pairs", "4", "--out", str(tmp_path / "v0")]) == 0
+    assert main(["steer", "--model", "zoo-xs", "--layer", "1", "--max-pairs", "4", "--out", str(tmp_path / "v0")]) == 0
     assert main(["transfer", "--vector", str(tmp_path / "v0"), "--map", str(out / "map"), "--out", str(tmp_path / "z")]) == 2
-    assert "the map starts at layer 1" in capsys.readouterr().err
+    assert "the map starts at layer 0" in capsys.readouterr().err
     assert main(["evaluate", "--model", "zoo-m", "--native", str(tmp_path / "v"), "--out", str(tmp_path / "x")]) == 2
     assert main(["evaluate", "--model", "zoo-m", "--native", str(out / "vectors" / "native"), "--alphas", ",",
                  "--out", str(tmp_path / "y")]) == 2

@@ -57,13 +57,13 @@ def test_loads_offline_and_matches_card(name, monkeypatch):
 
 def test_family_beats_unigram_and_smallest_is_worst():
     losses = {n: FAMILY["models"][n]["heldout_loss"] for n in ("xs", "s", "m")}
-    assert max(losses.values()) < FAMILY["unigram_baseline_loss"] - 1.5   # measured: ≥ 1.98 nats below
+    assert max(losses.values()) < FAMILY["unigram_baseline_loss"] - 1.5   # measured: ≥ 2.15 nats below
     assert losses["xs"] > losses["s"] and losses["xs"] > losses["m"]
 
 
 def test_family_loss_strictly_decreasing_with_size():
-    losses = [FAMILY["models"][n]["heldout_loss"] for n in ("xs", "s", "m")]
-    assert losses[0] > losses[1] > losses[2], losses
+    losses = [FAMILY["models"][n]["heldout_loss"] for n in ("xs", "s", "m")]   # measured 5.151 > 4.994 > 4.864
+    assert losses[0] - 0.05 > losses[1] and losses[1] - 0.05 > losses[2], losses
 
 
 def test_tokenizers_identical():

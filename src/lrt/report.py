@@ -96,12 +96,12 @@ def render(results: dict) -> str:
              f" · {s['n_items']} test items</p>"]
     if v:
         parts.append("<h2>Verdict</h2>" + _table([
-            ["native vector beats every random vector (slope)", v["native_beats_all_random"]],
-            ["transferred vector beats every random vector (slope)", v["transferred_beats_all_random"]],
+            ["native vector beats every random vector (|slope|)", v["native_beats_all_random"]],
+            ["transferred vector beats every random vector (|slope|)", v["transferred_beats_all_random"]],
             ["better transfer mode (mean r of odd shifts)", v["better_transfer_mode"]],
             ["slopes native / transferred (direction) / (point)",
              " / ".join(f"{v['slope'][k]:.3f}" for k in ("native", "transferred_direction", "transferred_point"))],
-            ["largest random slope", v["max_random_slope"]]], ["question", "answer"]))
+            ["largest random |slope|", v["max_abs_random_slope"]]], ["question", "answer"]))
     parts.append("<h2>Propensity curves</h2>" + plot_curves(s) + plot_slopes(s))
     if comp:
         rows = [[n, c["mean_r"], c["mean_r_shift"], c.get("mean_r_odd"), c["mean_r_m_ld"], c["mse"]]

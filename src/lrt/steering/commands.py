@@ -122,8 +122,9 @@ def print_steering_summary(s: dict) -> None:
         rows.append([name, c[key], c["mean"][0], c["mean"][-1], cm.get("mean_r"), cm.get("mean_r_shift"),
                      cm.get("mean_r_odd")])
     rm = comp.get("random_mean", {})
-    rows.append([f"random (×{len(s['random']['slopes'])}: max / mean |slope|)",
-                 f"{s['random']['max_slope']:.4g} / {s['random']['mean_abs_slope']:.4g}" if s["random"]["slopes"]
+    rows.append([f"random (×{len(s['random']['slopes'])}: max / max |·| / mean |·|)",
+                 f"{s['random']['max_slope']:.3g} / {s['random']['max_abs_slope']:.3g} / "
+                 f"{s['random']['mean_abs_slope']:.3g}" if s["random"]["slopes"]
                  else None, None, None, rm.get("mean_r"), rm.get("mean_r_shift"), rm.get("mean_r_odd")])
     show(rows, ["vector", "slope", f"prop@α={s['alphas'][0]}", f"prop@α={s['alphas'][-1]}", "mean r",
                 "mean r shifts", "mean r odd"], title=f"\nsteering on {s['n_items']} items, α grid {s['alphas']}"
@@ -188,8 +189,8 @@ def demo_cmd(args) -> int:
     v = results["verdict"]
     show([[k, val] for k, val in [
         ("cosine(transferred, native)", results["vectors"]["cosine_to_native"]["transferred_direction"]),
-        ("transferred beats every random vector", v["transferred_beats_all_random"]),
-        ("native beats every random vector", v["native_beats_all_random"]),
+        ("transferred beats every random vector (|slope|)", v["transferred_beats_all_random"]),
+        ("native beats every random vector (|slope|)", v["native_beats_all_random"]),
         ("better transfer mode", v["better_transfer_mode"]),
         ("total seconds", results["timings"]["total"])]], title="\nverdict")
     print(f"\nreport: {report}\nresults: {Path(args.out) / 'results.json'}")

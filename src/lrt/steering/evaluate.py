@@ -147,7 +147,8 @@ def evaluate_vectors(lm: LoadedModel, layer: int | str, items: list[Item], vecto
             curves[name]["slope_monotonic"] = _slope(cfg.alphas[sl], prop[k, sl].mean(1))
         result["comparison"] = _compare(prop, mld, ref, allnames, cfg.alphas, zero)
     rs = [curves[n]["slope_monotonic" if reference in names else "slope"] for n in rnames]
-    result["random"] = {"slopes": rs, "max_slope": max(rs) if rs else None,
+    result["random"] = {"slopes": rs, "max_slope": max(rs) if rs else None,   # a random sign is arbitrary:
+                        "max_abs_slope": max(map(abs, rs)) if rs else None,  # compare with |slope| too
                         "mean_abs_slope": sum(abs(s) for s in rs) / len(rs) if rs else None}
     a_max = max(cfg.alphas, key=lambda a: (abs(a), a))     # the largest |α|, positive on ties
     if neutral_ids:

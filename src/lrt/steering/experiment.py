@@ -146,13 +146,13 @@ def verdict(results: dict) -> dict:
     s = results["steering"]
     key = "slope_monotonic" if "monotonic_range" in s else "slope"
     slopes = {n: c[key] for n, c in s["curves"].items()}
-    rmax = s["random"]["max_slope"]
+    rmax = s["random"]["max_abs_slope"]  # v and −v are equally likely random draws: beat both
     comp = s.get("comparison", {})
     modes = {m: comp.get(m, {}).get("mean_r_odd", float("nan")) for m in ("transferred_direction",
                                                                            "transferred_point")}
     best = max(modes, key=lambda m: (modes[m] == modes[m], modes[m]))
     return {"slope": {n: slopes[n] for n in ("native", "transferred_direction", "transferred_point")},
-            "max_random_slope": rmax,
+            "max_abs_random_slope": rmax,
             "native_beats_all_random": rmax is not None and slopes["native"] > rmax,
             "transferred_beats_all_random": rmax is not None and slopes["transferred_direction"] > rmax,
             "better_transfer_mode": best.replace("transferred_", ""),
