@@ -239,6 +239,12 @@ def train_one(size: ZooSize, cfg: TrainConfig, tokenizer, train_tokens: np.ndarr
     return result
 
 
+def _streams(cfg: TrainConfig):
+    """The tokenizer and the train / held-out token streams (trained and cached on the first call)."""
+    tokenizer = train_tokenizer(cfg)
+    return tokenizer, tokenize_split(cfg, tokenizer, "train")[0], tokenize_split(cfg, tokenizer, "heldout")[0]
+
+
 def train_family(cfg: TrainConfig) -> dict:
     """Run the whole recipe; returns the family summary (also written to ``out/family.json``)."""
     validate(cfg)
@@ -246,9 +252,7 @@ def train_family(cfg: TrainConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     (Path(cfg.out) / "recipe.json").write_text(json.dumps(
         {**dataclasses.asdict(cfg), "sizes": [dataclasses.asdict(s) for s in cfg.sizes]}, indent=2))
-    tokenizer = train_tokenizer(cfg)
-    train_tokens, _ = tokenize_split(cfg, tokenizer, "train")
-    heldout, _ = tokenize_split(cfg, tokenizer, "heldout")
+    tokenizer, train_tokens, heldout = _streams(cfg)
     if cfg.jobs > 1:
         _train_in_processes(cfg)
     results = {}
@@ -269,9 +273,7 @@ def _cost(size: ZooSize, vocab: int) -> int:
 def _train_group(cfg: TrainConfig, names: list[str], position: int) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    tokenizer = train_tokenizer(cfg)          # cached by the parent: these only read
-    train_tokens, _ = tokenize_split(cfg, tokenizer, "train")
-    heldout, _ = tokenize_split(cfg, tokenizer, "heldout")
+    tokenizer, train_tokens, heldout = _streams(cfg)   # cached by the parent: only read here
     for size in cfg.sizes:
         if size.name in names:
             train_one(size, cfg, tokenizer, train_tokens, heldout, position)
