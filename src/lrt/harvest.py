@@ -62,9 +62,6 @@ def pack_sequences(cfg: HarvestConfig, tokenizer) -> Iterator[tuple[torch.Tensor
     emitted = 0
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def batch_of(seqs):
-        return pad_right(seqs, pad, cfg.context)
-
     exhausted = True
     for doc in iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent):
         held = split_of(doc, cfg.heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"
@@ -74,7 +71,7 @@ def pack_sequences(cfg: HarvestConfig, tokenizer) -> Iterator[tuple[torch.Tensor
             pending[held].append(buf[:cfg.context])
             del buf[:cfg.context]
             if len(pending[held]) == cfg.batch_size:
-                ids, mask = batch_of(pending[held])
+                ids, mask = pad_right(pending[held], pad, cfg.context)
                 pending[held] = []
                 yield ids, mask, held
                 emitted += int(mask.sum())
@@ -86,7 +83,7 @@ def pack_sequences(cfg: HarvestConfig, tokenizer) -> Iterator[tuple[torch.Tensor
     for held in (False, True):
         seqs = pending[held] + ([buffers[held]] if exhausted and len(buffers[held]) > 1 else [])
         if seqs:
-            ids, mask = batch_of(seqs)
+            ids, mask = pad_right(seqs, pad, cfg.context)
             yield ids, mask, held
             emitted += int(mask.sum())
     if exhausted and emitted < cfg.tokens:

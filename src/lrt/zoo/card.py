@@ -142,7 +142,7 @@ def _reproduce(r: dict) -> str:
              f"--jobs {r['jobs']}" if r.get("jobs", 1) > 1 else "",
              f"--threads {r['threads']}" if r.get("threads") else "",
              f"--device {r['device']}" if r.get("device", "cpu") != "cpu" else ""]
-    return " ".join(["lrt zoo train --corpus ../shared/data/natural_text.jsonl.gz --out DIR", *filter(None, flags)])
+    return " ".join([f"lrt zoo train --corpus {r['corpus']} --out DIR", *filter(None, flags)])
 
 
 def render_card(name: str, e: dict, s: dict) -> str:

@@ -61,7 +61,7 @@ class TrainConfig:
     heldout_percent: float = 5.0
     checkpoint_every: int = 100
     threads: int | None = None       # per training process
-    jobs: int = 1                    # CPU: train sizes in this many processes at once (≈1.4× on 2 cores, 1 thread each)
+    jobs: int = 1                    # CPU: train sizes in this many processes at once (1.27–1.4× on 2 cores, 1 thread each)
     device: str = "cpu"              # e.g. "cuda": the recipe is the same, the card says where it ran
     overwrite: bool = False
 
