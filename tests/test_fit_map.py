@@ -8,11 +8,14 @@ import torch
 
 from lrt.errors import ArtifactError, CorpusError, DimensionMismatchError, NonFiniteActivationError, \
     TokenizerMismatchError
-from lrt.fit import FitConfig, fit_map
-from lrt.harvest import HarvestConfig, harvest_pairs, pack_sequences
+from lrt.maps.config import FitConfig
+from lrt.maps.fit import fit_map
+from lrt.harvest.config import HarvestConfig
+from lrt.harvest.paired import harvest_pairs, pack_sequences
 from lrt.maps import AffineMap
 from lrt.models import load_model
-from lrt.tokenizer_check import check_tokenizers
+from lrt.steering.transfer import transfer_tensor
+from lrt.models.tokenizer_check import check_tokenizers
 
 from conftest import make_docs, train_tiny_tokenizer, write_jsonl
 
@@ -55,7 +58,7 @@ def test_fit_between_sizes_and_round_trip(tiny_pair, tiny_corpus, tmp_path):
     assert torch.equal(back.A, m.A) and torch.equal(back.p, m.p)
     assert back.meta["metrics"] == json.loads(json.dumps(m.meta["metrics"]))
     v = torch.randn(32)
-    torch.testing.assert_close(back.transfer(v, "point") - back.transfer(v, "direction"), back.p)
+    torch.testing.assert_close(transfer_tensor(v, back, "point") - transfer_tensor(v, back, "direction"), back.p)
     with pytest.raises(DimensionMismatchError, match="width 32"):
         back.transform(torch.randn(3, 48))
     # tampering with the tensor file is detected
@@ -70,7 +73,7 @@ def test_fit_between_sizes_and_round_trip(tiny_pair, tiny_corpus, tmp_path):
 def test_massive_activation_filter(tiny_pair, tiny_corpus):
     src = load_model(tiny_pair[0])
     hc = HarvestConfig(corpus=str(tiny_corpus), tokens=3000, context=64, batch_size=4, progress=False,
-                       skip_first=False)   # position 0 is where a sink would be
+                       keep_first_token=True)   # position 0 is where a sink would be
     m = fit_map(src, src, 0, 0, hc, FitConfig(max_norm_ratio=1.05))
     assert m.meta["tokens"]["excluded_massive"] > 0
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lrt.errors import LayerRangeError
-from lrt.hooks import register_layer_hook, hooks, run_with_capture
+from lrt.harvest.capture import run_with_capture
+from lrt.models.hooks import hooks, register_layer_hook
 from lrt.models import load_model
 
 from conftest import ARCHS, tiny_model_dir

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrt.hooks import run_with_capture
+from lrt.harvest.capture import run_with_capture
 from lrt.models import load_model
-from lrt.steering.concepts import NEUTRAL_PROMPTS, concept_texts, sentiment_items
-from lrt.steering.data import contrast_items, load_contrasts
-from lrt.steering.evaluate import EvalConfig, evaluate_vectors
+from lrt.data.concepts import NEUTRAL_PROMPTS, concept_texts, sentiment_items
+from lrt.data.contrasts import contrast_items, load_contrasts
+from lrt.evaluate.config import EvalConfig
+from lrt.evaluate.steering import evaluate_vectors
 from lrt.steering.vectors import contrast_vector, text_vector
 
 from conftest import CAA, NATURAL_TEXT

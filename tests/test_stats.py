@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from lrt.metrics import evaluate_map
-from lrt.stats import MomentStats, NormTracker, Reservoir, solve_affine
+from lrt.maps.metrics import evaluate_map
+from lrt.maps.solve import solve_affine
+from lrt.stats.moments import MomentStats
+from lrt.stats.samples import NormTracker, Reservoir
 
 
 def synthetic(n=6000, dx=24, dy=36, noise=0.05, seed=0, row_seed=None):

@@ -7,14 +7,18 @@ import pytest
 import torch
 
 from lrt.errors import ConfigError, DatasetError, DimensionMismatchError
-from lrt.fit import FitConfig, fit_map
-from lrt.harvest import HarvestConfig
-from lrt.hooks import run_with_capture
+from lrt.maps.config import FitConfig
+from lrt.maps.fit import fit_map
+from lrt.harvest.config import HarvestConfig
+from lrt.harvest.capture import run_with_capture
 from lrt.models import load_model
 from lrt.steering.apply import scaled, steering
-from lrt.steering.data import Contrast, contrast_items, load_contrasts, word_items
-from lrt.steering.evaluate import EvalConfig, evaluate_vectors
-from lrt.steering.propensity import propensity_grid, propensity_loop
+from lrt.data.contrasts import Contrast, contrast_items, load_contrasts, word_items
+from lrt.evaluate.config import EvalConfig
+from lrt.evaluate.steering import evaluate_vectors
+from lrt.evaluate.propensity import propensity_grid
+from propensity_oracle import propensity_loop
+from lrt.steering.gguf import write_control_vector
 from lrt.steering.transfer import transfer_vector
 from lrt.steering.vectors import SteeringVector, contrast_vector
 
@@ -114,7 +118,7 @@ def test_contrast_vector_is_mean_difference_at_answer_token(lm, tmp_path):
     back = SteeringVector.load(tmp_path / "v")
     assert torch.equal(back.vector, v.vector) and back.layer == 1 and back.n_pairs == 4
     gguf = pytest.importorskip("gguf")
-    v.to_gguf(tmp_path / "v.gguf")
+    write_control_vector(v, tmp_path / "v.gguf")
     reader = gguf.GGUFReader(str(tmp_path / "v.gguf"))
     t = {t.name: t for t in reader.tensors}
     assert list(t) == ["direction.2"]      # repeng / llama.cpp count hidden_states: layer 1 -> 2

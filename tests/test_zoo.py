@@ -10,12 +10,14 @@ import torch
 
 from lrt import zoo
 from lrt.cli import main
-from lrt.fit import FitConfig, fit_map
-from lrt.harvest import HarvestConfig
+from lrt.maps.config import FitConfig
+from lrt.maps.fit import fit_map
+from lrt.harvest.config import HarvestConfig
 from lrt.models import load_model
-from lrt.tokenizer_check import check_tokenizers
-from lrt.zoo.card import EVAL_SEQS
-from lrt.zoo.train import EOT, eval_loss
+from lrt.models.tokenizer_check import check_tokenizers
+from lrt.zoo.training.card import EVAL_SEQS
+from lrt.zoo.training.config import EOT
+from lrt.zoo.training.recipe import eval_loss
 
 from conftest import make_docs, write_jsonl
 
@@ -123,8 +125,9 @@ def test_zoo_train_tiny_family_end_to_end(tmp_path, capsys):
 
 def test_training_resumes_from_checkpoint(tmp_path, monkeypatch):
     """Interrupted after a checkpoint, a rerun resumes and ends exactly where an uninterrupted run does."""
-    import lrt.zoo.train as train_mod
-    from lrt.zoo.train import TrainConfig, ZooSize, train_family
+    import lrt.zoo.training.loop as train_mod
+    from lrt.zoo.training.config import TrainConfig, ZooSize
+    from lrt.zoo.training.loop import train_family
 
     corpus = write_jsonl(tmp_path / "c.jsonl", make_docs(150))
 
@@ -153,7 +156,8 @@ def test_training_resumes_from_checkpoint(tmp_path, monkeypatch):
 
 def test_parallel_jobs_train_the_same_family(tmp_path):
     """--jobs 2 trains the sizes in two processes; the models equal those of a one-process run."""
-    from lrt.zoo.train import TrainConfig, ZooSize, train_family
+    from lrt.zoo.training.config import TrainConfig, ZooSize
+    from lrt.zoo.training.loop import train_family
 
     corpus = write_jsonl(tmp_path / "c.jsonl", make_docs(150))
 

@@ -1,11 +1,19 @@
 """Exception classes. Every message says what was wrong and what to do about it.
 
-The CLI catches :class:`LRTError`, prints its message and exits with status 2.
+The CLI catches :class:`LRTError`, prints its message (and the flag of its ``option``) and exits with status 2.
 """
 
 
 class LRTError(Exception):
-    """Base class of every error `lrt` raises on purpose."""
+    """Base class of every error `lrt` raises on purpose.
+
+    ``option`` names the configuration field the error is about (``"tokens"``); library messages state the
+    fact, and the CLI adds the flag that sets it (``--tokens``).
+    """
+
+    def __init__(self, message: str = "", *, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 class ModelLoadError(LRTError):

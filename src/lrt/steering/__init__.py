@@ -1,1 +1,2 @@
-"""Steering vectors: contrastive data, CAA/PCA vectors, application hooks, transfer and evaluation."""
+"""Steering: vectors (CAA, PCA, text contrasts), applying them (add / ablate / clamp hooks), transfer through a
+map, and export as llama.cpp control vectors."""

@@ -12,11 +12,11 @@ from typing import Iterator
 import torch
 
 from ..errors import ConfigError, DimensionMismatchError
-from ..hooks import hooks, register_layer_hook
-from ..models import LoadedModel
+from ..models.hooks import hooks, register_layer_hook
+from ..models.layers import LayerSpec
+from ..models.load import LoadedModel
+from .config import MODES, WHERE
 
-MODES = ("add", "ablate", "clamp")
-WHERE = ("all", "after_prompt", "generated")
 
 
 def scaled(unit: torch.Tensor, alpha: float | torch.Tensor, median_norm: float) -> torch.Tensor:
@@ -26,7 +26,7 @@ def scaled(unit: torch.Tensor, alpha: float | torch.Tensor, median_norm: float) 
 
 
 @contextlib.contextmanager
-def steering(lm: LoadedModel, layer: int | str, delta: torch.Tensor, mode: str = "add",
+def steering(lm: LoadedModel, layer: LayerSpec, delta: torch.Tensor, mode: str = "add",
              where: str = "all") -> Iterator[None]:
     """Context manager: while inside, ``layer``'s output is steered by ``delta`` (hooks removed on exit).
 
@@ -40,7 +40,7 @@ def steering(lm: LoadedModel, layer: int | str, delta: torch.Tensor, mode: str =
         raise ConfigError(f"unknown position mode {where!r}; use one of {', '.join(WHERE)}")
     if delta.shape[-1] != lm.d_model:
         raise DimensionMismatchError(f"steering vector has width {delta.shape[-1]} but {lm.name} has width "
-                                     f"{lm.d_model}; transfer it with a map first (lrt transfer)")
+                                     f"{lm.d_model}; transfer it with a map first")
     li = lm.layer_index(layer)
     state = {"seen": 0, "prompt_len": None}
 

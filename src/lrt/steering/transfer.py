@@ -1,10 +1,33 @@
-"""Carry a steering vector from the source model to the target through an affine map."""
+"""Carry a steering vector from the source model to the target through an affine map.
+
+``direction``: ``A·v`` — a steering vector is a difference of two source points, and the image of a difference
+is the difference of the images (the bias cancels). ``point``: ``A·v + p``, the formula as printed in the LRT
+paper, kept for comparison. With ``rescale`` the result's norm is ``‖v‖ × median‖h_T‖ / median‖h_S‖`` (the
+median token norms recorded when the map was fitted).
+"""
 
 from __future__ import annotations
 
-from ..errors import DimensionMismatchError
-from ..maps import AffineMap
+import torch
+
+from ..errors import ConfigError, DimensionMismatchError
+from ..maps.affine import AffineMap
 from .vectors import SteeringVector
+
+TRANSFER_MODES = ("direction", "point")
+
+
+def transfer_tensor(v: torch.Tensor, m: AffineMap, mode: str = "direction", rescale: bool = False) -> torch.Tensor:
+    """The transferred vector(s) ``[..., d_target]`` of ``v [..., d_source]``."""
+    if mode not in TRANSFER_MODES:
+        raise ConfigError(f"unknown transfer mode {mode!r}; use one of {', '.join(TRANSFER_MODES)}", option="mode")
+    out = m.linear(v)
+    if mode == "point":
+        out = out + m.p.to(v.device, v.dtype)
+    if rescale:
+        ratio = m.meta["norms"]["target"]["median"] / m.meta["norms"]["source"]["median"]
+        out = out * (v.norm(dim=-1, keepdim=True) * ratio / out.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+    return out
 
 
 def transfer_vector(v: SteeringVector, m: AffineMap, mode: str = "direction", rescale: bool = False) -> SteeringVector:
@@ -12,7 +35,7 @@ def transfer_vector(v: SteeringVector, m: AffineMap, mode: str = "direction", re
     if str(v.layer) != str(m.source_layer):
         raise DimensionMismatchError(f"vector is at layer {v.layer} of {v.model} but the map starts at layer "
                                      f"{m.source_layer}; compute the vector at the map's source layer")
-    out = m.transfer(v.vector, mode=mode, rescale=rescale)
+    out = transfer_tensor(v.vector, m, mode, rescale)
     meta = {**v.meta, "origin": f"transferred-{mode}", "source_model": v.model, "source_layer": v.layer,
             "source_norm": v.norm, "rescaled": rescale, "layer_median_norm": m.meta["norms"]["target"]["median"],
             "map_heldout_r2": m.meta.get("metrics", {}).get("heldout", {}).get("r2")}

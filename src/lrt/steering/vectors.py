@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 
-from ..artifacts import load_artifact, save_artifact, split_meta
+from ..data.contrasts import Item, TextContrast
 from ..errors import DatasetError, DimensionMismatchError
-from ..hooks import pad_right, run_with_capture
-from ..models import LoadedModel
-from ..stats import NormTracker
-from .data import Item, TextContrast
-
-METHODS = ("mean", "pca")
+from ..harvest.capture import capture_batches, keep_mask
+from ..io.artifacts import load_artifact, save_artifact, split_meta
+from ..models.layers import LayerSpec, layer_name
+from ..models.load import LoadedModel
+from ..stats.samples import NormTracker
+from .config import METHODS, VectorConfig
 
 
 @dataclass
@@ -47,7 +46,7 @@ class SteeringVector:
     def check_model(self, lm: LoadedModel) -> None:
         if lm.d_model != self.vector.shape[-1]:
             raise DimensionMismatchError(f"vector from {self.model} has width {self.vector.shape[-1]} but {lm.name} has"
-                                         f" width {lm.d_model}; transfer it with a map first (lrt transfer)")
+                                         f" width {lm.d_model}; transfer it with a map first")
 
     def save(self, directory: str | os.PathLike) -> None:
         save_artifact(directory, "vector", "steering_vector", {"vector": self.vector.float()},
@@ -60,35 +59,9 @@ class SteeringVector:
         core, rest = split_meta(meta, ("model", "layer", "method", "n_pairs"), ("norm", "dim"))
         return cls(vector=tensors["vector"], meta=rest, **core)
 
-    def to_gguf(self, path: str | os.PathLike, model_hint: str = "llama", scale: float = 1.0) -> None:
-        """Write a llama.cpp / repeng control vector (``direction.{L+1}``: repeng counts hidden_states)."""
-        import gguf
-
-        writer = gguf.GGUFWriter(str(path), "controlvector")
-        writer.add_string("controlvector.model_hint", model_hint)
-        writer.add_uint32("controlvector.layer_count", 1)
-        layer = 0 if self.layer == "embed" else int(self.layer) + 1
-        writer.add_tensor(f"direction.{layer}", (self.vector.float() * scale).numpy())
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-
-
-def batched_states(lm: LoadedModel, seqs: list[list[int]], layer: int, batch_size: int = 16
-                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Forward token sequences (right-padded) with early stop; yield ``(hidden [B,T,d], mask [B,T])``."""
-    pad = lm.tokenizer.pad_token_id or 0
-    for i in range(0, len(seqs), batch_size):
-        ids, mask = pad_right(seqs[i:i + batch_size], pad)
-        h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device))[layer].float().cpu()
-        yield h, mask
-
 
 def _norms(h: torch.Tensor, mask: torch.Tensor, tracker: NormTracker) -> None:
-    keep = mask.bool().clone()
-    keep[:, 0] = False
-    tracker.update(h[keep].norm(dim=-1))
+    tracker.update(h[keep_mask(mask)].norm(dim=-1))
 
 
 def _finish(diffs: torch.Tensor, method: str) -> torch.Tensor:
@@ -103,7 +76,7 @@ def _finish(diffs: torch.Tensor, method: str) -> torch.Tensor:
     raise DatasetError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
 
 
-def contrast_vector(lm: LoadedModel, items: list[Item], layer: int | str, method: str = "mean",
+def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method: str = "mean",
                     batch_size: int = 16, name: str = "contrast") -> SteeringVector:
     """CAA: mean over pairs of h(answer token | positive) − h(answer token | negative)."""
     if len(items) < 1:
@@ -111,13 +84,13 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: int | str, method
     li = lm.layer_index(layer)
     seqs = [it.ids + it.positive[:1] for it in items] + [it.ids + it.negative[:1] for it in items]
     rows, tracker = [], NormTracker()
-    for h, mask in batched_states(lm, seqs, li, batch_size):
-        last = mask.sum(1) - 1
+    for hs, mask in capture_batches(lm, seqs, [li], batch_size):
+        h, last = hs[li], mask.sum(1) - 1
         rows.append(h[torch.arange(len(h)), last])
         _norms(h, mask, tracker)
     allrows = torch.cat(rows)
     diffs = allrows[:len(items)] - allrows[len(items):]
-    return SteeringVector(vector=_finish(diffs, method), model=lm.name, layer=layer if layer == "embed" else li,
+    return SteeringVector(vector=_finish(diffs, method), model=lm.name, layer=layer_name(li),
                           method=method, n_pairs=len(items),
                           meta={"concept": name, "position": "answer", "layer_median_norm": tracker.median(),
                                 "origin": "native"})
@@ -134,7 +107,7 @@ def _truncate(tokenizer, text: str, max_tokens: int, keep: str) -> list[int]:
     return lead + body
 
 
-def text_vector(lm: LoadedModel, texts: TextContrast, layer: int | str, position: str = "mean",
+def text_vector(lm: LoadedModel, texts: TextContrast, layer: LayerSpec, position: str = "mean",
                 max_tokens: int = 256, batch_size: int = 8, keep: str = "last") -> SteeringVector:
     """Contrast of means of two text sets; ``position`` = "mean" (over tokens) or "last" (last token).
 
@@ -150,19 +123,42 @@ def text_vector(lm: LoadedModel, texts: TextContrast, layer: int | str, position
     tok = lm.tokenizer
     seqs = [_truncate(tok, t, max_tokens, keep) for t in texts.positive + texts.negative]
     feats, tracker = [], NormTracker()
-    for h, mask in batched_states(lm, seqs, li, batch_size):
+    for hs, mask in capture_batches(lm, seqs, [li], batch_size):
+        h = hs[li]
         _norms(h, mask, tracker)
         if position == "last":
             feats.append(h[torch.arange(len(h)), mask.sum(1) - 1])
         else:
-            m = mask.clone().float()
-            m[:, 0] = 0   # the first token is an attention sink on many models
+            m = keep_mask(mask).float()   # the first token is an attention sink on many models
             feats.append((h * m[..., None]).sum(1) / m.sum(1, keepdim=True).clamp_min(1))
     f = torch.cat(feats)
     npos = len(texts.positive)
     v = f[:npos].mean(0) - f[npos:].mean(0)
-    return SteeringVector(vector=v, model=lm.name, layer=layer if layer == "embed" else li, method="mean",
+    return SteeringVector(vector=v, model=lm.name, layer=layer_name(li), method="mean",
                           n_pairs=min(npos, len(texts.negative)),
                           meta={"concept": texts.name, "position": position, "keep": keep, "max_tokens": max_tokens,
                                 "layer_median_norm": tracker.median(),
                                 "n_positive": npos, "n_negative": len(texts.negative), "origin": "native"})
+
+
+def vector_data(cfg: VectorConfig, tokenizer) -> list[Item] | TextContrast:
+    """The examples a vector is computed from: tokenized A/B items, or the concept's two text sets."""
+    from ..data.concepts import concept_texts
+    from ..data.contrasts import contrast_items, load_contrasts
+    from ..zoo import registry
+
+    if cfg.contrast:
+        return contrast_items(tokenizer, load_contrasts(cfg.contrast, cfg.max_pairs), cfg.chat)
+    corpus = cfg.concept_corpus or str(registry.review_sample())
+    return concept_texts(cfg.concept, corpus, split=None, limit=cfg.max_pairs, seed=cfg.seed)
+
+
+def compute_vector(lm: LoadedModel, layer: LayerSpec, cfg: VectorConfig,
+                   data: list[Item] | TextContrast | None = None) -> SteeringVector:
+    """The vector ``cfg`` describes, on ``lm`` at ``layer`` (``data`` from :func:`vector_data`, to share it)."""
+    from pathlib import Path
+
+    data = vector_data(cfg, lm.tokenizer) if data is None else data
+    if cfg.contrast:
+        return contrast_vector(lm, data, layer, cfg.method, name=Path(cfg.contrast).stem)
+    return text_vector(lm, data, layer, cfg.position)

@@ -1,0 +1,62 @@
+"""The ``lrt`` command line: one module per command group, each turning flags into a config and the config
+into library calls. ``python -m lrt`` is the same program.
+
+A new command is a module here with a ``register(subparsers)`` function, added to :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import warnings
+
+from .. import __version__
+from ..errors import LRTError
+from . import demo, evaluate, fit_map, generate, report, steer, zoo
+
+COMMANDS = (fit_map, steer, evaluate, report, generate, demo, zoo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrt", description="Linear representation transfer between language "
+                                     "models of one family: fit affine maps, transfer steering vectors.")
+    parser.add_argument("--version", action="version", version=f"lrt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+_NEGATIVE = re.compile(r"^-[\d.]")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--alphas -0.2,0,0.2`` would read as a new option to argparse; make it ``--alphas=-0.2,0,0.2``."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i].startswith("--") and "=" not in argv[i] and i + 1 < len(argv) and _NEGATIVE.match(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    warnings.filterwarnings("default", module="lrt")
+    try:
+        return int(args.handler(args) or 0)
+    except LRTError as e:
+        flag = f" (--{e.option.replace('_', '-')})" if getattr(e, "option", None) else ""
+        print(f"lrt: error: {e}{flag}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lrt: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,48 @@
+"""``lrt fit-map``: fit an affine map between two layers of two models on a corpus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..harvest.config import HarvestConfig
+from ..maps.config import FitConfig
+from ..models.config import LoadConfig, PairConfig
+from .common import output_dir, quiet_progress, record, show
+from .options import command
+
+
+@dataclass
+class FitMapRun:
+    """Fit h_T ≈ A·h_S + p between a layer of the source and a layer of the target."""
+
+    out: str
+    """Output directory (map.safetensors + map.json + config.json)."""
+    pair: PairConfig = field(default_factory=PairConfig)
+    """The two models and the layer pair."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the models are loaded."""
+    harvest: HarvestConfig = field(default_factory=HarvestConfig)
+    """The text the map is fitted on."""
+    fit: FitConfig = field(default_factory=FitConfig)
+    """How the map is fitted."""
+
+
+def run(cfg: FitMapRun) -> int:
+    from ..maps.fit import fit_map
+    from ..report.tables import map_summary_rows
+
+    out = output_dir(cfg.out)
+    quiet_progress(cfg.harvest.progress)
+    src, tgt = cfg.pair.load(cfg.load)
+    ls, lt = cfg.pair.layers(src, tgt)
+    m = fit_map(src, tgt, ls, lt, cfg.harvest, cfg.fit)
+    m.save(out)
+    cfg.pair.source_layer, cfg.pair.target_layer = ls, lt
+    record(out, cfg)
+    show(map_summary_rows(m.source, m.source_layer, m.target, m.target_layer, m.meta),
+         title=f"\nmap saved to {out}/map.safetensors + map.json")
+    return 0
+
+
+def register(sub) -> None:
+    command(sub, "fit-map", "fit an affine map h_T ≈ A·h_S + p between two layers", run, FitMapRun)

@@ -1,0 +1,82 @@
+"""``lrt steer`` (compute a vector on one model) and ``lrt transfer`` (carry it through a map)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..models.config import LoadConfig, ModelConfig
+from ..steering.config import VectorConfig
+from .common import output_dir, record, show
+from .options import command
+
+
+@dataclass
+class SteerRun:
+    """Compute a steering vector on one model at one layer."""
+
+    out: str
+    """Output directory (vector.safetensors + vector.json + config.json)."""
+    model: ModelConfig
+    """The model and layer."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the model is loaded."""
+    vectors: VectorConfig = field(default_factory=VectorConfig)
+    """What the vector is computed from."""
+    gguf: str | None = None
+    """Also export a llama.cpp / repeng control vector to this file."""
+
+
+@dataclass
+class TransferRun:
+    """Carry a vector through a map."""
+
+    vector: str
+    """Vector directory (from lrt steer), at the map's source layer."""
+    map: str
+    """Map directory (from lrt fit-map)."""
+    out: str
+    """Output directory."""
+    mode: str = field(default="direction", metadata={"choices": ("direction", "point")})
+    """direction: A·v (the bias cancels for a difference of points); point: A·v + p (as printed in the paper)."""
+    rescale: bool = False
+    """Rescale to ‖v‖ × the ratio of median token norms (target / source)."""
+
+
+def steer(cfg: SteerRun) -> int:
+    from ..models.load import load_model
+    from ..steering.vectors import compute_vector
+
+    out = output_dir(cfg.out)
+    lm = load_model(cfg.model.model, cfg.load.dtype, cfg.load.device)
+    lm.layer_index(cfg.model.layer)
+    v = compute_vector(lm, cfg.model.layer, cfg.vectors)
+    v.save(out)
+    record(out, cfg)
+    if cfg.gguf:
+        from ..steering.gguf import write_control_vector
+
+        write_control_vector(v, cfg.gguf, model_hint=getattr(lm.model.config, "model_type", "llama"))
+    show([["model", v.model], ["layer", v.layer], ["method", v.method], ["pairs", v.n_pairs], ["norm", v.norm],
+          ["layer median token norm", v.median_norm]], title=f"\nvector saved to {out}")
+    return 0
+
+
+def transfer(cfg: TransferRun) -> int:
+    from ..maps.affine import AffineMap
+    from ..steering.transfer import transfer_vector
+    from ..steering.vectors import SteeringVector
+
+    out = output_dir(cfg.out)
+    v = SteeringVector.load(cfg.vector)
+    m = AffineMap.load(cfg.map)
+    t = transfer_vector(v, m, cfg.mode, cfg.rescale)
+    t.save(out)
+    record(out, cfg)
+    show([["from", f"{v.model} L{v.layer} (norm {v.norm:.4g})"], ["to", f"{t.model} L{t.layer} (norm {t.norm:.4g})"],
+          ["mode", cfg.mode], ["map held-out R²", t.meta.get("map_heldout_r2")]], title=f"\nvector saved to {out}")
+    return 0
+
+
+def register(sub) -> None:
+    command(sub, "steer", "compute a steering vector on one model", steer, SteerRun)
+    command(sub, "transfer", "carry a vector through a map (A·v, or A·v + p)", transfer, TransferRun)

@@ -1,0 +1,1 @@
+"""Data: corpora (documents, the salted split), packing into sequences, contrast sets, built-in concepts."""

@@ -1,0 +1,142 @@
+"""Contrastive data: one record type ``{prompt, positive, negative}`` from four source formats.
+
+- CAA A/B JSON (``question``, ``answer_matching_behavior``, ``answer_not_matching_behavior``);
+- Anthropic model-written-evals JSONL (same keys, answers like " Yes"/" No");
+- plain JSONL ``{prompt, positive, negative}``; MMLU-style ``{prompt, correct, incorrect}`` also reads;
+- unpaired labelled text sets (two lists of texts), contrasted by their means: :class:`TextContrast`.
+
+Paired records become token-level :class:`Item` s: the *answer token* is the first token where
+``prompt + positive`` and ``prompt + negative`` tokenize differently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DatasetError
+
+ANSWER_PREFIX = "\n\nAnswer:"
+
+
+@dataclass
+class Contrast:
+    prompt: str
+    positive: str
+    negative: str
+
+
+@dataclass
+class TextContrast:
+    """Two labelled text sets; the vector is mean(h | positive) − mean(h | negative)."""
+
+    positive: list[str]
+    negative: list[str]
+    name: str = "texts"
+
+
+@dataclass
+class Item:
+    """A tokenized evaluation/contrast item: score positive vs negative next tokens after ``ids``."""
+
+    ids: list[int]
+    positive: list[int]
+    negative: list[int]
+    label: str = ""
+
+
+_KEY_SETS = (("question", "answer_matching_behavior", "answer_not_matching_behavior"),
+             ("prompt", "positive", "negative"),
+             ("prompt", "correct", "incorrect"))
+
+
+def _record(rec: dict, where: str) -> Contrast:
+    for q, pos, neg in _KEY_SETS:
+        if q in rec and pos in rec and neg in rec:
+            a, b = rec[pos], rec[neg]
+            if isinstance(a, list):   # model-written-evals sometimes lists several matching answers
+                a = a[0]
+            if isinstance(b, list):
+                b = b[0]
+            if not str(a).strip() or not str(b).strip():
+                raise DatasetError(f"{where}: empty answer; both answers must be non-empty")
+            return Contrast(str(rec[q]), str(a), str(b))
+    raise DatasetError(f"{where}: missing keys; a record needs question/answer_matching_behavior/"
+                       f"answer_not_matching_behavior or prompt/positive/negative (it has {sorted(rec)})")
+
+
+def load_contrasts(path: str | Path, limit: int | None = None) -> list[Contrast]:
+    """Read a CAA JSON array, or a JSONL file of records (model-written-evals or plain)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"data file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+        records = data if isinstance(data, list) else [data]
+        where = [f"{path.name} record {i}" for i in range(len(records))]
+    except json.JSONDecodeError:
+        records, where = [], []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise DatasetError(f"{path.name}:{lineno}: not valid JSON ({e.msg})") from None
+                where.append(f"{path.name}:{lineno}")
+    out = [_record(r, w) if isinstance(r, dict) else _bad(w) for r, w in zip(records, where)]
+    return out[:limit] if limit else out
+
+
+def _bad(where: str):
+    raise DatasetError(f"{where}: not a JSON object")
+
+
+def format_prompt(tokenizer, question: str, chat: bool = False) -> str:
+    """The text before the answer: ``question + "\\n\\nAnswer:"``, or a chat turn for instruct models."""
+    if not chat:
+        return question + ANSWER_PREFIX
+    if not getattr(tokenizer, "chat_template", None):
+        raise DatasetError("chat formatting was asked for but this tokenizer has no chat template", option="chat")
+    return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
+def to_item(tokenizer, c: Contrast, chat: bool = False, where: str = "record") -> Item:
+    """Tokenize ``prompt + answer`` both ways; the items ids stop before the first differing token."""
+    prompt = format_prompt(tokenizer, c.prompt, chat)
+    sep = "" if chat or c.positive.startswith((" ", "\n")) else " "
+    a = tokenizer(prompt + sep + c.positive, add_special_tokens=not chat)["input_ids"]
+    b = tokenizer(prompt + sep + c.negative, add_special_tokens=not chat)["input_ids"]
+    k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    if k is None:
+        raise DatasetError(f"{where}: positive {c.positive!r} and negative {c.negative!r} tokenize to the same "
+                           "leading tokens; the answers must differ in a single leading token")
+    return Item(ids=a[:k], positive=[a[k]], negative=[b[k]], label=where)
+
+
+def contrast_items(tokenizer, contrasts: list[Contrast], chat: bool = False) -> list[Item]:
+    return [to_item(tokenizer, c, chat, f"record {i}") for i, c in enumerate(contrasts)]
+
+
+def word_ids(tokenizer, words: list[str]) -> list[int]:
+    """First token of each word (with its leading space), deduplicated."""
+    out = []
+    for w in words:
+        ids = tokenizer(w, add_special_tokens=False)["input_ids"]
+        if ids and ids[0] not in out:
+            out.append(ids[0])
+    return out
+
+
+def word_items(tokenizer, prompts: list[str], positive: list[str], negative: list[str]) -> list[Item]:
+    """Items that score sets of positive vs negative next words after each prompt."""
+    pos, neg = word_ids(tokenizer, positive), word_ids(tokenizer, negative)
+    if set(pos) & set(neg):
+        raise DatasetError("positive and negative word lists share a leading token: "
+                           f"{tokenizer.convert_ids_to_tokens(sorted(set(pos) & set(neg)))}")
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and \
+        tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id] else []
+    return [Item(ids=bos + tokenizer(p, add_special_tokens=False)["input_ids"], positive=pos, negative=neg,
+                 label=p[:60]) for p in prompts]

@@ -1,0 +1,74 @@
+"""How steering is evaluated: the α grid, random baselines, the test set (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+
+def default_alphas(alpha_max: float = 0.25, steps: int = 7) -> list[float]:
+    """``steps`` values evenly spaced in [−alpha_max, alpha_max] (0 included for odd ``steps``)."""
+    step = 2 * alpha_max / (steps - 1)
+    return [round(-alpha_max + i * step, 6) + 0.0 for i in range(steps)]   # + 0.0: no -0.0
+
+
+@dataclass
+class EvalConfig:
+    """The α grid, random baselines and bootstrap of a steering evaluation."""
+
+    alphas: list[float] | None = None
+    """α values (fractions of the layer's median token norm); must contain 0. Default: 7 steps in ±alpha_max."""
+    alpha_max: float = 0.25
+    """Half-width of the default α grid."""
+    n_random: int = 12
+    """Random vectors of the same norm, the baseline every vector is judged against."""
+    eval_batch_size: int = 32
+    """Rows (item × vector × α) per forward pass of the propensity grid."""
+    bootstrap: int = 1000
+    """Bootstrap resamples for the 95% confidence intervals of the curves."""
+    seed: int = 0
+    """Seed of every random choice (row order, initialisation, controls, random vectors)."""
+    kl_sequences: int = 8
+    """Neutral text sequences for the KL side effect."""
+
+    def __post_init__(self):
+        if self.alpha_max <= 0:
+            raise ConfigError(f"alpha_max must be positive, got {self.alpha_max}", option="alpha_max")
+        if self.alphas is None:
+            self.alphas = default_alphas(self.alpha_max)
+        self.alphas = sorted(float(a) + 0.0 for a in self.alphas)
+        if not self.alphas:
+            raise ConfigError("the α grid is empty; give at least one α (e.g. -0.2, 0, 0.2)", option="alphas")
+        if 0 not in self.alphas:
+            raise ConfigError("the α grid must contain 0 (the unsteered baseline that shifts are measured from)",
+                              option="alphas")
+        if self.n_random < 0 or self.bootstrap < 1:
+            raise ConfigError(f"n_random must be >= 0 and bootstrap >= 1 (got {self.n_random}, {self.bootstrap})")
+
+
+@dataclass
+class TestSetConfig:
+    """The items a steering vector is evaluated on, and the capability check."""
+
+    test: str | None = None
+    """A/B test file (CAA format). Default: sentiment items (neutral prompts and held-out review openings)."""
+    eval_corpus: str | None = None
+    """Corpus with held-out reviews for the sentiment items and neutral text for the KL. Default: the held-out
+    text shipped with lrt."""
+    lowercase: bool | None = None
+    """Lower-case the sentiment prompts (default: only for the zoo models, trained on lower-cased reviews)."""
+    chat: bool = False
+    """Wrap questions in the tokenizer's chat template (instruct models)."""
+    mmlu: str | None = None
+    """A/B capability set (e.g. ../shared/data/caa/test/mmlu/mmlu.json): accuracy unsteered and at the largest α."""
+    mmlu_items: int = 100
+    """Items of the capability set used."""
+    seed: int = 0
+    """Seed of every random choice (row order, initialisation, controls, random vectors)."""
+
+    def __post_init__(self):
+        if self.eval_corpus is None:
+            from ..zoo import registry
+
+            self.eval_corpus = str(registry.heldout_text())

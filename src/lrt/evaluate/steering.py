@@ -1,0 +1,116 @@
+"""Evaluate steering vectors on a target model: native vs transferred vs random vs none.
+
+Metrics (all in ``results["steering"]``):
+- mean propensity curve over the α grid with a bootstrap 95% CI over items;
+- per α, Pearson r across items between the native vector's propensities and each other vector's, and
+  its mean over α (the LRT paper's Table 1 metric) — always next to the same r for random vectors,
+  because item identity dominates raw propensities;
+- the r of *shifts* (propensity at α minus at α = 0), which removes the per-item baseline, and the r of
+  *odd shifts* ((p(α) − p(−α)) / 2 on a symmetric grid), which also removes effects even in α: a large
+  vector of any direction dilutes the item's own state (through the norms) and so shifts every item
+  towards a common value, which correlates with the native shifts even for random vectors;
+- MSE between curves, steering slope (least squares over the native curve's monotonic α range);
+- side effect: KL(unsteered ‖ steered) of next-token distributions on neutral text at the largest α.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import torch
+
+from ..data.contrasts import Item
+from ..errors import DatasetError
+from ..models.layers import LayerSpec
+from ..models.load import LoadedModel
+from .config import EvalConfig
+from .propensity import propensity_grid
+from .side_effects import capability_side_effect, kl_side_effect
+from .stats import bootstrap_ci, monotonic_range, pearson, slope, slope_key
+
+
+def random_directions(n: int, d: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(n, d, generator=g)
+    return r / r.norm(dim=-1, keepdim=True)
+
+
+def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vectors: dict[str, torch.Tensor],
+                     median_norm: float, cfg: EvalConfig | None = None, reference: str = "native",
+                     neutral_ids: list[list[int]] | None = None, capability_items: list[Item] | None = None) -> dict:
+    """Run the α grid for every vector (plus ``cfg.n_random`` random ones) and compute every metric.
+
+    ``capability_items`` (e.g. MMLU in A/B form, for instruct models) adds the A/B accuracy at the largest α.
+    """
+    cfg = cfg or EvalConfig()
+    if len(items) < 2:
+        raise DatasetError(f"the test set has {len(items)} item(s); at least 2 are needed for a correlation")
+    li = lm.layer_index(layer)
+    names = list(vectors)
+    units = torch.stack([v.float() / v.float().norm().clamp_min(1e-12) for v in vectors.values()])
+    rand = random_directions(cfg.n_random, lm.d_model, cfg.seed) if cfg.n_random else torch.empty(0, lm.d_model)
+    rnames = [f"random_{k}" for k in range(cfg.n_random)]
+    t0 = time.time()
+    prop, mld = propensity_grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size)
+    grid_seconds = time.time() - t0
+    allnames = names + rnames
+    zero = cfg.alphas.index(0)
+    curves = {}
+    for k, name in enumerate(allnames):
+        lo, hi = bootstrap_ci(prop[k], cfg.bootstrap, cfg.seed + k)
+        curves[name] = {"mean": prop[k].mean(1).tolist(), "ci_low": lo, "ci_high": hi,
+                        "m_ld_mean": mld[k].mean(1).tolist(), "slope": slope(cfg.alphas, prop[k].mean(1))}
+    result = {"alphas": cfg.alphas, "n_items": len(items), "median_norm": median_norm, "curves": curves,
+              "config": asdict(cfg), "seconds": {"grid": round(grid_seconds, 3)}}
+    if reference in names:
+        ref = names.index(reference)
+        lo, hi = monotonic_range(cfg.alphas, prop[ref].mean(1))
+        result["monotonic_range"] = [cfg.alphas[lo], cfg.alphas[hi]]
+        sl = slice(lo, hi + 1)
+        for k, name in enumerate(allnames):
+            curves[name]["slope_monotonic"] = slope(cfg.alphas[sl], prop[k, sl].mean(1))
+        result["comparison"] = _compare(prop, mld, ref, allnames, cfg.alphas, zero)
+    rs = [curves[n][slope_key(result)] for n in rnames]
+    result["random"] = {"slopes": rs, "max_slope": max(rs) if rs else None,   # a random sign is arbitrary:
+                        "max_abs_slope": max(map(abs, rs)) if rs else None,  # compare with |slope| too
+                        "mean_abs_slope": sum(abs(s) for s in rs) / len(rs) if rs else None}
+    a_max = max(cfg.alphas, key=lambda a: (abs(a), a))     # the largest |α|, positive on ties
+    if neutral_ids:
+        kl = kl_side_effect(lm, li, neutral_ids, torch.cat([units, rand]), a_max, median_norm)
+        result["side_effects"] = {"alpha": a_max, "kl": dict(zip(allnames, kl))}
+    if capability_items:
+        result["capability"] = capability_side_effect(lm, li, capability_items, torch.cat([units, rand]), allnames,
+                                                      a_max, median_norm, cfg.eval_batch_size)
+    return result
+
+
+def _compare(prop: torch.Tensor, mld: torch.Tensor, ref: int, names: list[str], alphas: list[float],
+             zero: int) -> dict:
+    """Per α: r(native, X) of propensities, of m_LD and of shifts; their means; MSE between curves."""
+    out = {}
+    for k, name in enumerate(names):
+        if k == ref:
+            continue
+        per_alpha = []
+        for a, alpha in enumerate(alphas):
+            row = {"alpha": alpha, "r": pearson(prop[ref, a], prop[k, a]), "r_m_ld": pearson(mld[ref, a], mld[k, a])}
+            if a != zero:
+                row["r_shift"] = pearson(prop[ref, a] - prop[ref, zero], prop[k, a] - prop[k, zero])
+            if alpha > 0 and -alpha in alphas:      # odd part: cancels effects even in α (norm dilution)
+                m = alphas.index(-alpha)
+                row["r_odd"] = pearson(prop[ref, a] - prop[ref, m], prop[k, a] - prop[k, m])
+            per_alpha.append(row)
+        nz = [r for r in per_alpha if "r_shift" in r]
+        odd = [r["r_odd"] for r in per_alpha if "r_odd" in r]
+        out[name] = {"per_alpha": per_alpha,
+                     "mean_r": sum(r["r"] for r in per_alpha) / len(per_alpha),
+                     "mean_r_m_ld": sum(r["r_m_ld"] for r in per_alpha) / len(per_alpha),
+                     "mean_r_shift": sum(r["r_shift"] for r in nz) / len(nz) if nz else float("nan"),
+                     "mean_r_odd": sum(odd) / len(odd) if odd else float("nan"),
+                     "mse": float(((prop[ref] - prop[k]) ** 2).mean())}
+    rnd = [n for n in names if n.startswith("random_")]
+    if rnd:
+        out["random_mean"] = {key: sum(out[n][key] for n in rnd) / len(rnd)
+                              for key in ("mean_r", "mean_r_m_ld", "mean_r_shift", "mean_r_odd", "mse")}
+    return out

@@ -1,0 +1,48 @@
+"""What to harvest: corpus, token budget, packing, the map's held-out split (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+
+
+@dataclass
+class HarvestConfig:
+    """A stream of packed sequences from a corpus, run through the models."""
+
+    corpus: str | None = None
+    """JSONL(.gz) with a 'text' field, a text file, a directory of them, or a HF data set name. Default: the
+    text shipped with lrt (the zoo's held-out split, never seen in its training)."""
+    tokens: int = 200_000
+    """Tokens to run through the models (train and held-out split together)."""
+    context: int = 256
+    """Packed sequence length (tokens)."""
+    batch_size: int = 8
+    """Sequences per forward pass."""
+    heldout_percent: float = 10.0
+    """Share of documents (by a salted hash of the document id) held out of the fit, for held-out metrics."""
+    keep_first_token: bool = False
+    """Keep position 0 of each sequence (the attention-sink token, left out by default)."""
+    doc_split: str | None = None
+    """Read only this split of the corpus' own document split (train | heldout), e.g. the zoo's held-out text."""
+    doc_split_percent: float = 5.0
+    """The held-out share of that corpus split (5 for the zoo's)."""
+    early_stop: bool = True
+    """End each forward pass after the deepest layer needed."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self):
+        if self.corpus is None:
+            from ..zoo import registry
+
+            self.corpus = str(registry.heldout_text())
+        if self.tokens <= 0:
+            raise ConfigError(f"tokens must be positive, got {self.tokens}", option="tokens")
+        if self.context < 2 or self.batch_size < 1:
+            raise ConfigError(f"context must be >= 2 and batch size >= 1 (got {self.context}, {self.batch_size})")
+        if not 0 <= self.heldout_percent < 100:
+            raise ConfigError(f"heldout_percent must be in [0, 100), got {self.heldout_percent}")
+        if self.doc_split not in (None, "train", "heldout"):
+            raise ConfigError(f"doc_split must be train or heldout, got {self.doc_split!r}")

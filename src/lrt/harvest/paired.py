@@ -1,0 +1,67 @@
+"""Paired harvest: stream a corpus through two models and yield aligned hidden-state rows.
+
+Documents are tokenized once, packed into fixed-length sequences (each sequence holds documents of
+one split only: ``train`` or ``heldout``, by a hash of the document id), and run through both models
+batch by batch with an early stop after the deepest needed layer. Padding and, by default, position 0
+of every sequence (the attention-sink token) are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from ..data import packing
+from ..data.corpus import iter_documents, split_of
+from ..errors import NonFiniteActivationError
+from ..models.load import LoadedModel
+from .capture import keep_mask, run_with_capture
+from .config import HarvestConfig
+
+
+MAP_SPLIT_SALT = "lrt-map:"
+
+
+@dataclass
+class PairedBatch:
+    """Aligned rows: ``source[layer]`` and ``target[layer]`` are ``[rows, d]`` float32 tensors."""
+
+    source: dict[int, torch.Tensor]
+    target: dict[int, torch.Tensor]
+    heldout: bool
+
+
+def pack_sequences(cfg: HarvestConfig, tokenizer) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+    """The harvest's batches: ``cfg.corpus`` packed into ``cfg.context``-token sequences, each of the map's train
+    or held-out split (by a salted hash of the document id)."""
+    docs = iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent)
+    held = lambda doc: split_of(doc, cfg.heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
+    return packing.pack_sequences(docs, tokenizer, cfg.context, cfg.batch_size, cfg.tokens, held,
+                                  name=f"corpus {cfg.corpus!r}")
+
+
+def _rows(h: torch.Tensor, keep: torch.Tensor, who: str, layer: int) -> torch.Tensor:
+    rows = h[keep].float()
+    if not torch.isfinite(rows).all():
+        raise NonFiniteActivationError(f"{who} layer {layer} produced non-finite hidden states (NaN/Inf); "
+                                       "load it in float32, or use a layer before the overflow", option="dtype")
+    return rows
+
+
+def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[int], target_layers: list[int],
+                  cfg: HarvestConfig) -> Iterator[PairedBatch]:
+    """Yield :class:`PairedBatch` rows for the requested layers of both models."""
+    bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest", disable=not cfg.progress)
+    for ids, mask, held in pack_sequences(cfg, source.tokenizer):
+        keep = keep_mask(mask, skip_first=not cfg.keep_first_token)
+        out = []
+        for lm, layers in ((source, source_layers), (target, target_layers)):
+            hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)
+            k = keep.to(lm.device)
+            out.append({layer: _rows(h, k, lm.name, layer) for layer, h in hs.items()})
+        bar.update(int(mask.sum()))
+        yield PairedBatch(source=out[0], target=out[1], heldout=held)
+    bar.close()

@@ -1,0 +1,1 @@
+"""Input and output: artifacts (atomic, sha256-checked, versioned), the results envelope, configs and files."""

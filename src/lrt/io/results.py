@@ -1,0 +1,61 @@
+"""One results envelope for every command that evaluates (``lrt demo``, ``lrt evaluate``), read by ``lrt report``.
+
+``results.json``::
+
+    kind: "lrt_results", format_version: 2, command: "demo" | "evaluate",
+    settings: the fully resolved configuration (flat: option → value),
+    models:   {"source": {name, layer, ...} | null, "target": {name, layer, ...}},
+    map:      the map's method, ridge, tokens, metrics, norms, seconds | null (no map in this run),
+    vectors:  {concept, cosine_to_native: {name: cosine}, norms: {name: norm}, ...},
+    steering: the evaluation (lrt.evaluate.steering.evaluate_vectors),
+    verdict:  lrt.evaluate.verdict.verdict of it,
+    timings:  {step: seconds}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ArtifactError
+from .files import atomic_write_text, to_json
+
+KIND = "lrt_results"
+FORMAT_VERSION = 2
+REQUIRED = ("command", "settings", "models", "vectors", "steering", "verdict")
+
+
+def make_results(command: str, settings: dict, models: dict, vectors: dict, steering: dict, verdict: dict,
+                 map: dict | None = None, timings: dict | None = None) -> dict:   # noqa: A002 - the section's name
+    return {"kind": KIND, "format_version": FORMAT_VERSION, "command": command, "settings": settings,
+            "models": {"source": models.get("source"), "target": models["target"]}, "map": map, "vectors": vectors,
+            "steering": steering, "verdict": verdict,
+            "timings": {k: round(v, 2) for k, v in (timings or {}).items()}}
+
+
+def write_results(directory: str | Path, results: dict) -> Path:
+    path = Path(directory) / "results.json"
+    atomic_write_text(path, to_json(results))
+    return path
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a ``results.json`` (or the directory holding it); every problem is one :class:`ArtifactError`."""
+    p = Path(path)
+    f = p / "results.json" if p.is_dir() else p
+    if not f.is_file():
+        raise ArtifactError(f"{f} does not exist; run `lrt demo` or `lrt evaluate` first")
+    try:
+        results = json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{f} is not valid JSON ({e})") from None
+    if not isinstance(results, dict) or results.get("kind") != KIND:
+        raise ArtifactError(f"{f} is not an lrt results file (no kind {KIND!r})")
+    if results.get("format_version", 0) > FORMAT_VERSION:
+        raise ArtifactError(f"{f} has format version {results['format_version']}, newer than this lrt "
+                            f"({FORMAT_VERSION}); upgrade lrt")
+    missing = [k for k in REQUIRED if k not in results]
+    if missing:
+        raise ArtifactError(f"{f} lacks the section(s) {', '.join(missing)}; it was not written by lrt demo or "
+                            "lrt evaluate of this version: re-run that command")
+    return results

@@ -1,0 +1,1 @@
+"""Pipelines: whole experiments built from the stages below (what `lrt demo` runs)."""

@@ -1,0 +1,102 @@
+"""The whole transfer experiment: fit a map, compute vectors on both models, transfer, evaluate, save.
+
+``lrt demo`` runs this on the embedded family; ``lrt evaluate`` runs its evaluation half on saved vectors and
+writes the same results envelope (:mod:`lrt.io.results`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..data.concepts import neutral_sequences, sentiment_items
+from ..data.contrasts import Item, contrast_items, load_contrasts
+from ..evaluate.config import EvalConfig, TestSetConfig
+from ..evaluate.steering import evaluate_vectors
+from ..evaluate.verdict import verdict
+from ..io.files import ensure_writable, write_config
+from ..io.config import flatten
+from ..io.results import make_results, write_results
+from ..maps.affine import AffineMap
+from ..maps.fit import fit_map
+from ..models.load import LoadedModel
+from ..steering.transfer import transfer_vector
+from ..steering.vectors import compute_vector, vector_data
+from .config import ExperimentConfig
+
+MAP_SECTION = ("method", "ridge", "tokens", "metrics", "norms", "seconds")
+
+
+def test_items(cfg: TestSetConfig, lm: LoadedModel) -> tuple[list[Item], list[Item] | None]:
+    """The evaluation items (A/B test file, or sentiment items) and the capability items (or None)."""
+    if cfg.test:
+        items = contrast_items(lm.tokenizer, load_contrasts(cfg.test), cfg.chat)
+    else:
+        lowercase = lm.name.startswith("zoo-") if cfg.lowercase is None else cfg.lowercase
+        items = sentiment_items(lm.tokenizer, cfg.eval_corpus, lowercase=lowercase, seed=cfg.seed)
+    capability = (contrast_items(lm.tokenizer, load_contrasts(cfg.mmlu, cfg.mmlu_items), cfg.chat)
+                  if cfg.mmlu else None)
+    return items, capability
+
+
+def evaluate_on(lm: LoadedModel, layer, vectors: dict[str, torch.Tensor], median_norm: float,
+                testset: TestSetConfig, eval_cfg: EvalConfig) -> dict:
+    """Evaluate named vectors on ``lm`` at ``layer`` on the configured test set (with the KL side effect)."""
+    items, capability = test_items(testset, lm)
+    return evaluate_vectors(lm, layer, items, vectors, median_norm, eval_cfg,
+                            neutral_ids=neutral_sequences(lm.tokenizer, testset.eval_corpus, eval_cfg.kl_sequences),
+                            capability_items=capability)
+
+
+def cosines_to_native(vectors: dict[str, torch.Tensor]) -> dict[str, float]:
+    native = vectors["native"].float()
+    return {n: float(torch.nn.functional.cosine_similarity(v.float(), native, dim=0))
+            for n, v in vectors.items() if n != "native"}
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
+    """Run everything, write artifacts, ``config.json`` and ``results.json`` under ``out``; return the results."""
+    t_start = time.time()
+    timings = {}
+    src, tgt = cfg.pair.load(cfg.load)
+    ls, lt = cfg.layers(src, tgt)
+    cfg = replace(cfg, pair=replace(cfg.pair, source_layer=ls, target_layer=lt))
+    timings["load"] = time.time() - t_start
+
+    t = time.time()
+    amap: AffineMap = fit_map(src, tgt, ls, lt, cfg.harvest, cfg.fit)
+    timings["fit_map"] = time.time() - t
+
+    t = time.time()
+    data = vector_data(cfg.vectors, src.tokenizer)      # one tokenizer: the same examples on both models
+    v_src = compute_vector(src, amap.source_layer, cfg.vectors, data)
+    v_nat = compute_vector(tgt, amap.target_layer, cfg.vectors, data)
+    v_dir = transfer_vector(v_src, amap, "direction", cfg.rescale)
+    v_pt = transfer_vector(v_src, amap, "point", cfg.rescale)
+    timings["vectors"] = time.time() - t
+
+    vectors = {"native": v_nat.vector, "transferred_direction": v_dir.vector, "transferred_point": v_pt.vector}
+    t = time.time()
+    steering = evaluate_on(tgt, amap.target_layer, vectors, amap.meta["norms"]["target"]["median"], cfg.testset,
+                           cfg.eval)
+    timings["evaluate"] = time.time() - t
+    timings["total"] = time.time() - t_start
+
+    models = {"source": {"name": src.name, "layers": src.n_layers, "width": src.d_model, "layer": amap.source_layer},
+              "target": {"name": tgt.name, "layers": tgt.n_layers, "width": tgt.d_model, "layer": amap.target_layer}}
+    vec = {"source_norm": v_src.norm, "native_norm": v_nat.norm, "n_pairs": v_src.n_pairs,
+           "concept": v_src.meta.get("concept"), "cosine_to_native": cosines_to_native(vectors)}
+    settings = flatten(cfg)
+    results = make_results("demo", settings, models, vec, steering, verdict(steering),
+                           map={k: amap.meta[k] for k in MAP_SECTION}, timings=timings)
+    out = ensure_writable(out)
+    amap.save(out / "map")
+    for name, v in (("source", v_src), ("native", v_nat), ("transferred-direction", v_dir),
+                    ("transferred-point", v_pt)):
+        v.save(out / "vectors" / name)
+    write_config(out, settings)
+    write_results(out, results)
+    return results

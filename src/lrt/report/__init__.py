@@ -1,0 +1,1 @@
+"""Report: the HTML page (plots, tables) of a results envelope, and the plain-text summary tables."""

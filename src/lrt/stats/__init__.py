@@ -1,0 +1,1 @@
+"""Statistics: mergeable float64 moments (with a rank all-reduce), bounded row and norm samples."""

@@ -1,0 +1,42 @@
+"""What a steering vector is computed from, and how it is carried over (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+METHODS = ("mean", "pca")
+POSITIONS = ("mean", "last")
+MODES = ("add", "ablate", "clamp")              # how a vector is applied (lrt.steering.apply)
+WHERE = ("all", "after_prompt", "generated")    # at which positions
+
+
+@dataclass
+class VectorConfig:
+    """A steering vector: a built-in concept from labelled text, or A/B contrast pairs (CAA)."""
+
+    concept: str = "sentiment"
+    """Built-in concept from labelled text: sentiment | genre:X:Y (Brown categories)."""
+    concept_corpus: str | None = None
+    """Corpus with the concept's labelled texts. Default: the review sample shipped with lrt."""
+    contrast: str | None = None
+    """A/B contrast data instead of a concept: CAA JSON, model-written-evals JSONL, or prompt/positive/negative JSONL."""
+    max_pairs: int = 300
+    """Most contrast pairs (or texts per side) used."""
+    chat: bool = False
+    """Wrap questions in the tokenizer's chat template (instruct models)."""
+    method: str = field(default="mean", metadata={"choices": METHODS})
+    """mean (CAA mean difference) or pca (first principal direction of the differences)."""
+    position: str = field(default="mean", metadata={"choices": POSITIONS})
+    """Text concepts: mean over tokens or last token."""
+    seed: int = 0
+    """Seed of every random choice (row order, initialisation, controls, random vectors)."""
+
+    def __post_init__(self):
+        if self.max_pairs < 1:
+            raise ConfigError(f"max_pairs must be at least 1, got {self.max_pairs}", option="max_pairs")
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}", option="method")
+        if self.position not in POSITIONS:
+            raise ConfigError(f"position must be one of {', '.join(POSITIONS)}", option="position")
