@@ -82,3 +82,51 @@ def test_norm_tracker_summary():
     s = t.summary()
     assert s["median"] == 1.0 and s["max"] == 100.0 and s["count"] == 1000
     assert s["mean"] == pytest.approx(1.99)
+
+
+def test_merged_halves_equal_the_whole():
+    """Statistics accumulated on two halves of the rows (two processes, two ranks) merge into those of all rows."""
+    x, y, _, _ = synthetic(n=5000, noise=0.5)
+    whole = stream(x, y)
+    a, b = stream(x[:2300], y[:2300], batch=300), stream(x[2300:], y[2300:], batch=700)
+    merged = MomentStats(x.shape[1], y.shape[1]).merge(a).merge(b)
+    assert merged.n == whole.n
+    for name in ("mean_x", "mean_y", "cxx", "cxy", "cyy"):
+        torch.testing.assert_close(getattr(merged, name), getattr(whole, name), rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(solve_affine(merged)[0], solve_affine(whole)[0], rtol=1e-10, atol=1e-12)
+    back = MomentStats.unpack(merged.pack(), x.shape[1], y.shape[1])       # the collective's wire format
+    assert back.n == merged.n and torch.equal(back.cxy, merged.cxy)
+    with pytest.raises(ValueError, match="cannot merge"):
+        merged.merge(MomentStats(3, 4))
+
+
+def _rank_stats(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    x, y, _, _ = synthetic(n=3000, noise=0.5)
+    s = stream(x[rank::world], y[rank::world]).all_reduce()
+    from safetensors.torch import save_file
+
+    save_file({"n": torch.tensor([s.n]), "cxy": s.cxy, "mean_x": s.mean_x}, f"{out}/rank{rank}.safetensors")
+    dist.destroy_process_group()
+
+
+def test_all_reduce_over_two_gloo_ranks_equals_one_process(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_rank_stats, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    x, y, _, _ = synthetic(n=3000, noise=0.5)
+    whole = stream(x, y)
+    from safetensors.torch import load_file
+
+    got = [load_file(tmp_path / f"rank{r}.safetensors") for r in range(2)]
+    assert int(got[0]["n"]) == int(got[1]["n"]) == whole.n
+    assert torch.equal(got[0]["cxy"], got[1]["cxy"])                 # every rank ends bit-identical
+    torch.testing.assert_close(got[0]["cxy"], whole.cxy, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(got[0]["mean_x"], whole.mean_x, rtol=1e-12, atol=1e-12)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from .layers import LayerSpec, parse_layer
 
-DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16", "auto")
+DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16", "auto")   # lrt.models.load.DTYPES + auto
 
 
 @dataclass

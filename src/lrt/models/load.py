@@ -12,7 +12,6 @@ from torch import nn
 from ..errors import ModelLoadError
 from ..zoo import registry as zoo_registry
 from .blocks import find_blocks
-from .config import DTYPE_NAMES
 from .layers import LayerSpec, layer_index
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -68,7 +67,7 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "floa
     target, extra = _resolve(name)
     if isinstance(dtype, str):
         if dtype != "auto" and dtype not in DTYPES:
-            raise ModelLoadError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}")
+            raise ModelLoadError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(DTYPES)}", option="dtype")
         dtype = dtype if dtype == "auto" else DTYPES[dtype]
     looks_local = os.sep in name or name.startswith(".") or Path(target).exists()
     if looks_local and not Path(target).exists():
