@@ -41,8 +41,11 @@ def make_rows(path: Path, n: int, ds: int, dt: int, seed: int = 0) -> None:
 
 def run_method(method: str, path: Path, ds: int, heldout: int, epochs: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from lrt.adamw import AdamWConfig, RowStore, fit_adamw
-    from lrt.stats import MomentStats, solve_affine
+    from lrt.harvest.rowstore import RowStore
+    from lrt.maps.adamw import fit_adamw
+    from lrt.maps.config import AdamWConfig
+    from lrt.maps.solve import solve_affine
+    from lrt.stats.moments import MomentStats
 
     data = np.load(path, mmap_mode="r")
     n = len(data) - heldout
@@ -74,7 +77,7 @@ def run_method(method: str, path: Path, ds: int, heldout: int, epochs: int) -> d
     else:
         store = RowStore.__new__(RowStore)     # reuse the benchmark's file as the row store
         store.dx, store.dy, store.n, store.data = ds, data.shape[1] - ds, n, data
-        A, p, hist = fit_adamw(store, (hx, hy), AdamWConfig(epochs=epochs, eval_every=1000, progress=False))
+        A, p, hist = fit_adamw(store, (hx, hy), AdamWConfig(epochs=epochs, eval_every=1000), seed=0, progress=False)
         best = min(hist, key=lambda h: h["heldout_mse"])
         extra = {"seconds_to_best": best["seconds"], "steps": hist[-1]["step"]}
     seconds = time.perf_counter() - t0

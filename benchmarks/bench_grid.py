@@ -16,14 +16,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def main() -> None:
     from lrt import zoo
-    from lrt.models import load_model
-    from lrt.steering.concepts import sentiment_items
-    from lrt.steering.evaluate import default_alphas, random_directions
-    from lrt.steering.propensity import propensity_grid, propensity_loop
+    from lrt.data.concepts import sentiment_items
+    from lrt.evaluate.config import default_alphas
+    from lrt.evaluate.propensity import propensity_grid
+    from lrt.evaluate.steering import random_directions
+    from lrt.models.load import load_model
+    from propensity_oracle import propensity_loop      # tests/propensity_oracle.py: the per-(vector, α) loop
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="zoo-m")

@@ -1,6 +1,6 @@
 """Harvest throughput (tokens/s) at a mid-depth layer, side by side in one run:
 
-- ``lrt``: :func:`lrt.hooks.run_with_capture` (forward hook on the block, early stop after it);
+- ``lrt``: :func:`lrt.harvest.capture.run_with_capture` (forward hook on the block, early stop after it);
 - ``output_hidden_states``: the full model with ``output_hidden_states=True`` (every layer, LM head);
 - ``truncated``: a bare forward of only the blocks up to the layer (the physical limit here).
 
@@ -31,8 +31,9 @@ def random_llama(spec: str):
 
 
 def main() -> None:
-    from lrt.hooks import run_with_capture
-    from lrt.models import LoadedModel, find_blocks, load_model
+    from lrt.harvest.capture import run_with_capture
+    from lrt.models.blocks import find_blocks
+    from lrt.models.load import LoadedModel, load_model
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="model name (e.g. zoo-m)")

@@ -22,13 +22,8 @@ def main() -> None:
     import torch
 
     from lrt import zoo
-    from lrt.zoo.train import (
-        DEFAULT_SIZES,
-        TrainConfig,
-        _streams,
-        _train_in_processes,
-        train_one,
-    )
+    from lrt.zoo.training.config import DEFAULT_SIZES, TrainConfig
+    from lrt.zoo.training.loop import _streams, _train_in_processes, train_one
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=str(Path(__file__).resolve().parents[2] / "shared/data/natural_text.jsonl.gz"))

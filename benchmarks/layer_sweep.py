@@ -17,11 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 def main() -> None:
     from lrt import zoo
-    from lrt.fit import fit_map
+    from lrt.data.concepts import concept_texts, sentiment_items
+    from lrt.evaluate.config import EvalConfig, default_alphas
+    from lrt.evaluate.steering import evaluate_vectors
     from lrt.harvest import HarvestConfig
-    from lrt.models import load_model
-    from lrt.steering.concepts import concept_texts, sentiment_items
-    from lrt.steering.evaluate import EvalConfig, default_alphas, evaluate_vectors
+    from lrt.maps.fit import fit_map
+    from lrt.models.load import load_model
     from lrt.steering.transfer import transfer_vector
     from lrt.steering.vectors import text_vector
 

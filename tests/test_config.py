@@ -59,3 +59,38 @@ def test_required_option_missing_exits_2(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["steer", "--model", "zoo-xs", "--out", str(tmp_path / "v")])
     assert e.value.code == 2
+
+
+SHARED = {"seed", "chat", "progress"}      # one flag on purpose: the same value belongs in every group
+
+
+@pytest.mark.parametrize("name", ["fit-map", "steer", "transfer", "evaluate", "generate", "demo"])
+def test_no_option_means_two_things(name):
+    """An option name in two groups of one command must be one of the deliberately shared ones; and the resolved
+    config of the defaults rebuilds to itself (what re-running a config.json does)."""
+    import dataclasses
+    import typing
+
+    from lrt.cli import demo, evaluate, fit_map, generate, steer
+    from lrt.io.config import group_type
+
+    cls = {"fit-map": fit_map.FitMapRun, "steer": steer.SteerRun, "transfer": steer.TransferRun,
+           "evaluate": evaluate.EvaluateRun, "generate": generate.GenerateRun, "demo": demo.DemoRun}[name]
+    owners: dict[str, list[str]] = {}
+
+    def walk(c):
+        hints = typing.get_type_hints(c)
+        for f in dataclasses.fields(c):
+            sub = group_type(hints[f.name])
+            if sub is not None:
+                walk(sub)
+            else:
+                owners.setdefault(f.name, []).append(c.__name__)
+    walk(cls)
+    clashes = {n: o for n, o in owners.items() if len(o) > 1 and n not in SHARED}
+    assert not clashes
+    required = {"out": "o", "model": "m", "layer": 0, "native": "n", "vector": "v", "map": "m", "prompt": ["p"]}
+    first = build(cls, {k: v for k, v in required.items() if k in owners})
+    if name in ("transfer", "evaluate"):
+        first.vector = ["v"] if name == "evaluate" else "v"
+    assert flatten(build(cls, flatten(first))) == flatten(first)

@@ -26,8 +26,8 @@ class VectorConfig:
     """Most contrast pairs (or texts per side) used."""
     chat: bool = False
     """Wrap questions in the tokenizer's chat template (instruct models)."""
-    method: str = field(default="mean", metadata={"choices": METHODS})
-    """mean (CAA mean difference) or pca (first principal direction of the differences)."""
+    vector_method: str = field(default="mean", metadata={"choices": METHODS})
+    """A/B contrasts: mean (CAA mean difference) or pca (first principal direction of the differences)."""
     position: str = field(default="mean", metadata={"choices": POSITIONS})
     """Text concepts: mean over tokens or last token."""
     seed: int = 0
@@ -36,7 +36,8 @@ class VectorConfig:
     def __post_init__(self):
         if self.max_pairs < 1:
             raise ConfigError(f"max_pairs must be at least 1, got {self.max_pairs}", option="max_pairs")
-        if self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}", option="method")
+        if self.vector_method not in METHODS:
+            raise ConfigError(f"unknown method {self.vector_method!r}; use one of {', '.join(METHODS)}",
+                              option="vector_method")
         if self.position not in POSITIONS:
             raise ConfigError(f"position must be one of {', '.join(POSITIONS)}", option="position")

@@ -160,5 +160,5 @@ def compute_vector(lm: LoadedModel, layer: LayerSpec, cfg: VectorConfig,
 
     data = vector_data(cfg, lm.tokenizer) if data is None else data
     if cfg.contrast:
-        return contrast_vector(lm, data, layer, cfg.method, name=Path(cfg.contrast).stem)
+        return contrast_vector(lm, data, layer, cfg.vector_method, name=Path(cfg.contrast).stem)
     return text_vector(lm, data, layer, cfg.position)
