@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from ..errors import OutputDirError
 from ..io.files import ensure_writable, write_config
 from ..io.config import flatten
 from ..report.tables import show
@@ -17,8 +19,20 @@ def quiet_progress(progress: bool) -> None:
         hf_logging.disable_progress_bar()
 
 
+def check_output(path: str) -> None:
+    """Before any work: the output directory can be created (or written), without creating it yet."""
+    p = Path(path).absolute()
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputDirError(f"output directory {str(path)!r} is not writable ({probe} is "
+                             f"{'not a directory' if not probe.is_dir() else 'read-only'}); choose another",
+                             option="out")
+
+
 def output_dir(path: str) -> Path:
-    """The command's output directory, created and checked writable."""
+    """The command's output directory, created (on success, after the work) and checked writable."""
     return ensure_writable(path)
 
 
@@ -27,4 +41,4 @@ def record(out: Path, cfg) -> None:
     write_config(out, flatten(cfg))
 
 
-__all__ = ["output_dir", "quiet_progress", "record", "show"]
+__all__ = ["check_output", "output_dir", "quiet_progress", "record", "show"]

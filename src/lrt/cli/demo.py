@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..pipelines.config import ExperimentConfig
-from .common import quiet_progress, show
+from .common import check_output, quiet_progress, show
 from .options import command
 
 
@@ -25,6 +25,7 @@ def run(cfg: DemoRun) -> int:
     from ..report.html import write_report
     from ..report.tables import map_summary_rows, show_steering_summary
 
+    check_output(cfg.out)
     quiet_progress(cfg.experiment.harvest.progress)
     results = run_experiment(cfg.experiment, cfg.out)
     report = write_report(cfg.out)

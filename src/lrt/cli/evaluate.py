@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..evaluate.config import EvalConfig, TestSetConfig
 from ..models.config import LoadConfig
-from .common import output_dir, record
+from ..models.layers import LayerSpec, parse_layer
+from .common import check_output, output_dir, quiet_progress, record
 from .options import command
 
 
@@ -22,13 +23,45 @@ class EvaluateRun:
     out: str
     """Output directory (results.json + config.json)."""
     vector: list[str] = field(default_factory=list)
-    """Other vector directories (repeatable)."""
+    """Other vector directories (repeatable); each must be for the native vector's model and layer."""
+    layer: LayerSpec | None = None
+    """Apply every vector at this layer instead of the native vector's own (recorded in the results)."""
+    other_model: bool = False
+    """Apply vectors that were computed (or transferred) for a model of another name but the same width."""
     load: LoadConfig = field(default_factory=LoadConfig)
     """How the model is loaded."""
     testset: TestSetConfig = field(default_factory=TestSetConfig)
     """What the vectors are evaluated on."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """The α grid and random baselines."""
+
+
+def load_vectors(cfg: EvaluateRun, lm) -> dict:
+    """The vectors by unique name (their origin, else their directory), each checked against ``lm`` and the
+    evaluation layer: a vector is never applied to another model or layer unless that is asked for."""
+    from ..errors import ConfigError
+    from ..steering.vectors import SteeringVector
+
+    layer = parse_layer(cfg.layer)
+    loaded, paths = {}, {}
+    for path in [cfg.native] + list(cfg.vector):
+        v = SteeringVector.load(path)
+        v.check_model(lm)
+        if v.model != lm.name and not cfg.other_model:
+            raise ConfigError(f"vector {path} was made for {v.model}, not {lm.name}; evaluate it on its own model, or "
+                              "allow another model of the same width", option="other_model")
+        if layer is None and str(v.layer) != str(loaded["native"].layer if loaded else v.layer):
+            raise ConfigError(f"vector {path} is at layer {v.layer} but the native vector is at layer "
+                              f"{loaded['native'].layer}; give the layer to apply them all at explicitly",
+                              option="layer")
+        name = "native" if not loaded else v.meta.get("origin", "").replace("-", "_")
+        if not name or name in loaded:
+            name = Path(path).name.replace("-", "_")
+        if name in loaded:
+            raise ConfigError(f"two vectors would both be called {name!r} ({paths[name]} and {path}); give them "
+                              "directories of different names", option="vector")
+        loaded[name], paths[name] = v, path
+    return loaded
 
 
 def run(cfg: EvaluateRun) -> int:
@@ -38,26 +71,29 @@ def run(cfg: EvaluateRun) -> int:
     from ..models.load import load_model
     from ..pipelines.experiment import cosines_to_native, evaluate_on
     from ..report.tables import show_steering_summary
-    from ..steering.vectors import SteeringVector
 
-    out = output_dir(cfg.out)
+    check_output(cfg.out)
+    quiet_progress(cfg.eval.progress)
     lm = load_model(cfg.model, cfg.load.dtype, cfg.load.device)
-    native = SteeringVector.load(cfg.native)
-    native.check_model(lm)
-    loaded = {"native": native}
-    for path in cfg.vector:
-        v = SteeringVector.load(path)
-        v.check_model(lm)
-        loaded[v.meta.get("origin", Path(path).name).replace("-", "_")] = v
+    loaded = load_vectors(cfg, lm)
+    native = loaded["native"]
+    layer = parse_layer(cfg.layer) if cfg.layer is not None else native.layer
+    lm.layer_index(layer)
     vectors = {n: v.vector for n, v in loaded.items()}
-    s = evaluate_on(lm, native.layer, vectors, native.median_norm, cfg.testset, cfg.eval)
+    records = {n: v.meta.get("data") for n, v in loaded.items()}
+    s = evaluate_on(lm, layer, vectors, native.median_norm, cfg.testset, cfg.eval, records)
     models = {"source": None, "target": {"name": lm.name, "layers": lm.n_layers, "width": lm.d_model,
-                                         "layer": native.layer}}
+                                         "layer": layer, "vectors_layer": native.layer,
+                                         "layer_override": cfg.layer is not None}}
     vec = {"concept": native.meta.get("concept"), "cosine_to_native": cosines_to_native(vectors),
-           "norms": {n: v.norm for n, v in loaded.items()}}
+           "norms": {n: v.norm for n, v in loaded.items()},
+           "made_for": {n: {"model": v.model, "layer": v.layer} for n, v in loaded.items()}}
     settings = flatten(cfg)
+    out = output_dir(cfg.out)
     write_results(out, make_results("evaluate", settings, models, vec, s, verdict(s)))
     record(out, cfg)
+    if cfg.layer is not None:
+        print(f"note: vectors of layer {native.layer} applied at layer {layer} (explicit override)")
     show_steering_summary(s)
     print(f"\nresults written to {out}/results.json (lrt report {out})")
     return 0

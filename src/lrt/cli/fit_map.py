@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..harvest.config import HarvestConfig
 from ..maps.config import FitConfig
 from ..models.config import LoadConfig, PairConfig
-from .common import output_dir, quiet_progress, record, show
+from .common import check_output, output_dir, quiet_progress, record, show
 from .options import command
 
 
@@ -31,11 +31,12 @@ def run(cfg: FitMapRun) -> int:
     from ..maps.fit import fit_map
     from ..report.tables import map_summary_rows
 
-    out = output_dir(cfg.out)
+    check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
     src, tgt = cfg.pair.load(cfg.load)
     ls, lt = cfg.pair.layers(src, tgt)
     m = fit_map(src, tgt, ls, lt, cfg.harvest, cfg.fit)
+    out = output_dir(cfg.out)
     m.save(out)
     cfg.pair.source_layer, cfg.pair.target_layer = ls, lt
     record(out, cfg)

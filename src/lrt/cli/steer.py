@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..models.config import LoadConfig, ModelConfig
 from ..steering.config import VectorConfig
-from .common import output_dir, record, show
+from .common import check_output, output_dir, quiet_progress, record, show
 from .options import command
 
 
@@ -46,10 +46,12 @@ def steer(cfg: SteerRun) -> int:
     from ..models.load import load_model
     from ..steering.vectors import compute_vector
 
-    out = output_dir(cfg.out)
+    check_output(cfg.out)
+    quiet_progress(cfg.vectors.progress)
     lm = load_model(cfg.model.model, cfg.load.dtype, cfg.load.device)
     lm.layer_index(cfg.model.layer)
     v = compute_vector(lm, cfg.model.layer, cfg.vectors)
+    out = output_dir(cfg.out)
     v.save(out)
     record(out, cfg)
     if cfg.gguf:
@@ -66,10 +68,11 @@ def transfer(cfg: TransferRun) -> int:
     from ..steering.transfer import transfer_vector
     from ..steering.vectors import SteeringVector
 
-    out = output_dir(cfg.out)
+    check_output(cfg.out)
     v = SteeringVector.load(cfg.vector)
     m = AffineMap.load(cfg.map)
     t = transfer_vector(v, m, cfg.mode, cfg.rescale)
+    out = output_dir(cfg.out)
     t.save(out)
     record(out, cfg)
     show([["from", f"{v.model} L{v.layer} (norm {v.norm:.4g})"], ["to", f"{t.model} L{t.layer} (norm {t.norm:.4g})"],

@@ -24,11 +24,14 @@ NEUTRAL_PROMPTS = ["The movie was", "This book is", "I think the film is", "The 
                    "The weather today is", "The ending of the film was", "Her performance was", "The plot is"]
 
 
-def _select(corpus: str, pattern: str, split: str | None, limit: int, seed: int, field: str = "doc_id") -> list[str]:
+def _select(corpus: str, pattern: str, split: str | None, limit: int, seed: int, field: str = "doc_id"
+            ) -> list[tuple[str, str]]:
+    """``(text, doc_id)`` of up to ``limit`` documents of ``split`` whose ``field`` matches, in a seeded order."""
     rx = re.compile(pattern)
-    texts = [d["text"] for d in iter_documents(corpus, split) if rx.search(str(d.get(field, "")))]
-    random.Random(seed).shuffle(texts)
-    return texts[:limit]
+    docs = [(d["text"], str(d.get("doc_id", ""))) for d in iter_documents(corpus, split)
+            if rx.search(str(d.get(field, "")))]
+    random.Random(seed).shuffle(docs)
+    return docs[:limit]
 
 
 def concept_texts(concept: str, corpus: str, split: str | None = "train", limit: int = 200,
@@ -49,23 +52,28 @@ def concept_texts(concept: str, corpus: str, split: str | None = "train", limit:
     if not pos or not neg:
         raise DatasetError(f"corpus {corpus!r} has no documents for concept {concept!r} in split {split!r} "
                            f"({len(pos)} positive, {len(neg)} negative); use ../shared/data/natural_text.jsonl.gz")
-    return TextContrast(positive=pos, negative=neg, name=concept)
+    return TextContrast(positive=[t for t, _ in pos], negative=[t for t, _ in neg], name=concept,
+                        sources=[i for _, i in pos + neg], origin={"corpus": str(corpus), "split": split})
 
 
 def review_prompts(corpus: str, split: str | None = "heldout", limit: int = 40, words: int = 40, seed: int = 0,
-                   suffix: str = " overall , the movie is") -> list[str]:
-    """Openings of (held-out) movie reviews, cut after ``words`` words, ending in a neutral lead-in."""
-    texts = _select(corpus, r"(^|/)(pos|neg)/", split, limit, seed)
-    return [" ".join(t.split()[:words]) + suffix for t in texts]
+                   suffix: str = " overall , the movie is") -> list[tuple[str, str]]:
+    """``(prompt, doc_id)``: openings of (held-out) movie reviews, cut after ``words`` words, ending in a neutral
+    lead-in."""
+    docs = _select(corpus, r"(^|/)(pos|neg)/", split, limit, seed)
+    return [(" ".join(t.split()[:words]) + suffix, i) for t, i in docs]
 
 
 def sentiment_items(tokenizer, corpus: str | None = None, lowercase: bool = False, n_reviews: int = 40,
                     split: str | None = "heldout", seed: int = 0) -> list[Item]:
     """Neutral prompts (+ held-out review openings when a corpus is given), scored on sentiment words."""
     prompts = [p.lower() for p in NEUTRAL_PROMPTS] if lowercase else list(NEUTRAL_PROMPTS)
+    sources = [""] * len(prompts)
     if corpus and n_reviews:
-        prompts += review_prompts(corpus, split, n_reviews, seed=seed)
-    return word_items(tokenizer, prompts, POSITIVE_WORDS, NEGATIVE_WORDS)
+        reviews = review_prompts(corpus, split, n_reviews, seed=seed)
+        prompts += [p for p, _ in reviews]
+        sources += [i for _, i in reviews]
+    return word_items(tokenizer, prompts, POSITIVE_WORDS, NEGATIVE_WORDS, sources)
 
 
 def neutral_sequences(tokenizer, corpus: str, n: int = 8, length: int = 64) -> list[list[int]]:

@@ -12,7 +12,8 @@ Paired records become token-level :class:`Item` s: the *answer token* is the fir
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DatasetError
@@ -34,6 +35,10 @@ class TextContrast:
     positive: list[str]
     negative: list[str]
     name: str = "texts"
+    sources: list[str] = field(default_factory=list)
+    """Document ids of the texts (positive then negative), for the overlap check against test items."""
+    origin: dict = field(default_factory=dict)
+    """Where the texts were drawn from: corpus and split."""
 
 
 @dataclass
@@ -44,6 +49,8 @@ class Item:
     positive: list[int]
     negative: list[int]
     label: str = ""
+    source: str = ""
+    """The document id (or prompt fingerprint) the item was made from; empty for built-in prompts."""
 
 
 _KEY_SETS = (("question", "answer_matching_behavior", "answer_not_matching_behavior"),
@@ -113,7 +120,12 @@ def to_item(tokenizer, c: Contrast, chat: bool = False, where: str = "record") -
     if k is None:
         raise DatasetError(f"{where}: positive {c.positive!r} and negative {c.negative!r} tokenize to the same "
                            "leading tokens; the answers must differ in a single leading token")
-    return Item(ids=a[:k], positive=[a[k]], negative=[b[k]], label=where)
+    return Item(ids=a[:k], positive=[a[k]], negative=[b[k]], label=where, source=prompt_fingerprint(c.prompt))
+
+
+def prompt_fingerprint(prompt: str) -> str:
+    """A short, stable id of a contrast prompt (the same question in two files gets the same id)."""
+    return "prompt:" + hashlib.sha1(" ".join(prompt.split()).encode("utf-8")).hexdigest()[:16]
 
 
 def contrast_items(tokenizer, contrasts: list[Contrast], chat: bool = False) -> list[Item]:
@@ -130,7 +142,8 @@ def word_ids(tokenizer, words: list[str]) -> list[int]:
     return out
 
 
-def word_items(tokenizer, prompts: list[str], positive: list[str], negative: list[str]) -> list[Item]:
+def word_items(tokenizer, prompts: list[str], positive: list[str], negative: list[str],
+               sources: list[str] | None = None) -> list[Item]:
     """Items that score sets of positive vs negative next words after each prompt."""
     pos, neg = word_ids(tokenizer, positive), word_ids(tokenizer, negative)
     if set(pos) & set(neg):
@@ -138,5 +151,6 @@ def word_items(tokenizer, prompts: list[str], positive: list[str], negative: lis
                            f"{tokenizer.convert_ids_to_tokens(sorted(set(pos) & set(neg)))}")
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None and \
         tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id] else []
+    sources = sources or [""] * len(prompts)
     return [Item(ids=bos + tokenizer(p, add_special_tokens=False)["input_ids"], positive=pos, negative=neg,
-                 label=p[:60]) for p in prompts]
+                 label=p[:60], source=src) for p, src in zip(prompts, sources)]

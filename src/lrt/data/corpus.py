@@ -11,8 +11,9 @@ import gzip
 import hashlib
 import json
 import os
+import random
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import CorpusError
 
@@ -77,9 +78,9 @@ def _iter_hf(name: str, split: str = "train") -> Iterator[dict]:
         yield {"text": rec["text"], "doc_id": str(rec.get("id", i)), "source": name}
 
 
-def iter_documents(corpus: str | os.PathLike, split: str | None = None,
-                   heldout_percent: float = 5.0) -> Iterator[dict]:
-    """Stream documents of ``corpus``; ``split`` in {None, "train", "heldout"} filters by document."""
+def _reader(corpus: str | os.PathLike) -> tuple[Callable[[], Iterator[dict]], bool]:
+    """``(open, rereadable)``: ``open()`` streams the corpus' documents in file order (empty texts dropped);
+    local files can be read again, a Hugging Face stream cannot."""
     path = Path(corpus)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
@@ -90,19 +91,64 @@ def iter_documents(corpus: str | os.PathLike, split: str | None = None,
                           "a text file, or a directory of them")
     else:
         files = []
-    if files:
-        def gen():
-            for f in files:
-                yield from (_iter_jsonl(f) if ".jsonl" in f.name or f.suffix == ".json" else _iter_plain(f))
-        docs = gen()
-    else:
-        docs = _iter_hf(str(corpus))
-    n = 0
-    for doc in docs:
-        if not isinstance(doc["text"], str) or not doc["text"].strip():
-            continue
-        n += 1
+
+    def read() -> Iterator[dict]:
+        if files:
+            docs = (d for f in files for d in (_iter_jsonl(f) if ".jsonl" in f.name or f.suffix == ".json"
+                                                else _iter_plain(f)))
+        else:
+            docs = _iter_hf(str(corpus))
+        n = 0
+        for doc in docs:
+            if isinstance(doc["text"], str) and doc["text"].strip():
+                n += 1
+                yield doc
+        if n == 0:
+            raise CorpusError(f"corpus {str(corpus)!r} holds no non-empty 'text'; nothing to read")
+    return read, bool(files)
+
+
+def iter_documents(corpus: str | os.PathLike, split: str | None = None,
+                   heldout_percent: float = 5.0) -> Iterator[dict]:
+    """Stream documents of ``corpus`` in file order; ``split`` in {None, "train", "heldout"} filters by document."""
+    read, _ = _reader(corpus)
+    for doc in read():
         if split is None or split_of(doc, heldout_percent) == split:
             yield doc
-    if n == 0:
-        raise CorpusError(f"corpus {str(corpus)!r} holds no non-empty 'text'; nothing to read")
+
+
+def sample_documents(corpus: str | os.PathLike, seed: int = 0, split: str | None = None,
+                     heldout_percent: float = 5.0, chunk: int = 2000, buffer: int = 10_000) -> Iterator[dict]:
+    """Documents of ``corpus`` in a seeded random order drawn from the whole corpus, so that the first N tokens are
+    a sample of all of it, not of its first source (corpora are often sorted by source).
+
+    Local files: one pass counts the documents, then each pass collects the next ``chunk`` documents of a seeded
+    permutation (memory: ``chunk`` documents). A Hugging Face stream: a seeded shuffle buffer of ``buffer``
+    documents, as ``datasets`` does.
+    """
+    read, rereadable = _reader(corpus)
+    rng = random.Random(seed)
+    keep = (lambda d: True) if split is None else (lambda d: split_of(d, heldout_percent) == split)  # noqa: E731
+    if not rereadable:
+        pool: list[dict] = []
+        for doc in read():
+            if len(pool) < buffer:
+                pool.append(doc)
+                continue
+            k = rng.randrange(buffer)
+            out, pool[k] = pool[k], doc
+            if keep(out):
+                yield out
+        rng.shuffle(pool)
+        yield from (d for d in pool if keep(d))
+        return
+    count = sum(1 for _ in read())
+    order = list(range(count))
+    rng.shuffle(order)
+    for start in range(0, count, chunk):
+        want = {i: pos for pos, i in enumerate(order[start:start + chunk])}
+        got: list[dict | None] = [None] * len(want)
+        for i, doc in enumerate(read()):
+            if i in want:
+                got[want[i]] = doc
+        yield from (d for d in got if d is not None and keep(d))

@@ -28,39 +28,59 @@ def doc_token_ids(tokenizer, text: str) -> list[int]:
 
 
 def pack_sequences(docs: Iterable[dict], tokenizer, context: int, batch_size: int, tokens: int,
-                   heldout: Callable[[dict], bool], name: str = "corpus"
-                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+                   heldout: Callable[[dict], bool], heldout_share: float = 0.0, name: str = "corpus",
+                   tally: dict | None = None, max_doc_tokens: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
     """Pack documents into ``context``-token sequences, each of one split (``heldout(doc)``), and yield
-    ``(input_ids [B, T], attention_mask [B, T], heldout)`` batches, ``tokens`` tokens in all."""
+    ``(input_ids [B, T], attention_mask [B, T], heldout)`` batches, ``tokens`` tokens in all.
+
+    Each split has its quota — ``heldout_share`` of the budget for held-out documents, the rest for training —
+    and documents are read until both are met (a document of a split whose quota is full is skipped untokenized),
+    so a small budget still gets its held-out share. Documents are cut after ``max_doc_tokens`` (0: whole).
+    ``tally``, if given, receives the tokens per split and per
+    document source, and whether the corpus ran out.
+    """
+    quota = {True: round(tokens * heldout_share), False: tokens - round(tokens * heldout_share)}
     buffers = {False: [], True: []}      # token buffer per split
     pending = {False: [], True: []}      # full sequences waiting for a batch
-    emitted = 0
+    taken = {False: 0, True: 0}          # tokens placed in sequences, per split
+    by_source: dict[str, dict[str, int]] = {"train": {}, "heldout": {}}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     exhausted = True
     for doc in docs:
         held = bool(heldout(doc))
+        if taken[held] >= quota[held]:
+            if all(taken[h] >= quota[h] for h in (False, True)):
+                exhausted = False
+                break
+            continue
         buf = buffers[held]
-        buf.extend(doc_token_ids(tokenizer, doc["text"]))
-        while len(buf) >= context and emitted < tokens:
+        ids = doc_token_ids(tokenizer, doc["text"])
+        if max_doc_tokens:
+            ids = ids[:max_doc_tokens]
+        src = by_source["heldout" if held else "train"]
+        src[doc.get("source", "?")] = src.get(doc.get("source", "?"), 0) + len(ids)
+        buf.extend(ids)
+        while len(buf) >= context and taken[held] < quota[held]:
             pending[held].append(buf[:context])
             del buf[:context]
+            taken[held] += context
             if len(pending[held]) == batch_size:
-                ids, mask = pad_right(pending[held], pad, context)
+                ids_t, mask = pad_right(pending[held], pad, context)
                 pending[held] = []
-                yield ids, mask, held
-                emitted += int(mask.sum())
-        if emitted >= tokens:
-            exhausted = False
-            break
-    # Flush what is waiting: full sequences always (so a small budget still gets held-out rows),
-    # partial ones (padded and masked) only when the corpus ran out.
+                yield ids_t, mask, held
+    # Flush what is waiting: full sequences always, partial ones (padded and masked) only when the corpus ran out.
     for held in (False, True):
-        seqs = pending[held] + ([buffers[held]] if exhausted and len(buffers[held]) > 1 else [])
+        tail = buffers[held] if exhausted and len(buffers[held]) > 1 and taken[held] < quota[held] else []
+        seqs = pending[held] + ([tail] if tail else [])
+        taken[held] += len(tail)
         if seqs:
-            ids, mask = pad_right(seqs, pad, context)
-            yield ids, mask, held
-            emitted += int(mask.sum())
+            ids_t, mask = pad_right(seqs, pad, context)
+            yield ids_t, mask, held
+    emitted = taken[False] + taken[True]
+    if tally is not None:
+        tally.update({"train_tokens": taken[False], "heldout_tokens": taken[True], "corpus_exhausted": exhausted,
+                      "document_tokens_by_source": by_source})
     if exhausted and emitted < tokens:
         warnings.warn(f"{name} holds only {emitted:,} tokens, fewer than the {tokens:,} asked for; "
                       "using all of them", stacklevel=2)

@@ -31,6 +31,8 @@ class EvalConfig:
     """Seed of every random choice (row order, initialisation, controls, random vectors)."""
     kl_sequences: int = 8
     """Neutral text sequences for the KL side effect."""
+    progress: bool = True
+    """Show progress bars."""
 
     def __post_init__(self):
         if self.alpha_max <= 0:
@@ -56,6 +58,10 @@ class TestSetConfig:
     eval_corpus: str | None = None
     """Corpus with held-out reviews for the sentiment items and neutral text for the KL. Default: the held-out
     text shipped with lrt."""
+    test_split: str = field(default="heldout", metadata={"choices": ("train", "heldout")})
+    """Sentiment items: the corpus split the held-out reviews are drawn from."""
+    allow_overlap: bool = False
+    """Evaluate even when test items were among a vector's own examples (reported in the results); off: refuse."""
     lowercase: bool | None = None
     """Lower-case the sentiment prompts (default: only for the zoo models, trained on lower-cased reviews)."""
     chat: bool = False
@@ -68,6 +74,8 @@ class TestSetConfig:
     """Seed of every random choice (row order, initialisation, controls, random vectors)."""
 
     def __post_init__(self):
+        if self.mmlu_items < 1:
+            raise ConfigError(f"mmlu_items must be at least 1, got {self.mmlu_items}", option="mmlu_items")
         if self.eval_corpus is None:
             from ..zoo import registry
 

@@ -18,8 +18,8 @@ import inspect
 import warnings
 
 import torch
-
 from torch import nn
+from tqdm.auto import tqdm
 
 from ..data.contrasts import Item
 from ..data.packing import pad_right
@@ -142,13 +142,14 @@ def _score(logits: torch.Tensor, logprobs: torch.Tensor, item: Item) -> tuple[to
     return prop, logits[item.positive].mean() - logits[item.negative].mean()
 
 
-def _forward_rows(runner: _Runner, rows: list[tuple[int, torch.Tensor | None]], batch_size: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward_rows(runner: _Runner, rows: list[tuple[int, torch.Tensor | None]], batch_size: int,
+                  progress: bool = False, desc: str = "α grid") -> tuple[torch.Tensor, torch.Tensor]:
     """rows: (item index, delta or None). Returns (propensity [R], m_LD [R])."""
     items = runner.items
     prop, mld = torch.empty(len(rows)), torch.empty(len(rows))
     order = sorted(range(len(rows)), key=lambda r: len(items[rows[r][0]].ids))   # similar lengths together
     d = runner.lm.d_model
+    bar = tqdm(total=len(rows), unit="row", desc=desc, disable=not progress)
     for s in range(0, len(order), batch_size):
         chunk = order[s:s + batch_size]
         delta = torch.zeros(len(chunk), d)
@@ -159,11 +160,14 @@ def _forward_rows(runner: _Runner, rows: list[tuple[int, torch.Tensor | None]], 
         lp = torch.log_softmax(last, -1)
         for j, r in enumerate(chunk):
             prop[r], mld[r] = _score(last[j], lp[j], items[rows[r][0]])
+        bar.update(len(chunk))
+    bar.close()
     return prop, mld
 
 
 def propensity_grid(lm: LoadedModel, layer: int, items: list[Item], directions: torch.Tensor,
-                    alphas: list[float], median_norm: float, batch_size: int = 64, share_prefix: bool = True
+                    alphas: list[float], median_norm: float, batch_size: int = 64, share_prefix: bool = True,
+                    progress: bool = False, desc: str = "α grid"
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Propensities ``[V, A, N]`` (and m_LD) for unit ``directions [V, d]`` at ``α · median_norm``.
 
@@ -180,7 +184,7 @@ def propensity_grid(lm: LoadedModel, layer: int, items: list[Item], directions: 
                 for i in range(N):
                     where[(v, a, i)] = len(rows)
                     rows.append((i, alpha * median_norm * directions[v]))
-    prop, mld = _forward_rows(_Runner(lm, layer, items, share_prefix), rows, batch_size)
+    prop, mld = _forward_rows(_Runner(lm, layer, items, share_prefix), rows, batch_size, progress, desc)
     out_p, out_m = torch.empty(V, A, N), torch.empty(V, A, N)
     for v in range(V):
         for a, alpha in enumerate(alphas):

@@ -29,9 +29,11 @@ def kl_side_effect(lm: LoadedModel, layer: int, texts_ids: list[list[int]], dire
 
 
 def capability_side_effect(lm: LoadedModel, layer: int, items: list[Item], directions: torch.Tensor,
-                           names: list[str], alpha: float, median_norm: float, batch_size: int) -> dict:
+                           names: list[str], alpha: float, median_norm: float, batch_size: int,
+                           progress: bool = False) -> dict:
     """A/B accuracy (propensity of the correct answer > 0) unsteered and at ``alpha``, per vector."""
-    prop, _ = propensity_grid(lm, layer, items, directions, [0.0, alpha], median_norm, batch_size)
+    prop, _ = propensity_grid(lm, layer, items, directions, [0.0, alpha], median_norm, batch_size,
+                              progress=progress, desc="capability")
     acc = (prop > 0).float().mean(-1)                      # [V, 2]
     return {"alpha": alpha, "n_items": len(items), "unsteered": float(acc[0, 0]),
             "steered": {n: float(acc[k, 1]) for k, n in enumerate(names)}}

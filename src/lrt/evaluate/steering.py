@@ -52,7 +52,8 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     rand = random_directions(cfg.n_random, lm.d_model, cfg.seed) if cfg.n_random else torch.empty(0, lm.d_model)
     rnames = [f"random_{k}" for k in range(cfg.n_random)]
     t0 = time.time()
-    prop, mld = propensity_grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size)
+    prop, mld = propensity_grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size,
+                                progress=cfg.progress)
     grid_seconds = time.time() - t0
     allnames = names + rnames
     zero = cfg.alphas.index(0)
@@ -81,7 +82,7 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
         result["side_effects"] = {"alpha": a_max, "kl": dict(zip(allnames, kl))}
     if capability_items:
         result["capability"] = capability_side_effect(lm, li, capability_items, torch.cat([units, rand]), allnames,
-                                                      a_max, median_norm, cfg.eval_batch_size)
+                                                      a_max, median_norm, cfg.eval_batch_size, cfg.progress)
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import torch
+from tqdm.auto import tqdm
 
 from ..data.packing import pad_right
 from ..models.hooks import StopForward, hooks, register_layer_hook
@@ -51,12 +52,16 @@ def run_with_capture(lm: LoadedModel, layers: list[int], input_ids: torch.Tensor
     return captured
 
 
-def capture_batches(lm: LoadedModel, seqs: list[list[int]], layers: list[int], batch_size: int = 16
+def capture_batches(lm: LoadedModel, seqs: list[list[int]], layers: list[int], batch_size: int = 16,
+                    progress: bool = False, desc: str = "capture"
                     ) -> Iterator[tuple[dict[int, torch.Tensor], torch.Tensor]]:
     """Forward token sequences (right-padded, in order) with early stop; yield ``({layer: [B, T, d]}, mask [B, T])``
     with states as float32 on the CPU."""
     pad = lm.tokenizer.pad_token_id or 0
+    bar = tqdm(total=len(seqs), unit="seq", desc=desc, disable=not progress)
     for i in range(0, len(seqs), batch_size):
         ids, mask = pad_right(seqs[i:i + batch_size], pad)
         hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device))
+        bar.update(len(ids))
         yield {layer: h.float().cpu() for layer, h in hs.items()}, mask
+    bar.close()

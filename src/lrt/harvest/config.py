@@ -21,7 +21,14 @@ class HarvestConfig:
     batch_size: int = 8
     """Sequences per forward pass."""
     heldout_percent: float = 10.0
-    """Share of documents (by a salted hash of the document id) held out of the fit, for held-out metrics."""
+    """Share of the token budget reserved for held-out documents (chosen by a salted hash of the document id);
+    documents are read until both the training and the held-out share are filled."""
+    shuffle: bool = True
+    """Read documents in a seeded random order over the whole corpus (off: file order, e.g. one source first)."""
+    max_doc_tokens: int = 1024
+    """Use at most this many tokens of each document (0: all), so that a small budget samples many documents."""
+    seed: int = 0
+    """Seed of every random choice (document order, row order, initialisation, controls, random vectors)."""
     keep_first_token: bool = False
     """Keep position 0 of each sequence (the attention-sink token, left out by default)."""
     doc_split: str | None = None

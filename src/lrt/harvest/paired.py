@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import packing
-from ..data.corpus import iter_documents, split_of
+from ..data.corpus import iter_documents, sample_documents, split_of
 from ..errors import NonFiniteActivationError
 from ..models.load import LoadedModel
 from .capture import keep_mask, run_with_capture
@@ -34,13 +34,18 @@ class PairedBatch:
     heldout: bool
 
 
-def pack_sequences(cfg: HarvestConfig, tokenizer) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+def pack_sequences(cfg: HarvestConfig, tokenizer, tally: dict | None = None
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
     """The harvest's batches: ``cfg.corpus`` packed into ``cfg.context``-token sequences, each of the map's train
-    or held-out split (by a salted hash of the document id)."""
-    docs = iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent)
+    or held-out split (by a salted hash of the document id), each split filling its share of the budget."""
+    if cfg.shuffle:
+        docs = sample_documents(cfg.corpus, cfg.seed, cfg.doc_split, cfg.doc_split_percent)
+    else:
+        docs = iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent)
     held = lambda doc: split_of(doc, cfg.heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
     return packing.pack_sequences(docs, tokenizer, cfg.context, cfg.batch_size, cfg.tokens, held,
-                                  name=f"corpus {cfg.corpus!r}")
+                                  cfg.heldout_percent / 100, name=f"corpus {cfg.corpus!r}", tally=tally,
+                                  max_doc_tokens=cfg.max_doc_tokens)
 
 
 def _rows(h: torch.Tensor, keep: torch.Tensor, who: str, layer: int) -> torch.Tensor:
@@ -52,16 +57,17 @@ def _rows(h: torch.Tensor, keep: torch.Tensor, who: str, layer: int) -> torch.Te
 
 
 def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[int], target_layers: list[int],
-                  cfg: HarvestConfig) -> Iterator[PairedBatch]:
-    """Yield :class:`PairedBatch` rows for the requested layers of both models."""
+                  cfg: HarvestConfig, tally: dict | None = None) -> Iterator[PairedBatch]:
+    """Yield :class:`PairedBatch` rows for the requested layers of both models (``tally``: see
+    :func:`lrt.data.packing.pack_sequences`)."""
     bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest", disable=not cfg.progress)
-    for ids, mask, held in pack_sequences(cfg, source.tokenizer):
+    for ids, mask, held in pack_sequences(cfg, source.tokenizer, tally):
         keep = keep_mask(mask, skip_first=not cfg.keep_first_token)
         out = []
         for lm, layers in ((source, source_layers), (target, target_layers)):
             hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)
             k = keep.to(lm.device)
             out.append({layer: _rows(h, k, lm.name, layer) for layer, h in hs.items()})
-        bar.update(int(mask.sum()))
+        bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
         yield PairedBatch(source=out[0], target=out[1], heldout=held)
     bar.close()

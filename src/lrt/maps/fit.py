@@ -23,6 +23,9 @@ from .metrics import evaluate_map
 from .solve import solve_affine
 
 
+MIN_HELDOUT_ROWS = 1000
+
+
 def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, target_layer: LayerSpec,
             harvest: HarvestConfig, cfg: FitConfig | None = None) -> AffineMap:
     """Harvest paired states of ``source_layer``/``target_layer`` on ``harvest.corpus`` and fit the map."""
@@ -39,7 +42,8 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
     gen = torch.Generator().manual_seed(cfg.seed)
     excluded = 0
     t0 = time.time()
-    for batch in harvest_pairs(source, target, [ls], [lt], harvest):
+    tally: dict = {}
+    for batch in harvest_pairs(source, target, [ls], [lt], harvest, tally):
         x, y = batch.source[ls].to(dev), batch.target[lt]
         nx, ny = x.norm(dim=-1), y.norm(dim=-1)
         norms["source"].update(nx)
@@ -79,10 +83,19 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
     if shuffled is not None and shuffled.n > 1 and held.n > 1:
         As, ps = solve_affine(shuffled, cfg.ridge)
         metrics["shuffled_control_heldout"] = evaluate_map(As, ps, held, rows, cfg.norm_quantile)
+    warnings = []
+    if held.n < MIN_HELDOUT_ROWS:
+        warnings.append(f"only {held.n:,} held-out rows (fewer than {MIN_HELDOUT_ROWS:,}): the held-out metrics are "
+                        "noisy or missing; raise the token budget or the held-out share")
+    if tally.get("corpus_exhausted") and tally["train_tokens"] + tally["heldout_tokens"] < harvest.tokens:
+        warnings.append(f"the corpus ran out after {tally['train_tokens'] + tally['heldout_tokens']:,} of the "
+                        f"{harvest.tokens:,} tokens asked for")
     meta = {
         "method": cfg.method, "ridge": cfg.ridge, "max_norm_ratio": cfg.max_norm_ratio,
         "tokens": {"harvested": norms["target"].n, "train_rows": train.n, "heldout_rows": held.n,
-                   "excluded_massive": excluded},
+                   "excluded_massive": excluded, "train_tokens": tally.get("train_tokens"),
+                   "heldout_tokens": tally.get("heldout_tokens")},
+        "document_tokens_by_source": tally.get("document_tokens_by_source"), "warnings": warnings,
         "harvest": {k: v for k, v in asdict(harvest).items() if k not in ("progress",)},
         "metrics": metrics, "norms": {k: v.summary() for k, v in norms.items()},
         "seconds": {"harvest": round(harvest_seconds, 3), "fit": round(fit_seconds, 3)},

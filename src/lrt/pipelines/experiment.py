@@ -14,6 +14,8 @@ import torch
 
 from ..data.concepts import neutral_sequences, sentiment_items
 from ..data.contrasts import Item, contrast_items, load_contrasts
+from ..data.provenance import overlap
+from ..errors import DatasetError
 from ..evaluate.config import EvalConfig, TestSetConfig
 from ..evaluate.steering import evaluate_vectors
 from ..evaluate.verdict import verdict
@@ -27,7 +29,7 @@ from ..steering.transfer import transfer_vector
 from ..steering.vectors import compute_vector, vector_data
 from .config import ExperimentConfig
 
-MAP_SECTION = ("method", "ridge", "tokens", "metrics", "norms", "seconds")
+MAP_SECTION = ("method", "ridge", "tokens", "metrics", "norms", "seconds", "document_tokens_by_source", "warnings")
 
 
 def test_items(cfg: TestSetConfig, lm: LoadedModel) -> tuple[list[Item], list[Item] | None]:
@@ -36,19 +38,34 @@ def test_items(cfg: TestSetConfig, lm: LoadedModel) -> tuple[list[Item], list[It
         items = contrast_items(lm.tokenizer, load_contrasts(cfg.test), cfg.chat)
     else:
         lowercase = lm.name.startswith("zoo-") if cfg.lowercase is None else cfg.lowercase
-        items = sentiment_items(lm.tokenizer, cfg.eval_corpus, lowercase=lowercase, seed=cfg.seed)
+        items = sentiment_items(lm.tokenizer, cfg.eval_corpus, lowercase=lowercase, split=cfg.test_split,
+                                seed=cfg.seed)
     capability = (contrast_items(lm.tokenizer, load_contrasts(cfg.mmlu, cfg.mmlu_items), cfg.chat)
                   if cfg.mmlu else None)
     return items, capability
 
 
 def evaluate_on(lm: LoadedModel, layer, vectors: dict[str, torch.Tensor], median_norm: float,
-                testset: TestSetConfig, eval_cfg: EvalConfig) -> dict:
-    """Evaluate named vectors on ``lm`` at ``layer`` on the configured test set (with the KL side effect)."""
+                testset: TestSetConfig, eval_cfg: EvalConfig, records: dict[str, dict] | None = None) -> dict:
+    """Evaluate named vectors on ``lm`` at ``layer`` on the configured test set (with the KL side effect).
+
+    ``records`` (a vector's ``meta["data"]``, by name): a test item that was among a vector's own examples is
+    refused (:class:`DatasetError`), or with ``allow_overlap`` counted in ``steering["data_overlap"]``.
+    """
     items, capability = test_items(testset, lm)
-    return evaluate_vectors(lm, layer, items, vectors, median_norm, eval_cfg,
-                            neutral_ids=neutral_sequences(lm.tokenizer, testset.eval_corpus, eval_cfg.kl_sequences),
-                            capability_items=capability)
+    shared = {name: overlap(rec, items) for name, rec in (records or {}).items()}
+    shared = {name: ids for name, ids in shared.items() if ids}
+    if shared and not testset.allow_overlap:
+        name, ids = next(iter(shared.items()))
+        raise DatasetError(f"{len(ids)} of the {len(items)} test items come from documents the vector {name!r} was "
+                           f"computed from (e.g. {ids[0]}); draw the vector's examples from the train split and the "
+                           "test items from the held-out split, or allow the overlap explicitly",
+                           option="allow_overlap")
+    result = evaluate_vectors(lm, layer, items, vectors, median_norm, eval_cfg,
+                              neutral_ids=neutral_sequences(lm.tokenizer, testset.eval_corpus, eval_cfg.kl_sequences),
+                              capability_items=capability)
+    result["data_overlap"] = {name: len(ids) for name, ids in shared.items()}
+    return result
 
 
 def cosines_to_native(vectors: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -80,8 +97,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path) -> dict:
 
     vectors = {"native": v_nat.vector, "transferred_direction": v_dir.vector, "transferred_point": v_pt.vector}
     t = time.time()
+    records = {n: v.meta.get("data") for n, v in (("native", v_nat), ("transferred_direction", v_dir),
+                                                  ("transferred_point", v_pt))}
     steering = evaluate_on(tgt, amap.target_layer, vectors, amap.meta["norms"]["target"]["median"], cfg.testset,
-                           cfg.eval)
+                           cfg.eval, records)
     timings["evaluate"] = time.time() - t
     timings["total"] = time.time() - t_start
 

@@ -44,6 +44,13 @@ def map_summary_rows(source: str, source_layer, target: str, target_layer, meta:
     ctrl = meta["metrics"].get("shuffled_control_heldout")
     if ctrl:
         rows.insert(5, ["held-out R², shuffled control", ctrl.get("r2")])
+    sources = meta.get("document_tokens_by_source") or {}
+    for split in ("train", "heldout"):
+        if sources.get(split):
+            total = sum(sources[split].values())
+            rows.append([f"{split} text by source", ", ".join(f"{k} {v / total:.0%}" for k, v in
+                                                             sorted(sources[split].items(), key=lambda kv: -kv[1]))])
+    rows += [["WARNING", w] for w in meta.get("warnings", [])]
     return rows
 
 

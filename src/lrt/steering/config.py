@@ -22,6 +22,9 @@ class VectorConfig:
     """Corpus with the concept's labelled texts. Default: the review sample shipped with lrt."""
     contrast: str | None = None
     """A/B contrast data instead of a concept: CAA JSON, model-written-evals JSONL, or prompt/positive/negative JSONL."""
+    split: str | None = field(default="train", metadata={"choices": ("train", "heldout", "all")})
+    """Concept texts: the corpus split they are drawn from (the same salted document hash everywhere; 'all'
+    mixes both and is refused by the overlap check if a test item comes from the same documents)."""
     max_pairs: int = 300
     """Most contrast pairs (or texts per side) used."""
     chat: bool = False
@@ -32,8 +35,16 @@ class VectorConfig:
     """Text concepts: mean over tokens or last token."""
     seed: int = 0
     """Seed of every random choice (row order, initialisation, controls, random vectors)."""
+    progress: bool = True
+    """Show progress bars."""
 
     def __post_init__(self):
+        if self.split == "all":
+            self.split = None
+        if self.contrast is None and self.concept_corpus is None:
+            from ..zoo import registry
+
+            self.concept_corpus = str(registry.review_sample())
         if self.max_pairs < 1:
             raise ConfigError(f"max_pairs must be at least 1, got {self.max_pairs}", option="max_pairs")
         if self.vector_method not in METHODS:

@@ -108,7 +108,8 @@ def _truncate(tokenizer, text: str, max_tokens: int, keep: str) -> list[int]:
 
 
 def text_vector(lm: LoadedModel, texts: TextContrast, layer: LayerSpec, position: str = "mean",
-                max_tokens: int = 256, batch_size: int = 8, keep: str = "last") -> SteeringVector:
+                max_tokens: int = 256, batch_size: int = 8, keep: str = "last", progress: bool = False
+                ) -> SteeringVector:
     """Contrast of means of two text sets; ``position`` = "mean" (over tokens) or "last" (last token).
 
     Texts longer than ``max_tokens`` keep their ``last`` tokens (default: reviews give their verdict at the
@@ -123,7 +124,7 @@ def text_vector(lm: LoadedModel, texts: TextContrast, layer: LayerSpec, position
     tok = lm.tokenizer
     seqs = [_truncate(tok, t, max_tokens, keep) for t in texts.positive + texts.negative]
     feats, tracker = [], NormTracker()
-    for hs, mask in capture_batches(lm, seqs, [li], batch_size):
+    for hs, mask in capture_batches(lm, seqs, [li], batch_size, progress, desc=f"vector on {lm.name}"):
         h = hs[li]
         _norms(h, mask, tracker)
         if position == "last":
@@ -150,7 +151,7 @@ def vector_data(cfg: VectorConfig, tokenizer) -> list[Item] | TextContrast:
     if cfg.contrast:
         return contrast_items(tokenizer, load_contrasts(cfg.contrast, cfg.max_pairs), cfg.chat)
     corpus = cfg.concept_corpus or str(registry.review_sample())
-    return concept_texts(cfg.concept, corpus, split=None, limit=cfg.max_pairs, seed=cfg.seed)
+    return concept_texts(cfg.concept, corpus, split=cfg.split, limit=cfg.max_pairs, seed=cfg.seed)
 
 
 def compute_vector(lm: LoadedModel, layer: LayerSpec, cfg: VectorConfig,
@@ -158,7 +159,12 @@ def compute_vector(lm: LoadedModel, layer: LayerSpec, cfg: VectorConfig,
     """The vector ``cfg`` describes, on ``lm`` at ``layer`` (``data`` from :func:`vector_data`, to share it)."""
     from pathlib import Path
 
+    from ..data.provenance import data_record
+
     data = vector_data(cfg, lm.tokenizer) if data is None else data
     if cfg.contrast:
-        return contrast_vector(lm, data, layer, cfg.vector_method, name=Path(cfg.contrast).stem)
-    return text_vector(lm, data, layer, cfg.position)
+        v = contrast_vector(lm, data, layer, cfg.vector_method, name=Path(cfg.contrast).stem)
+    else:
+        v = text_vector(lm, data, layer, cfg.position, progress=cfg.progress)
+    v.meta["data"] = data_record(data, cfg.contrast)
+    return v
