@@ -44,7 +44,12 @@ def load_vectors(cfg: EvaluateRun, lm) -> dict:
 
     layer = parse_layer(cfg.layer)
     loaded, paths = {}, {}
-    for path in [cfg.native] + list(cfg.vector):
+    given = [cfg.native] + list(cfg.vector)
+    twice = sorted({str(Path(p).resolve()) for p in given if sum(Path(q).resolve() == Path(p).resolve()
+                                                                for q in given) > 1})
+    if twice:
+        raise ConfigError(f"vector {twice[0]} is given twice; give each vector once", option="vector")
+    for path in given:
         v = SteeringVector.load(path)
         v.check_model(lm)
         if v.model != lm.name and not cfg.other_model:
