@@ -34,8 +34,11 @@ class AdamWConfig:
 class FitConfig:
     """Fitting an affine map ``h_T ≈ A·h_S + p`` and the numbers that judge it."""
 
-    ridge: float = 1e-6
-    """Ridge penalty, relative to the mean eigenvalue of Cov(h_S)."""
+    ridge: float | None = None
+    """Ridge penalty, relative to the mean eigenvalue of Cov(h_S). Default: chosen from ridge_grid by the R² on
+    held-out rows (below the massive-norm cut), solved from the same statistics."""
+    ridge_grid: list[float] = field(default_factory=lambda: [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    """Candidate ridges when the ridge is chosen on held-out rows."""
     method: str = field(default="closed-form", metadata={"choices": METHODS})
     """closed-form (streaming float64 statistics, Cholesky) or adamw (the LRT paper's recipe)."""
     max_norm_ratio: float | None = 10.0
@@ -54,8 +57,10 @@ class FitConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; use one of {', '.join(METHODS)}")
-        if self.ridge < 0:
-            raise ConfigError(f"ridge must be >= 0, got {self.ridge}")
+        if self.ridge is not None and self.ridge < 0:
+            raise ConfigError(f"ridge must be >= 0, got {self.ridge}", option="ridge")
+        if self.ridge is None and (not self.ridge_grid or min(self.ridge_grid) < 0):
+            raise ConfigError("the ridge grid must hold values >= 0 (or give one ridge)", option="ridge_grid")
         if not self.max_norm_ratio:
             self.max_norm_ratio = None
         elif self.max_norm_ratio < 1:

@@ -20,7 +20,7 @@ from .adamw import fit_adamw
 from .affine import AffineMap
 from .config import FitConfig
 from .metrics import evaluate_map
-from .solve import solve_affine
+from .solve import select_ridge, solve_affine
 
 
 MIN_HELDOUT_ROWS = 1000
@@ -34,7 +34,7 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
     ls, lt = source.layer_index(source_layer), target.layer_index(target_layer)
     ds, dt = source.d_model, target.d_model
     dev = target.device
-    train, held = MomentStats(ds, dt, dev), MomentStats(ds, dt, dev)
+    train, held, held_kept = MomentStats(ds, dt, dev), MomentStats(ds, dt, dev), MomentStats(ds, dt, dev)
     shuffled = MomentStats(ds, dt, dev) if cfg.shuffled_control else None
     norms = {"source": NormTracker(seed=cfg.seed), "target": NormTracker(seed=cfg.seed + 1)}
     sample = Reservoir(cfg.heldout_sample, seed=cfg.seed)
@@ -48,13 +48,16 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
         nx, ny = x.norm(dim=-1), y.norm(dim=-1)
         norms["source"].update(nx)
         norms["target"].update(ny)
-        if batch.heldout:
-            held.update(x, y)
-            sample.update(x, y)
-            continue
+        keep = None
         if cfg.max_norm_ratio:
             keep = (nx <= cfg.max_norm_ratio * norms["source"].median()) & \
                    (ny <= cfg.max_norm_ratio * norms["target"].median())
+        if batch.heldout:
+            held.update(x, y)
+            held_kept.update(*((x, y) if keep is None else (x[keep], y[keep])))
+            sample.update(x, y)
+            continue
+        if keep is not None:
             excluded += int((~keep).sum())
             x, y = x[keep], y[keep]
         train.update(x, y)
@@ -68,9 +71,14 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
                           f"{harvest.corpus!r}; raise the token budget or use a larger corpus", option="tokens")
 
     t1 = time.time()
-    history = None
+    history, ridge, ridge_table, warnings = None, cfg.ridge, None, []
+    if ridge is None and held_kept.n < 2:
+        ridge = min(cfg.ridge_grid)
+        warnings.append(f"no held-out rows to choose the ridge on: used {ridge:g}")
+    elif ridge is None:
+        ridge, ridge_table = select_ridge(train, held_kept, cfg.ridge_grid)
     if cfg.method == "closed-form":
-        A, p = solve_affine(train, cfg.ridge)
+        A, p = solve_affine(train, ridge)
     else:
         if sample.x is None:
             raise ConfigError("the AdamW recipe needs held-out rows; none were harvested: raise the token budget", option="tokens")
@@ -81,9 +89,8 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
     rows = (sample.x, sample.y)
     metrics = {"train": evaluate_map(A, p, train), "heldout": evaluate_map(A, p, held, rows, cfg.norm_quantile)}
     if shuffled is not None and shuffled.n > 1 and held.n > 1:
-        As, ps = solve_affine(shuffled, cfg.ridge)
+        As, ps = solve_affine(shuffled, ridge)
         metrics["shuffled_control_heldout"] = evaluate_map(As, ps, held, rows, cfg.norm_quantile)
-    warnings = []
     if held.n < MIN_HELDOUT_ROWS:
         warnings.append(f"only {held.n:,} held-out rows (fewer than {MIN_HELDOUT_ROWS:,}): the held-out metrics are "
                         "noisy or missing; raise the token budget or the held-out share")
@@ -91,7 +98,8 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
         warnings.append(f"the corpus ran out after {tally['train_tokens'] + tally['heldout_tokens']:,} of the "
                         f"{harvest.tokens:,} tokens asked for")
     meta = {
-        "method": cfg.method, "ridge": cfg.ridge, "max_norm_ratio": cfg.max_norm_ratio,
+        "method": cfg.method, "ridge": ridge, "ridge_selection": ridge_table,
+        "max_norm_ratio": cfg.max_norm_ratio,
         "tokens": {"harvested": norms["target"].n, "train_rows": train.n, "heldout_rows": held.n,
                    "excluded_massive": excluded, "train_tokens": tally.get("train_tokens"),
                    "heldout_tokens": tally.get("heldout_tokens")},

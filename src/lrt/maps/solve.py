@@ -22,3 +22,24 @@ def solve_affine(stats: MomentStats, ridge: float = 1e-6) -> tuple[torch.Tensor,
     A = W.T.contiguous()
     p = stats.mean_y - A @ stats.mean_x
     return A, p
+
+
+RIDGE_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+
+
+def heldout_r2(A: torch.Tensor, p: torch.Tensor, held: MomentStats) -> float:
+    """R² = 1 − FVU of ``y ≈ A·x + p`` on the rows of ``held``, exactly, from the moments."""
+    return float(1 - held.sse_per_dim(A, p).sum() / held.sst_per_dim().sum().clamp_min(1e-300))
+
+
+def select_ridge(train: MomentStats, held: MomentStats, grid=RIDGE_GRID) -> tuple[float, list[dict]]:
+    """The ridge of ``grid`` whose map, solved on ``train``, has the best R² on the held-out rows ``held`` — every
+    candidate from the same statistics, so the choice costs one solve per value and no extra pass."""
+    if held.n < 2:
+        raise ValueError("choosing the ridge needs held-out rows")
+    table = []
+    for ridge in grid:
+        A, p = solve_affine(train, ridge)
+        table.append({"ridge": ridge, "heldout_r2": round(heldout_r2(A, p, held), 6)})
+    best = max(table, key=lambda r: r["heldout_r2"])
+    return best["ridge"], table

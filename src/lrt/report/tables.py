@@ -32,6 +32,7 @@ def map_summary_rows(source: str, source_layer, target: str, target_layer, meta:
     h = meta["metrics"]["heldout"]
     rows = [["map", f"{source} L{source_layer} → {target} L{target_layer}"],
             ["method", meta["method"]],
+            ["ridge" + (" (chosen on held-out rows)" if meta.get("ridge_selection") else ""), meta.get("ridge")],
             ["train / held-out rows", f"{meta['tokens']['train_rows']:,} / {meta['tokens']['heldout_rows']:,}"],
             ["excluded (massive norm)", meta["tokens"]["excluded_massive"]],
             ["held-out R² (all tokens)", h.get("r2")],
@@ -43,7 +44,7 @@ def map_summary_rows(source: str, source_layer, target: str, target_layer, meta:
             ["seconds (harvest / fit)", f"{meta['seconds']['harvest']:.1f} / {meta['seconds']['fit']:.2f}"]]
     ctrl = meta["metrics"].get("shuffled_control_heldout")
     if ctrl:
-        rows.insert(5, ["held-out R², shuffled control", ctrl.get("r2")])
+        rows.insert(6, ["held-out R², shuffled control", ctrl.get("r2")])
     sources = meta.get("document_tokens_by_source") or {}
     for split in ("train", "heldout"):
         if sources.get(split):
