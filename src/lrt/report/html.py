@@ -1,102 +1,136 @@
-"""One self-contained HTML page from a ``results.json``: curves, slopes, correlation table, map quality."""
+"""One self-contained HTML page from a ``results.json`` of ``lrt demo`` or ``lrt evaluate``: verdict, curves,
+slopes, agreement with the native vector, side effects, vectors, map quality, settings (tables in
+:mod:`.sections`, plots in :mod:`.plots`)."""
 
 from __future__ import annotations
 
 import html
-import json
+import os
 from pathlib import Path
 
+from ..errors import ArtifactError, OutputDirError
 from ..io.files import atomic_write_text
 from ..io.results import load_results
-from .plots import plot_curves, plot_slopes
+from . import sections
+from .plots import named, plot_curves, plot_slopes, random_names, shaded_range
+
+STYLE = ("body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+         "margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+         "td:first-child,th:first-child{text-align:left}img{max-width:100%}p.caption{font-size:13px;color:#555}")
 
 
-def _table(rows: list[list], headers: list[str]) -> str:
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return html.escape(str(v))
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def check_results(results: dict) -> None:
+    """The sections the page is built from have the shape it needs; else one :class:`ArtifactError`."""
+    s = results.get("steering")
+    if not isinstance(s, dict):
+        raise ArtifactError("the results have no steering evaluation; re-run lrt demo or lrt evaluate")
+    missing = [k for k in ("alphas", "n_items", "curves") if k not in s]
+    if missing:
+        raise ArtifactError(f"the results' steering section lacks {', '.join(missing)}; it was not written by lrt "
+                            "demo or lrt evaluate of this version: re-run that command")
+    bad = [n for n, c in s["curves"].items() if not isinstance(c, dict) or len(c.get("mean") or []) != len(s["alphas"])]
+    if bad:
+        raise ArtifactError(f"the results' curves of {', '.join(bad)} do not match the α grid; re-run the command")
+    models = results.get("models")
+    if not isinstance(models, dict) or not isinstance(models.get("target"), dict):
+        raise ArtifactError("the results' models section has no target model; re-run lrt demo or lrt evaluate")
+    for key in ("verdict", "vectors", "settings"):
+        if not isinstance(results.get(key) or {}, dict):
+            raise ArtifactError(f"the results' {key} section is not a mapping; re-run lrt demo or lrt evaluate")
 
 
-def correlation_rows(s: dict) -> list[list]:
-    comp = s.get("comparison", {})
-    rows = []
-    for i, alpha in enumerate(s["alphas"]):
-        row = [alpha]
-        for name in ("transferred_direction", "transferred_point", "random_0"):
-            pa = comp.get(name, {}).get("per_alpha", [])
-            row += [pa[i]["r"] if pa else None, pa[i].get("r_shift") if pa else None]
-        rows.append(row)
-    return rows
+def _where(m: dict) -> str:
+    name = html.escape(sections.fmt(m.get("name")))
+    return name + (f" layer {html.escape(sections.fmt(m['layer']))}" if m.get("layer") is not None else "")
+
+
+def header(results: dict) -> str:
+    s = results["steering"]
+    models = results["models"]
+    src, tgt = models.get("source"), models["target"]
+    demo = results.get("command") == "demo"
+    bits = [f"{_where(src)} → {_where(tgt)}" if src else f"vectors on {_where(tgt)}"]
+    concept = (results.get("vectors") or {}).get("concept")
+    if concept:
+        bits.append(f"concept <b>{html.escape(str(concept))}</b>")
+    bits.append(f"{html.escape(sections.fmt(s['n_items']))} test items")
+    a = s["alphas"]
+    if a:
+        bits.append(f"α grid {sections.fmt(min(a))} … {sections.fmt(max(a))} ({len(a)} values)")
+    bits.append(f"{len(random_names(s['curves']))} random vectors")
+    note = ""
+    if tgt.get("layer_override"):
+        note = (f"<p>Vectors of layer {html.escape(sections.fmt(tgt.get('vectors_layer')))} applied at layer "
+                f"{html.escape(sections.fmt(tgt.get('layer')))} (explicit override).</p>")
+    title = "lrt transfer report" if demo else "lrt steering evaluation"
+    command = html.escape(sections.fmt(results.get("command")))
+    return f"<h1>{title}</h1><p>lrt {command}: {' · '.join(bits)}</p>{note}"
+
+
+def plots_section(s: dict) -> str:
+    rn = random_names(s["curves"])
+    shade = shaded_range(s)
+    parts = ["Mean propensity over the test items, with its 95% bootstrap CI, for "
+             + ", ".join(n.replace("_", " ") for n in named(s["curves"])) + "."]
+    if rn:
+        parts.append(f"Grey band: the {len(rn)} random vectors of the same norm, min–max at each α (dashed: their "
+                     "mean); below, their slopes as grey points, the band ± their largest |slope|.")
+    if shade:
+        parts.append(f"Shaded: the native curve's monotonic range, α from {sections.fmt(shade[0])} to "
+                     f"{sections.fmt(shade[1])}, over which the slopes are fitted.")
+    else:
+        parts.append(f"Slopes are fitted over {sections.range_text(s)}.")
+    return ("<h2>Propensity curves</h2>" + plot_curves(s) + plot_slopes(s)
+            + f"<p class='caption'>{html.escape(' '.join(parts))}</p>")
 
 
 def render(results: dict) -> str:
+    check_results(results)
     s = results["steering"]
-    v = results.get("verdict", {})
-    comp = s.get("comparison", {})
-    m = results.get("map") or {}
-    held = m.get("metrics", {}).get("heldout", {})
-    models = results["models"]
-    src = models.get("source")
-    route = (f"{html.escape(str(src['name']))} layer {src['layer']} → " if src else "vectors on ")
-    parts = [f"<h1>lrt transfer report</h1><p>{route}{html.escape(str(models['target']['name']))} layer "
-             f"{models['target']['layer']} · concept <b>{html.escape(str(results['vectors'].get('concept')))}</b>"
-             f" · {s['n_items']} test items</p>"]
-    if v:
-        rows = [[name, slope, v["beats_all_random"][name], v["margin_over_random"][name]]
-                for name, slope in v["slope"].items()]
-        parts.append("<h2>Verdict</h2>" + _table(rows, ["vector", "slope", "beats every random vector (|slope|)",
-                                                          "margin over the largest random |slope|"]))
-        extra = [["largest random |slope|", v["max_abs_random_slope"]]]
-        if "better_transfer_mode" in v:
-            extra.append(["better transfer mode (mean r of odd shifts)", v["better_transfer_mode"]])
-        parts.append(_table(extra, ["question", "answer"]))
-    parts.append("<h2>Propensity curves</h2>" + plot_curves(s) + plot_slopes(s))
-    if comp:
-        rows = [[n, c["mean_r"], c["mean_r_shift"], c.get("mean_r_odd"), c["mean_r_m_ld"], c["mse"]]
-                for n, c in comp.items() if not n.startswith("random_") or n == "random_0"]
-        parts.append("<h2>Agreement with the native vector</h2><p>Mean over α of the Pearson r across items (the LRT "
-                     "paper's metric), always next to random vectors: raw propensities are dominated by the item, "
-                     "so look at the r of <i>shifts</i> (propensity at α − at 0) and of <i>odd shifts</i> "
-                     "((p(α) − p(−α))/2, which also cancels the dilution every large vector causes): random vectors "
-                     "sit near 0 on the latter.</p>"
-                     + _table(rows, ["vector", "mean r", "mean r of shifts", "mean r of odd shifts", "mean r (m_LD)",
-                                     "MSE to native"]))
-        parts.append("<h3>Per α</h3>" + _table(correlation_rows(s), [
-            "α", "r dir", "r shift dir", "r point", "r shift point", "r random_0", "r shift random_0"]))
-    if "side_effects" in s:
-        se = s["side_effects"]
-        parts.append(f"<h2>Side effects</h2><p>KL(unsteered ‖ steered) on neutral text at α = {se['alpha']}</p>"
-                     + _table([[k, val] for k, val in se["kl"].items()], ["vector", "KL (nats)"]))
-    if "capability" in s:
-        c = s["capability"]
-        parts.append(f"<h2>Capability</h2><p>A/B accuracy on {c['n_items']} items, unsteered {c['unsteered']:.3f}; "
-                     f"at α = {c['alpha']}:</p>" + _table([[k, val] for k, val in c["steered"].items()],
-                                                         ["vector", "accuracy"]))
-    if m:
-        parts.append("<h2>Map quality (held-out)</h2>" + _table(
-            [[k, held.get(k)] for k in ("rows", "r2", "r2_below_q99", "mse", "cosine_mean")]
-            + [["shuffled-control R²", m.get("metrics", {}).get("shuffled_control_heldout", {}).get("r2")]]
-            + [[f"cosine({name.replace('_', ' ')}, native)", c]
-               for name, c in results["vectors"].get("cosine_to_native", {}).items()],
-            ["metric", "value"]))
-    parts.append("<h2>Settings and timings</h2>" + _table(
-        [[k, json.dumps(val)] for k, val in results.get("settings", {}).items()]
-        + [[f"seconds: {k}", val] for k, val in results.get("timings", {}).items()], ["setting", "value"]))
-    style = ("body{font-family:sans-serif;max-width:900px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-             "margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}img{max-width:100%}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>lrt report</title><style>{style}</style>" \
-           f"</head><body>{''.join(parts)}</body></html>"
+    parts = [header(results)]
+    parts.append(sections.verdict_section(s, results.get("verdict") or {}))
+    parts.append(plots_section(s))
+    if s.get("comparison"):
+        parts.append(sections.agreement_section(s) + sections.per_alpha_section(s))
+    parts.append(sections.side_effects_section(s))
+    parts.append(sections.vectors_section(results))
+    parts.append(sections.map_section(results))
+    parts.append(sections.settings_section(results))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>lrt report</title><style>{STYLE}</style>"
+            f"</head><body>{''.join(parts)}</body></html>")
+
+
+def report_path(results_path: str | Path, out: str | Path | None) -> Path:
+    """Where the report goes (default: ``report.html`` next to the results), checked before anything is written:
+    not a directory, in an existing, writable directory — else one :class:`OutputDirError`."""
+    p = Path(results_path)
+    target = Path(out) if out else (p if p.is_dir() else p.parent) / "report.html"
+    if target.is_dir():
+        raise OutputDirError(f"{str(target)!r} is a directory; give the report a file name, e.g. "
+                             f"{str(target / 'report.html')!r}", option="output")
+    parent = target.parent
+    if not parent.exists():
+        raise OutputDirError(f"the directory of {str(target)!r} ({str(parent)!r}) does not exist; create it first "
+                             "or choose another file", option="output")
+    if not parent.is_dir():
+        raise OutputDirError(f"{str(parent)!r} is not a directory; choose another file for the report", option="output")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputDirError(f"the directory {str(parent)!r} is read-only; choose another file for the report",
+                             option="output")
+    return target
 
 
 def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Render ``results.json`` (or the directory holding it) to ``out`` (default: next to it, ``report.html``)."""
+    """Render ``results.json`` (or the directory holding it) to ``out`` (default: next to it, ``report.html``).
+
+    Every problem — unreadable results, a bad output path — is one :class:`ArtifactError` or
+    :class:`OutputDirError`, raised before anything is written."""
     results = load_results(results_dir)
-    p = Path(results_dir)
-    out = Path(out) if out else (p if p.is_dir() else p.parent) / "report.html"
-    atomic_write_text(out, render(results))
-    return out
+    path = report_path(results_dir, out)
+    page = render(results)
+    try:
+        atomic_write_text(path, page)
+    except OSError as e:
+        raise OutputDirError(f"cannot write the report to {str(path)!r} ({e.strerror or e}); choose another file",
+                             option="output") from None
+    return path
