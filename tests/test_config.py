@@ -16,7 +16,7 @@ from lrt.pipelines.config import ExperimentConfig
 def test_flags_show_docstrings_and_defaults():
     sub = build_parser()._subparsers._group_actions[0].choices
     text = sub["fit-map"].format_help()
-    assert "Ridge penalty, relative to the mean eigenvalue" in text and "(default: 1e-06)" in text
+    assert "Ridge penalty, relative to the mean eigenvalue" in text and "(default: 1e-06,1e-05,0.0001," in text
     assert "--keep-first-token" in text and "--no-progress" in text
     assert "(default: 60000)" in sub["demo"].format_help()      # the demo's own budget, declared once
 

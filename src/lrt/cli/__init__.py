@@ -44,11 +44,19 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _deepest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the last (sub)command named on the command line."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _deepest(action.choices[getattr(args, action.dest)], args)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
-    if not hasattr(args, "handler"):
-        parser.print_help()
+    if not hasattr(args, "handler"):         # `lrt` or `lrt zoo` alone: the help of what was given
+        _deepest(parser, args).print_help()
         return 2
     warnings.filterwarnings("default", module="lrt")
     try:

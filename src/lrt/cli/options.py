@@ -22,7 +22,7 @@ from ..io.config import build, field_docs, group_defaults, group_type, option_na
 
 def _fmt(v: Any) -> str:
     if isinstance(v, list):
-        return ",".join(_fmt(x) for x in v)
+        return ",".join(_fmt(x) for x in v) or "none"
     if dataclasses.is_dataclass(v):
         return getattr(v, "name", str(v))
     return str(v)

@@ -1,6 +1,7 @@
 """Artifacts on disk: ``<stem>.safetensors`` + ``<stem>.json`` (kind, format version, sha256 of the tensors).
 
-Writes go to temporary files that are renamed into place, so a failure never leaves half an artifact.
+Writes go to unique temporary files that are renamed into place (with the mode of any new file under the
+umask), so a failure never leaves half an artifact or a temporary file.
 Loading verifies the checksum and never unpickles anything.
 """
 
@@ -14,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ArtifactError
-from .files import atomic_write_text, ensure_writable, sha256_file, to_json
+from .files import atomic_path, atomic_write_text, ensure_writable, sha256_file, to_json
 
 FORMAT_VERSION = 1
 
@@ -23,11 +24,10 @@ def save_artifact(directory: str | os.PathLike, stem: str, kind: str, tensors: d
                   meta: dict) -> Path:
     d = ensure_writable(directory)
     tpath, jpath = d / f"{stem}.safetensors", d / f"{stem}.json"
-    ttmp = d / f".{stem}.safetensors.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, ttmp)
-    record = {"kind": kind, "format_version": FORMAT_VERSION, **meta, "tensor_file": tpath.name,
-              "sha256": sha256_file(ttmp)}
-    os.replace(ttmp, tpath)
+    with atomic_path(tpath) as ttmp:        # written 0600 by safetensors; atomic_path gives it a normal mode
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, ttmp)
+        record = {"kind": kind, "format_version": FORMAT_VERSION, **meta, "tensor_file": tpath.name,
+                  "sha256": sha256_file(ttmp)}
     atomic_write_text(jpath, to_json(record))
     return d
 

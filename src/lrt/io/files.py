@@ -1,14 +1,17 @@
-"""Files written safely: atomic writes (temporary file, then rename), JSON of anything lrt produces, checksums,
-output directories checked before work starts, and the ``config.json`` of a run (torch-free)."""
+"""Files written safely: atomic writes (a unique temporary file, then rename; removed on failure), JSON of
+anything lrt produces, checksums, output directories checked before work starts, and the ``config.json`` of a
+run (torch-free)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import OutputDirError
 
@@ -33,16 +36,38 @@ def ensure_writable(directory: str | os.PathLike) -> Path:
     return d
 
 
+def new_file_mode() -> int:
+    """The permission bits of a file created now by ``open()``: 0o666 less the process umask."""
+    mask = os.umask(0o022)      # the umask can only be read by setting it; put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A unique temporary path next to ``path`` for the caller to write; when the block succeeds it gets a normal
+    file's mode (:func:`new_file_mode`) and is renamed onto ``path``; when anything fails it is removed."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def to_json(obj) -> str:
