@@ -169,3 +169,29 @@ def zoo_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(zoo.path("xs"))
+
+
+def test_chat_mixture_records_its_sources(tmp_path, tiny_tokenizer):
+    """Map data for instruct models: text mixed with chat-formatted A/B prompts; the rows per source are recorded,
+    and the chat share is about the one asked for."""
+    import copy
+
+    from lrt.data.chat import chat_documents
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.chat_template = "{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+    ab = tmp_path / "other" / "generate_dataset.json"
+    ab.parent.mkdir()
+    ab.write_text(json.dumps([{"question": f"is the plot {w} ?\n(A) yes\n(B) no", "answer_matching_behavior": "(A)",
+                               "answer_not_matching_behavior": "(B)"} for w in ("good", "bad", "long") * 20]))
+    docs = chat_documents(ab, tok)
+    assert len(docs) == 120 and docs[0]["source"] == "chat:other" and docs[0]["text"].startswith("<user> is the plot")
+    corpus = write_jsonl(tmp_path / "c.jsonl", make_docs(300))
+    tally: dict = {}
+    list(harvest_batches(HarvestConfig(corpus=str(corpus), tokens=3000, context=32, batch_size=4, mix=[str(ab)],
+                                       mix_share=0.3, progress=False), tok, tally))
+    train = tally["document_tokens_by_source"]["train"]
+    share = train.get("chat:other", 0) / sum(train.values())
+    assert 0.15 < share < 0.45
+    with pytest.raises(Exception, match="chat template"):
+        chat_documents(ab, tiny_tokenizer)

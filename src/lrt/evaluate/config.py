@@ -21,6 +21,12 @@ class EvalConfig:
     """α values (fractions of the layer's median token norm); must contain 0. Default: 7 steps in ±alpha_max."""
     alpha_max: float = 0.25
     """Half-width of the default α grid."""
+    alpha_search: bool = False
+    """Choose alpha_max from the native vector's own curve: the largest α (probed on ±1/16 … ±2) where it is still
+    monotonic and clearly above every random vector (recorded in the results)."""
+    positions: str = field(default="all", metadata={"choices": ("all", "answer")})
+    """Steer every position (as the LRT paper did), or only the answer position: the prompt's KV cache is then
+    computed once per item and shared by every vector and α (much cheaper; a weaker intervention)."""
     n_random: int = 12
     """Random vectors of the same norm, the baseline every vector is judged against."""
     eval_batch_size: int = 32

@@ -8,6 +8,7 @@ from ..data.contrasts import Item
 from ..models.layers import LayerSpec
 from ..models.load import LoadedModel
 from ..steering.apply import steering
+from .answer import answer_grid
 from .propensity import propensity_grid
 
 
@@ -30,9 +31,10 @@ def kl_side_effect(lm: LoadedModel, layer: int, texts_ids: list[list[int]], dire
 
 def capability_side_effect(lm: LoadedModel, layer: int, items: list[Item], directions: torch.Tensor,
                            names: list[str], alpha: float, median_norm: float, batch_size: int,
-                           progress: bool = False) -> dict:
+                           progress: bool = False, positions: str = "all") -> dict:
     """A/B accuracy (propensity of the correct answer > 0) unsteered and at ``alpha``, per vector."""
-    prop, _ = propensity_grid(lm, layer, items, directions, [0.0, alpha], median_norm, batch_size,
+    grid = answer_grid if positions == "answer" else propensity_grid
+    prop, _ = grid(lm, layer, items, directions, [0.0, alpha], median_norm, batch_size,
                               progress=progress, desc="capability")
     acc = (prop > 0).float().mean(-1)                      # [V, 2]
     return {"alpha": alpha, "n_items": len(items), "unsteered": float(acc[0, 0]),

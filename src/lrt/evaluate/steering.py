@@ -16,7 +16,7 @@ Metrics (all in ``results["steering"]``):
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
@@ -24,7 +24,9 @@ from ..data.contrasts import Item
 from ..errors import DatasetError
 from ..models.layers import LayerSpec
 from ..models.load import LoadedModel
-from .config import EvalConfig
+from .alpha_search import search_alpha
+from .config import EvalConfig, default_alphas
+from .answer import answer_grid
 from .propensity import propensity_grid
 from .side_effects import capability_side_effect, kl_side_effect
 from .stats import bootstrap_ci, monotonic_range, pearson, slope, slope_key
@@ -52,8 +54,14 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     rand = random_directions(cfg.n_random, lm.d_model, cfg.seed) if cfg.n_random else torch.empty(0, lm.d_model)
     rnames = [f"random_{k}" for k in range(cfg.n_random)]
     t0 = time.time()
-    prop, mld = propensity_grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size,
-                                progress=cfg.progress)
+    grid = answer_grid if cfg.positions == "answer" else propensity_grid
+    search = None
+    if cfg.alpha_search and reference in names:
+        alpha, search = search_alpha(lm, li, items, units[names.index(reference)], rand[:4], median_norm, grid,
+                                     cfg.eval_batch_size)
+        cfg = replace(cfg, alphas=default_alphas(alpha), alpha_max=alpha, alpha_search=False)
+    prop, mld = grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size,
+                     progress=cfg.progress)
     grid_seconds = time.time() - t0
     allnames = names + rnames
     zero = cfg.alphas.index(0)
@@ -62,7 +70,7 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
         lo, hi = bootstrap_ci(prop[k], cfg.bootstrap, cfg.seed + k)
         curves[name] = {"mean": prop[k].mean(1).tolist(), "ci_low": lo, "ci_high": hi,
                         "m_ld_mean": mld[k].mean(1).tolist(), "slope": slope(cfg.alphas, prop[k].mean(1))}
-    result = {"alphas": cfg.alphas, "n_items": len(items), "median_norm": median_norm, "curves": curves,
+    result = {"alpha_search": search, "alphas": cfg.alphas, "n_items": len(items), "median_norm": median_norm, "curves": curves,
               "config": asdict(cfg), "seconds": {"grid": round(grid_seconds, 3)}}
     if reference in names:
         ref = names.index(reference)
@@ -82,7 +90,8 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
         result["side_effects"] = {"alpha": a_max, "kl": dict(zip(allnames, kl))}
     if capability_items:
         result["capability"] = capability_side_effect(lm, li, capability_items, torch.cat([units, rand]), allnames,
-                                                      a_max, median_norm, cfg.eval_batch_size, cfg.progress)
+                                                      a_max, median_norm, cfg.eval_batch_size, cfg.progress,
+                                                      cfg.positions)
     return result
 
 

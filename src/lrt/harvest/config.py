@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 
@@ -14,6 +14,11 @@ class HarvestConfig:
     corpus: str | None = None
     """JSONL(.gz) with a 'text' field, a text file, a directory of them, or a HF data set name. Default: the
     text shipped with lrt (the zoo's held-out split, never seen in its training)."""
+    mix: list[str] = field(default_factory=list)
+    """Chat data mixed into the corpus (instruct models): A/B contrast files (e.g. CAA generate sets of behaviours
+    other than the one evaluated) or JSONL of {"messages": [...]} turns, rendered with the chat template."""
+    mix_share: float = 0.33
+    """Share of the text (characters) that comes from the chat data when it is given."""
     tokens: int = 200_000
     """Tokens to run through the models (train and held-out split together)."""
     context: int = 256
@@ -51,5 +56,7 @@ class HarvestConfig:
             raise ConfigError(f"context must be >= 2 and batch size >= 1 (got {self.context}, {self.batch_size})")
         if not 0 <= self.heldout_percent < 100:
             raise ConfigError(f"heldout_percent must be in [0, 100), got {self.heldout_percent}")
+        if not 0 <= self.mix_share < 1:
+            raise ConfigError(f"mix_share must be in [0, 1), got {self.mix_share}", option="mix_share")
         if self.doc_split not in (None, "train", "heldout"):
             raise ConfigError(f"doc_split must be train or heldout, got {self.doc_split!r}")

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import packing
+from ..data.chat import chat_documents, interleave
 from ..data.corpus import iter_documents, sample_documents, split_of
 from ..errors import NonFiniteActivationError
 from ..models.load import LoadedModel
@@ -42,6 +43,9 @@ def pack_sequences(cfg: HarvestConfig, tokenizer, tally: dict | None = None
         docs = sample_documents(cfg.corpus, cfg.seed, cfg.doc_split, cfg.doc_split_percent)
     else:
         docs = iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent)
+    if cfg.mix:
+        extra = [d for f in cfg.mix for d in chat_documents(f, tokenizer)]
+        docs = interleave(docs, extra, cfg.mix_share, cfg.seed)
     held = lambda doc: split_of(doc, cfg.heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
     return packing.pack_sequences(docs, tokenizer, cfg.context, cfg.batch_size, cfg.tokens, held,
                                   cfg.heldout_percent / 100, name=f"corpus {cfg.corpus!r}", tally=tally,

@@ -1,0 +1,56 @@
+"""Choose the α range from the native vector's own curve instead of a fixed ±0.25.
+
+A fixed grid can sit inside the random floor (every vector moves the output about as much) or past the turnover
+(the model breaks and the curve bends back). The search probes a coarse geometric grid on a subset of items with
+the native vector and a few random ones, and keeps the largest α at which the native curve is still monotonic on
+[−α, α] and its effect, p(α) − p(−α), is clearly larger than every random vector's.
+"""
+
+from __future__ import annotations
+
+import torch
+
+PROBE = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0)
+
+
+def choose_alpha(probe: list[float], native: list[float], randoms: list[list[float]], margin: float = 2.0
+                 ) -> tuple[float, dict]:
+    """From mean propensity curves on the symmetric grid ``[-probe[::-1], 0, probe]``: the largest α whose native
+    curve is monotonic on [−α, α] and whose native effect exceeds ``margin`` × the largest random |effect|.
+
+    Returns ``(alpha, record)``; when no α qualifies, the smallest monotonic one (or the smallest), flagged.
+    """
+    k = len(probe)
+    grid = [-a for a in reversed(probe)] + [0.0] + list(probe)
+    assert len(native) == len(grid), "curves must be on the symmetric probe grid"
+    trend = 1.0 if native[k + 1] - native[k - 1] >= 0 else -1.0       # the direction at the smallest α
+    rows, best, fallback = [], None, None
+    for j, a in enumerate(probe):
+        lo, hi = k - 1 - j, k + 1 + j                      # indices of −a and +a
+        seg = native[lo:hi + 1]
+        mono = all(trend * (b - c) >= 0 for c, b in zip(seg, seg[1:]))
+        effect = native[hi] - native[lo]
+        rand = max((abs(r[hi] - r[lo]) for r in randoms), default=0.0)
+        ok = mono and abs(effect) > margin * rand
+        rows.append({"alpha": a, "monotonic": mono, "native_effect": effect, "max_random_effect": rand, "ok": ok})
+        if ok:
+            best = a
+        if mono and fallback is None:
+            fallback = a
+        if not mono:
+            break                                          # past the turnover: larger α only gets worse
+    chosen = best if best is not None else (fallback if fallback is not None else probe[0])
+    return chosen, {"probe": rows, "chosen": chosen, "clear_of_random": best is not None, "margin": margin,
+                    "grid": grid}
+
+
+def search_alpha(lm, layer: int, items, native_dir: torch.Tensor, random_dirs: torch.Tensor, median_norm: float,
+                 grid_fn, batch_size: int, n_items: int = 16) -> tuple[float, dict]:
+    """Run the probe (``grid_fn``: the propensity grid in use) on the first ``n_items`` items and choose α."""
+    probe_grid = [-a for a in reversed(PROBE)] + [0.0] + list(PROBE)
+    dirs = torch.cat([native_dir[None], random_dirs])
+    prop, _ = grid_fn(lm, layer, items[:n_items], dirs, probe_grid, median_norm, batch_size)
+    curves = prop.mean(-1).tolist()
+    alpha, record = choose_alpha(list(PROBE), curves[0], curves[1:])
+    record["items"] = min(n_items, len(items))
+    return alpha, record

@@ -1,0 +1,73 @@
+"""--positions answer: steering only the answer position, from a prompt cache shared by every row, equals a plain
+steered forward pass that adds the vector at that position only — on five architectures."""
+
+import pytest
+import torch
+
+from lrt.data.contrasts import Item
+from lrt.evaluate.answer import answer_grid
+from lrt.models.hooks import hooks, register_layer_hook
+from lrt.models.load import load_model
+
+from conftest import ARCHS, tiny_model_dir
+
+
+def plain_last_position(lm, layer, item, delta):
+    """The oracle: one full forward, ``delta`` added at ``layer`` on the last position only."""
+    def add(h):
+        h = h.clone()
+        h[:, -1] += delta.to(h.dtype)
+        return h
+    with torch.no_grad(), hooks([register_layer_hook(lm, layer, add)]):
+        logits = lm.model(input_ids=torch.tensor([item.ids])).logits[0, -1].float()
+    lp = torch.log_softmax(logits, -1)
+    return float(torch.logsumexp(lp[item.positive], 0) - torch.logsumexp(lp[item.negative], 0))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_answer_position_grid_equals_a_plain_steered_pass(arch, tmp_path, tiny_tokenizer):
+    lm = load_model(tiny_model_dir(tmp_path, arch, tiny_tokenizer, width=32, layers=3, seed=4))
+    g = torch.Generator().manual_seed(0)
+    items = [Item(ids=torch.randint(1, 300, (n,), generator=g).tolist(), positive=[5, 7], negative=[11])
+             for n in (1, 6, 13)]
+    dirs = torch.randn(3, 32, generator=g)
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    alphas = [-1.0, 0.0, 2.0]
+    prop, _ = answer_grid(lm, 1, items, dirs, alphas, median_norm=3.0, batch_size=4)
+    for v in range(3):
+        for a, alpha in enumerate(alphas):
+            for i, it in enumerate(items):
+                want = plain_last_position(lm, 1, it, alpha * 3.0 * dirs[v])
+                assert prop[v, a, i].item() == pytest.approx(want, abs=2e-4)
+    assert (prop[:, 2] - prop[:, 1]).abs().max() > 1e-3          # the steering does something
+
+
+def test_alpha_search_finds_a_known_turnover():
+    """Native curve rising to α = 0.5 and bending back after it; random vectors flat: the search keeps 0.5. With
+    random vectors as strong as native at small α, it keeps the first α that clears them."""
+    from lrt.evaluate.alpha_search import PROBE, choose_alpha
+
+    grid = [-a for a in reversed(PROBE)] + [0.0] + list(PROBE)
+    native = [(a if abs(a) <= 0.5 else 0.5 * (1 if a > 0 else -1) - (abs(a) - 0.5) * (1 if a > 0 else -1)) for a in grid]
+    flat = [[0.01 * a for a in grid] for _ in range(3)]
+    alpha, rec = choose_alpha(list(PROBE), native, flat)
+    assert alpha == 0.5 and rec["clear_of_random"]
+    assert [r["monotonic"] for r in rec["probe"]] == [True, True, True, True, False]     # stops at the turnover
+    strong = [[0.6 * a if abs(a) <= 0.125 else 0.0 for a in grid]]
+    alpha, rec = choose_alpha(list(PROBE), native, strong)
+    assert alpha == 0.5 and not rec["probe"][0]["ok"] and rec["probe"][2]["ok"]
+    alpha, rec = choose_alpha(list(PROBE), native, [[3 * a for a in grid]])          # never clear: flagged
+    assert not rec["clear_of_random"] and alpha == PROBE[0]
+
+
+def test_alpha_search_runs_inside_the_evaluation(tmp_path, tiny_tokenizer):
+    from lrt.evaluate.config import EvalConfig
+    from lrt.evaluate.steering import evaluate_vectors
+
+    lm = load_model(tiny_model_dir(tmp_path, "llama", tiny_tokenizer, width=32, layers=3, seed=4))
+    g = torch.Generator().manual_seed(1)
+    items = [Item(ids=torch.randint(1, 300, (8,), generator=g).tolist(), positive=[5], negative=[11]) for _ in range(6)]
+    v = torch.randn(32, generator=g)
+    res = evaluate_vectors(lm, 1, items, {"native": v}, 1.0, EvalConfig(alpha_search=True, n_random=4, bootstrap=20,
+                                                                        positions="answer"))
+    assert res["alpha_search"]["chosen"] == res["alphas"][-1] and len(res["alphas"]) == 7
