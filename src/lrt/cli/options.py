@@ -86,6 +86,9 @@ def add_options(parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, 
             if "choices" in f.metadata:
                 kw.update(choices=f.metadata["choices"], metavar=None)
         group.add_argument("--" + f.name.replace("_", "-"), **kw)
+        if f.name == "progress":
+            group.add_argument("-q", "--quiet", dest="progress", action="store_false", default=None,
+                               help="Same as --no-progress (default: progress shown).")
     return seen
 
 
