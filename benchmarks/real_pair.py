@@ -77,8 +77,8 @@ def main() -> None:
                               chat=True)
         vectors = {"native": v_nat.vector}
         for tag, m in (("text", text_map), ("mix", mix_map)):
+            # (a norm rescale changes nothing here: the evaluation applies unit directions × α · median norm)
             vectors[f"A·v ({tag} map)"] = transfer_vector(v_src, m, "direction").vector
-            vectors[f"A·v rescaled ({tag} map)"] = transfer_vector(v_src, m, "direction", rescale=True).vector
         cfg = EvalConfig(alpha_search=True, n_random=args.n_random, bootstrap=200, positions=args.positions,
                          eval_batch_size=64)
         s = evaluate_vectors(tgt, lt, test, vectors, v_nat.median_norm, cfg)
