@@ -77,19 +77,26 @@ def _finish(diffs: torch.Tensor, method: str) -> torch.Tensor:
 
 
 def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method: str = "mean",
-                    batch_size: int = 16, name: str = "contrast") -> SteeringVector:
-    """CAA: mean over pairs of h(answer token | positive) − h(answer token | negative)."""
+                    batch_size: int = 16, name: str = "contrast", share_prefix: bool = True) -> SteeringVector:
+    """CAA: mean over pairs of h(answer token | positive) − h(answer token | negative).
+
+    With ``share_prefix`` each prompt runs once (KV cache) and both answers continue it
+    (:func:`lrt.harvest.prefix.continuation_states`); without it, or where the architecture does not allow it,
+    each ``prompt + answer`` runs in full. Same vector either way, and the same layer median norm: the norm
+    tracker gets the norms of both full sequences (each prompt token twice), in the order of two full passes.
+    """
+    from ..harvest.prefix import continuation_states
+
     if len(items) < 1:
         raise DatasetError("no contrast pairs to compute a vector from")
     li = lm.layer_index(layer)
-    seqs = [it.ids + it.positive[:1] for it in items] + [it.ids + it.negative[:1] for it in items]
-    rows, tracker = [], NormTracker()
-    for hs, mask in capture_batches(lm, seqs, [li], batch_size):
-        h, last = hs[li], mask.sum(1) - 1
-        rows.append(h[torch.arange(len(h)), last])
-        _norms(h, mask, tracker)
-    allrows = torch.cat(rows)
-    diffs = allrows[:len(items)] - allrows[len(items):]
+    got = continuation_states(lm, li, [it.ids for it in items], [it.positive[:1] + it.negative[:1] for it in items],
+                              batch_size, share_prefix)
+    tracker = NormTracker()
+    for seq_norms in got.kept_norms:          # positives, then negatives, in batches of batch_size sequences
+        for s in range(0, len(seq_norms), batch_size):
+            tracker.update(torch.cat(seq_norms[s:s + batch_size]))
+    diffs = got.states[:, 0] - got.states[:, 1]
     return SteeringVector(vector=_finish(diffs, method), model=lm.name, layer=layer_name(li),
                           method=method, n_pairs=len(items),
                           meta={"concept": name, "position": "answer", "layer_median_norm": tracker.median(),
