@@ -13,6 +13,8 @@ out="benchmarks/results-$(hostname).txt"
   python benchmarks/bench_harvest.py --config llama-768x12 --layer 5 --batches 3
   echo "\$ python benchmarks/bench_grid.py --model zoo-m --layer 1"
   python benchmarks/bench_grid.py --model zoo-m --layer 1
+  echo "\$ python benchmarks/bench_caa.py --model zoo-m --behaviour refusal --pairs 150 --config llama-768x12"
+  python benchmarks/bench_caa.py --model zoo-m --behaviour refusal --pairs 150 --config llama-768x12
   echo "\$ python benchmarks/bench_train_jobs.py --steps 40"
   python benchmarks/bench_train_jobs.py --steps 40
 } 2>&1 | grep -vE "Loading weights|it/s\]" | tee "$out"
