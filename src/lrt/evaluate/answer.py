@@ -17,12 +17,7 @@ from tqdm.auto import tqdm
 from ..data.contrasts import Item
 from ..models.hooks import hooks, register_layer_hook
 from ..models.load import LoadedModel
-
-
-def _score_rows(logits: torch.Tensor, item: Item) -> tuple[torch.Tensor, torch.Tensor]:
-    lp = torch.log_softmax(logits, -1)
-    prop = torch.logsumexp(lp[:, item.positive], -1) - torch.logsumexp(lp[:, item.negative], -1)
-    return prop, logits[:, item.positive].mean(-1) - logits[:, item.negative].mean(-1)
+from .propensity import _score
 
 
 @torch.no_grad()
@@ -53,7 +48,7 @@ def answer_rows(lm: LoadedModel, layer: int, item: Item, deltas: torch.Tensor, b
                       "attention_mask": torch.ones(len(chunk), len(item.ids), dtype=torch.long, device=dev)}
             logits = lm.model(input_ids=torch.full((len(chunk), 1), last, device=dev), use_cache=cache is not None,
                               **kw).logits[:, -1].float().cpu()
-            p, m = _score_rows(logits, item)
+            p, m = _score(logits, torch.log_softmax(logits, -1), item)
             props.append(p)
             mlds.append(m)
     return torch.cat(props), torch.cat(mlds)

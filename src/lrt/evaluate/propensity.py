@@ -137,9 +137,10 @@ class _Runner:
 
 
 def _score(logits: torch.Tensor, logprobs: torch.Tensor, item: Item) -> tuple[torch.Tensor, torch.Tensor]:
-    """(propensity, m_LD) of one item from its next-token logits and log-probabilities."""
-    prop = torch.logsumexp(logprobs[item.positive], 0) - torch.logsumexp(logprobs[item.negative], 0)
-    return prop, logits[item.positive].mean() - logits[item.negative].mean()
+    """(propensity, m_LD) of one item from its next-token logits and log-probabilities (``[V]``, or ``[R, V]`` for
+    R rows of the same item)."""
+    prop = torch.logsumexp(logprobs[..., item.positive], -1) - torch.logsumexp(logprobs[..., item.negative], -1)
+    return prop, logits[..., item.positive].mean(-1) - logits[..., item.negative].mean(-1)
 
 
 def _forward_rows(runner: _Runner, rows: list[tuple[int, torch.Tensor | None]], batch_size: int,
