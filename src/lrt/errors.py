@@ -58,3 +58,7 @@ class DatasetError(LRTError):
 
 class ConfigError(LRTError):
     """An option or combination of options is invalid."""
+
+
+class ResourceError(LRTError):
+    """A job would need more memory (or another resource) than is available; refused before it starts."""

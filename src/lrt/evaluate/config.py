@@ -86,3 +86,27 @@ class TestSetConfig:
             from ..zoo import registry
 
             self.eval_corpus = str(registry.heldout_text())
+
+
+@dataclass
+class StitchConfig:
+    """The held-out text a stitched model is scored on (next-token cross-entropy)."""
+
+    eval_corpus: str | None = None
+    """Text to score (JSONL(.gz) with a 'text' field, a text file or directory). Default: the text shipped with
+    lrt. Only documents of the map's held-out split are used (the split the map was not fitted on)."""
+    eval_tokens: int = 20_000
+    """Held-out tokens to score."""
+    context: int = 128
+    """Sequence length (tokens)."""
+    batch_size: int = 8
+    """Sequences per forward pass."""
+    heldout_percent: float | None = None
+    """The held-out share that defines the split (default: the map's own, so no scored document was fitted on)."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def __post_init__(self):
+        if self.eval_tokens < 2 or self.context < 3 or self.batch_size < 1:
+            raise ConfigError(f"eval_tokens must be >= 2, context >= 3 and batch size >= 1 (got {self.eval_tokens}, "
+                              f"{self.context}, {self.batch_size})", option="eval_tokens")

@@ -67,3 +67,24 @@ class FitConfig:
             raise ConfigError(f"max_norm_ratio must be >= 1 (or 0 to keep all tokens), got {self.max_norm_ratio}")
         if not 0 < self.norm_quantile <= 1:
             raise ConfigError(f"norm_quantile must be in (0, 1], got {self.norm_quantile}")
+
+
+@dataclass
+class SweepConfig:
+    """Which layer pairs one harvest fits, and how much memory its statistics may take."""
+
+    source_layers: str = "all"
+    """Source layers: all (embed + every block), blocks, a list 0,2,5, a range 3-7, a stride 0-23:4 or all:4."""
+    target_layers: str = "all"
+    """Target layers, in the same syntax."""
+    window: int = 0
+    """Many-to-one: also fit each target layer from the window of this many consecutive swept source layers
+    ending at its best single source layer (0: only the concatenation of all swept source layers)."""
+    max_memory_gb: float | None = None
+    """Refuse a sweep whose statistics would need more than this (GiB). Default: 80% of the available memory."""
+
+    def __post_init__(self):
+        if self.window < 0:
+            raise ConfigError(f"window must be >= 0, got {self.window}", option="window")
+        if self.max_memory_gb is not None and self.max_memory_gb <= 0:
+            raise ConfigError(f"max_memory_gb must be positive, got {self.max_memory_gb}", option="max_memory_gb")

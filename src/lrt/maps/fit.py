@@ -1,4 +1,8 @@
-"""Fit an affine map between two models' layers on a corpus: harvest → statistics → solve → judge."""
+"""Fit an affine map between two models' layers on a corpus: harvest → statistics → solve → judge.
+
+:func:`fit_map` fits ``h_T ≈ A·h_S + p``; :func:`fit_map_pair` also the inverse ``h_S ≈ B·h_T + q`` from the same
+statistics (no second pass), each with its own ridge choice and held-out metrics.
+"""
 
 from __future__ import annotations
 
@@ -19,19 +23,84 @@ from ..stats.samples import NormTracker, Reservoir
 from .adamw import fit_adamw
 from .affine import AffineMap
 from .config import FitConfig
-from .metrics import evaluate_map
-from .solve import select_ridge, solve_affine
-
-
-MIN_HELDOUT_ROWS = 1000
+from .judge import MIN_HELDOUT_ROWS, PairStats, judge, solve_and_judge
 
 
 def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, target_layer: LayerSpec,
             harvest: HarvestConfig, cfg: FitConfig | None = None) -> AffineMap:
     """Harvest paired states of ``source_layer``/``target_layer`` on ``harvest.corpus`` and fit the map."""
+    return fit_map_pair(source, target, source_layer, target_layer, harvest, cfg, both=False)[0]
+
+
+def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, target_layer: LayerSpec,
+                 harvest: HarvestConfig, cfg: FitConfig | None = None, both: bool = True
+                 ) -> tuple[AffineMap, AffineMap | None]:
+    """``(forward, inverse)``: the map source → target and, with ``both``, target → source (closed form) from
+    the same harvest."""
     cfg = cfg or FitConfig()
+    if both and cfg.method != "closed-form":
+        raise ConfigError("the inverse map is solved in closed form from the harvest's statistics; fit both "
+                          "directions with method closed-form", option="method")
     check_tokenizers(source.tokenizer, target.tokenizer, source.name, target.name)
     ls, lt = source.layer_index(source_layer), target.layer_index(target_layer)
+    t0 = time.time()
+    ps, store, norms, tally, excluded = _harvest(source, target, ls, lt, harvest, cfg)
+    seconds = {"harvest": round(time.time() - t0, 3)}
+    t1 = time.time()
+    history = None
+    if cfg.method == "closed-form":
+        A, p, info = solve_and_judge(ps, cfg)
+    else:
+        if ps.sample_x is None:
+            raise ConfigError("the AdamW recipe needs held-out rows; none were harvested: raise the token budget",
+                              option="tokens")
+        A, p, history = fit_adamw(store, (ps.sample_x, ps.sample_y), cfg.adamw, cfg.seed, harvest.progress)
+        A, p = A.to(ps.train.cxx.device), p.to(ps.train.cxx.device)
+        ridge = cfg.ridge if cfg.ridge is not None else min(cfg.ridge_grid)
+        info = {"ridge": ridge, "ridge_selection": None, "warnings": [], "metrics": judge(A, p, ps, cfg, ridge)}
+    seconds["fit"] = round(time.time() - t1, 3)
+    common = {
+        "method": cfg.method, "max_norm_ratio": cfg.max_norm_ratio,
+        "tokens": {"harvested": norms["target"].n, "train_rows": ps.train.n, "heldout_rows": ps.held.n,
+                   "excluded_massive": excluded, "train_tokens": tally.get("train_tokens"),
+                   "heldout_tokens": tally.get("heldout_tokens")},
+        "document_tokens_by_source": tally.get("document_tokens_by_source"),
+        "harvest": {k: v for k, v in asdict(harvest).items() if k not in ("progress",)},
+        "norms": {k: v.summary() for k, v in norms.items()}, "seconds": seconds,
+    }
+    warnings = _warnings(ps, harvest, tally)
+    forward = _make(A, p, info, common, warnings, source.name, target.name, ls, lt)
+    if history is not None:
+        forward.meta["adamw_history"] = history
+    inverse = None
+    if both:
+        B, q, inv_info = solve_and_judge(ps.transposed(), cfg)
+        inv_common = {**common, "norms": {"source": common["norms"]["target"], "target": common["norms"]["source"]},
+                      "inverse_of": {"source": source.name, "target": target.name}}
+        inverse = _make(B, q, inv_info, inv_common, warnings, target.name, source.name, lt, ls)
+    return forward, inverse
+
+
+def _make(A, p, info: dict, common: dict, warnings: list[str], source: str, target: str, ls: int, lt: int
+          ) -> AffineMap:
+    meta = {**common, "ridge": info["ridge"], "ridge_selection": info["ridge_selection"],
+            "warnings": info["warnings"] + warnings, "metrics": info["metrics"]}
+    return AffineMap(A=A.float().cpu(), p=p.float().cpu(), source=source, target=target,
+                     source_layer=layer_name(ls), target_layer=layer_name(lt), meta=meta)
+
+
+def _warnings(ps: PairStats, harvest: HarvestConfig, tally: dict) -> list[str]:
+    out = []
+    if ps.held.n < MIN_HELDOUT_ROWS:
+        out.append(f"only {ps.held.n:,} held-out rows (fewer than {MIN_HELDOUT_ROWS:,}): the held-out metrics are "
+                   "noisy or missing; raise the token budget or the held-out share")
+    if tally.get("corpus_exhausted") and tally["train_tokens"] + tally["heldout_tokens"] < harvest.tokens:
+        out.append(f"the corpus ran out after {tally['train_tokens'] + tally['heldout_tokens']:,} of the "
+                   f"{harvest.tokens:,} tokens asked for")
+    return out
+
+
+def _harvest(source: LoadedModel, target: LoadedModel, ls: int, lt: int, harvest: HarvestConfig, cfg: FitConfig):
     ds, dt = source.d_model, target.d_model
     dev = target.device
     train, held, held_kept = MomentStats(ds, dt, dev), MomentStats(ds, dt, dev), MomentStats(ds, dt, dev)
@@ -41,7 +110,6 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
     store = RowStore(harvest.tokens, ds, dt) if cfg.method == "adamw" else None
     gen = torch.Generator().manual_seed(cfg.seed)
     excluded = 0
-    t0 = time.time()
     tally: dict = {}
     for batch in harvest_pairs(source, target, [ls], [lt], harvest, tally):
         x, y = batch.source[ls].to(dev), batch.target[lt]
@@ -65,50 +133,7 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
             shuffled.update(x, y[torch.randperm(len(y), generator=gen).to(y.device)])
         if store is not None:
             store.append(x, y)
-    harvest_seconds = time.time() - t0
     if train.n < 2:
         raise ConfigError(f"only {train.n} training rows were harvested from {harvest.tokens:,} tokens of "
                           f"{harvest.corpus!r}; raise the token budget or use a larger corpus", option="tokens")
-
-    t1 = time.time()
-    history, ridge, ridge_table, warnings = None, cfg.ridge, None, []
-    if ridge is None and held_kept.n < 2:
-        ridge = min(cfg.ridge_grid)
-        warnings.append(f"no held-out rows to choose the ridge on: used {ridge:g}")
-    elif ridge is None:
-        ridge, ridge_table = select_ridge(train, held_kept, cfg.ridge_grid)
-    if cfg.method == "closed-form":
-        A, p = solve_affine(train, ridge)
-    else:
-        if sample.x is None:
-            raise ConfigError("the AdamW recipe needs held-out rows; none were harvested: raise the token budget", option="tokens")
-        A, p, history = fit_adamw(store, (sample.x, sample.y), cfg.adamw, cfg.seed, harvest.progress)
-        A, p = A.to(dev), p.to(dev)
-    fit_seconds = time.time() - t1
-
-    rows = (sample.x, sample.y)
-    metrics = {"train": evaluate_map(A, p, train), "heldout": evaluate_map(A, p, held, rows, cfg.norm_quantile)}
-    if shuffled is not None and shuffled.n > 1 and held.n > 1:
-        As, ps = solve_affine(shuffled, ridge)
-        metrics["shuffled_control_heldout"] = evaluate_map(As, ps, held, rows, cfg.norm_quantile)
-    if held.n < MIN_HELDOUT_ROWS:
-        warnings.append(f"only {held.n:,} held-out rows (fewer than {MIN_HELDOUT_ROWS:,}): the held-out metrics are "
-                        "noisy or missing; raise the token budget or the held-out share")
-    if tally.get("corpus_exhausted") and tally["train_tokens"] + tally["heldout_tokens"] < harvest.tokens:
-        warnings.append(f"the corpus ran out after {tally['train_tokens'] + tally['heldout_tokens']:,} of the "
-                        f"{harvest.tokens:,} tokens asked for")
-    meta = {
-        "method": cfg.method, "ridge": ridge, "ridge_selection": ridge_table,
-        "max_norm_ratio": cfg.max_norm_ratio,
-        "tokens": {"harvested": norms["target"].n, "train_rows": train.n, "heldout_rows": held.n,
-                   "excluded_massive": excluded, "train_tokens": tally.get("train_tokens"),
-                   "heldout_tokens": tally.get("heldout_tokens")},
-        "document_tokens_by_source": tally.get("document_tokens_by_source"), "warnings": warnings,
-        "harvest": {k: v for k, v in asdict(harvest).items() if k not in ("progress",)},
-        "metrics": metrics, "norms": {k: v.summary() for k, v in norms.items()},
-        "seconds": {"harvest": round(harvest_seconds, 3), "fit": round(fit_seconds, 3)},
-    }
-    if history is not None:
-        meta["adamw_history"] = history
-    return AffineMap(A=A.float().cpu(), p=p.float().cpu(), source=source.name, target=target.name,
-                     source_layer=layer_name(ls), target_layer=layer_name(lt), meta=meta)
+    return PairStats(train, held, held_kept, shuffled, sample.x, sample.y), store, norms, tally, excluded

@@ -63,3 +63,35 @@ def default_layers(n_source: int, n_target: int, source_layer: LayerSpec | None 
         rel = (layer_index(source_layer, n_source) + 1) / n_source
         target_layer = max(0, round(rel * n_target) - 1)
     return source_layer, target_layer
+
+
+def parse_layer_list(spec: str | list | None, n_layers: int, model: str = "the model") -> list[int]:
+    """Layer indices of a list spec: ``all`` (embed and every block), ``blocks`` (every block), ``0,2,5``,
+    ranges ``3-7`` (inclusive), strides ``0-23:4`` or ``all:4``, ``embed``; each checked against ``n_layers``.
+    Returned sorted and unique, ``embed`` as -1."""
+    if spec is None or spec == "" or spec == []:
+        spec = "all"
+    parts = spec if isinstance(spec, list) else str(spec).split(",")
+    out: set[int] = set()
+    for part in (str(p).strip() for p in parts):
+        body, _, stride = part.partition(":")
+        step = 1
+        if stride:
+            try:
+                step = int(stride)
+            except ValueError:
+                step = 0
+            if step < 1:
+                raise LayerRangeError(f"bad stride in layer list item {part!r}: use e.g. 0-23:4 or all:2")
+        if body in ("all", "blocks"):
+            idx = list(range(-1 if body == "all" else 0, n_layers))
+        elif "-" in body.lstrip("-") and body != EMBED:
+            lo, _, hi = body.partition("-")
+            a, b = layer_index(lo, n_layers, model), layer_index(hi, n_layers, model)
+            if a > b:
+                raise LayerRangeError(f"empty layer range {body!r} for {model}: write it low-high")
+            idx = list(range(a, b + 1))
+        else:
+            idx = [layer_index(body, n_layers, model)]
+        out.update(idx[::step])
+    return sorted(out)

@@ -122,6 +122,22 @@ class MomentStats:
     def sst_per_dim(self) -> torch.Tensor:
         return self.cyy.diagonal().clone()
 
+    def select(self, ix: torch.Tensor | None = None, iy: torch.Tensor | None = None) -> "MomentStats":
+        """The statistics of a subset of the x and y columns (index tensors; ``None``: all) — exactly what
+        accumulating only those columns would have given, so one harvest of many layers feeds every layer pair."""
+        t = MomentStats.__new__(MomentStats)
+        ix = slice(None) if ix is None else ix.to(self.cxx.device)
+        iy = slice(None) if iy is None else iy.to(self.cxx.device)
+        t.n, t.mean_x, t.mean_y = self.n, self.mean_x[ix], self.mean_y[iy]
+        t.cxx, t.cxy, t.cyy = self.cxx[ix][:, ix], self.cxy[ix][:, iy], self.cyy[iy][:, iy]
+        return t
+
+    def linear_cka(self) -> float:
+        """Linear CKA of x and y over the rows seen: ‖Cxy‖²_F / (‖Cxx‖_F ‖Cyy‖_F) on centred features
+        (Kornblith et al. 2019); invariant to orthogonal transforms and isotropic scaling of either side."""
+        den = torch.linalg.matrix_norm(self.cxx) * torch.linalg.matrix_norm(self.cyy)
+        return float(torch.linalg.matrix_norm(self.cxy) ** 2 / den.clamp_min(1e-300))
+
     def transposed(self) -> "MomentStats":
         """The same statistics with x and y swapped (for the inverse map)."""
         t = MomentStats.__new__(MomentStats)

@@ -1,0 +1,157 @@
+"""Stitched next-token loss: how good a map is causally (the model-stitching paper's Table 1).
+
+The target model runs with its residual stream at the map's target layer *replaced*, at every position but the
+first (the attention sink, which the map was not fitted on and which only ever sees its own token), by the mapped
+state ``A·h_S + p`` of the source model on the same tokens; the forward pass continues and its next-token
+cross-entropy on held-out text is compared with the target's own, and its distribution with the target's own
+(KL(own ‖ stitched)). With an inverse map also the reverse (target → source) and both round trips (source →
+target → source on the source model, target → source → target on the target). The *mean ablation* — the layer
+replaced by its mean state over the batch's tokens — is the floor a map that carried nothing would reach.
+
+Every scored document is from the map's held-out split (the hash split the map was fitted without).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace as dc_replace
+from typing import Callable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, DimensionMismatchError
+from ..harvest.config import HarvestConfig
+from ..harvest.paired import pack_sequences
+from ..maps.affine import AffineMap
+from ..models.hooks import hooks, register_layer_hook
+from ..models.load import LoadedModel
+from .config import StitchConfig
+
+
+def source_layers(m: AffineMap) -> list:
+    """The map's source layers (several for a many-to-one map)."""
+    return list(m.source_layer) if isinstance(m.source_layer, (list, tuple)) else [m.source_layer]
+
+
+def check_stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: AffineMap | None = None,
+                 allow_other_models: bool = False) -> None:
+    """The maps fit these models: model names (unless allowed otherwise), widths and layers; says which not."""
+    for m, a, b in ((up, source, target), (down, target, source)):
+        if m is None:
+            continue
+        if not allow_other_models and (m.source, m.target) != (a.name, b.name):
+            raise DimensionMismatchError(f"the map {'up' if m is up else 'down'} was fitted from {m.source!r} to "
+                                         f"{m.target!r} but the models given are {a.name!r} and {b.name!r}; pass the "
+                                         "map's models (or allow other models)", option="source")
+        layers = source_layers(m)
+        for layer in layers:
+            a.layer_index(layer)
+        b.layer_index(m.target_layer)
+        m.check_models(a.d_model * len(layers), b.d_model)
+    if down is not None and len(source_layers(down)) != 1:
+        raise ConfigError("the inverse map must start from one target layer")
+
+
+def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Packed sequences of the held-out split only, ``cfg.eval_tokens`` tokens in all."""
+    if not heldout_percent:
+        raise ConfigError("the map has no held-out split (held-out share 0): every document may have been fitted "
+                          "on; score another corpus or refit the map with a held-out share", option="heldout_percent")
+    budget = math.ceil(cfg.eval_tokens * 100 / heldout_percent)
+    hc = HarvestConfig(corpus=cfg.eval_corpus, tokens=budget, context=cfg.context, batch_size=cfg.batch_size,
+                       heldout_percent=heldout_percent, progress=False)
+    for ids, mask, held in pack_sequences(hc, tokenizer):
+        if held:
+            yield ids, mask
+
+
+@torch.no_grad()
+def _forward(lm: LoadedModel, ids, mask, read=(), put: dict[int, Callable] | None = None):
+    captured: dict[int, torch.Tensor] = {}
+    handles = [register_layer_hook(lm, layer, lambda h, layer=layer: captured.__setitem__(layer, h.detach()))
+               for layer in read]
+    handles += [register_layer_hook(lm, layer, fn) for layer, fn in (put or {}).items()]
+    with hooks(handles):
+        out = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), use_cache=False)
+    return out.logits.float(), captured
+
+
+def _put(states: torch.Tensor) -> Callable:
+    """A hook replacing a layer's output by ``states`` at every position but the first."""
+    def fn(h):
+        new = states.to(h.device, h.dtype).clone()
+        new[:, 0] = h[:, 0]
+        return new
+    return fn
+
+
+class _Scores:
+    def __init__(self):
+        self.nll: dict[str, float] = {}
+        self.kl: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, name: str, logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor,
+            own: torch.Tensor | None = None) -> None:
+        logp = torch.log_softmax(logits[:, :-1], -1)
+        nll = -logp.gather(-1, ids[:, 1:, None].to(logp.device))[..., 0]
+        self.nll[name] = self.nll.get(name, 0.0) + float(nll[valid].double().sum())
+        if own is not None:
+            lo = torch.log_softmax(own[:, :-1], -1)
+            kl = (lo.exp() * (lo - logp)).sum(-1)
+            self.kl[name] = self.kl.get(name, 0.0) + float(kl[valid].double().sum())
+
+
+def stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: AffineMap | None = None,
+           cfg: StitchConfig | None = None, allow_other_models: bool = False) -> dict:
+    """Next-token cross-entropy (nats/token) of the source, the target, the stitched models and the round trips
+    on held-out text, with KL to the recipient's own distribution and the relative increase over its own CE."""
+    cfg = cfg or StitchConfig()
+    check_stitch(source, target, up, down, allow_other_models)
+    ups = [source.layer_index(x) for x in source_layers(up)]
+    lt = target.layer_index(up.target_layer)
+    trip = down is not None and len(ups) == 1 and source.layer_index(down.target_layer) == ups[0] and \
+        target.layer_index(down.source_layer) == lt
+    hp = cfg.heldout_percent if cfg.heldout_percent is not None else \
+        (up.meta.get("harvest") or {}).get("heldout_percent", 10.0)
+    sc = _Scores()
+    bar = tqdm(total=cfg.eval_tokens, unit="tok", unit_scale=True, desc="stitch", disable=not cfg.progress)
+    for ids, mask in heldout_batches(source.tokenizer, dc_replace(cfg, progress=False), hp):
+        valid = (mask[:, 1:] & mask[:, :-1]).bool()
+        valid[:, 0] = False                       # position 0 keeps its own state: its prediction is unchanged
+        ls_down = source.layer_index(down.target_layer) if down is not None else None
+        lt_down = target.layer_index(down.source_layer) if down is not None else None
+        logit_s, hs = _forward(source, ids, mask, read=ups + ([ls_down] if down is not None else []))
+        logit_t, ht = _forward(target, ids, mask, read=[lt] + ([lt_down] if down is not None else []))
+        sc.add("source", logit_s, ids, valid)
+        sc.add("target", logit_t, ids, valid)
+        mapped = up.transform(torch.cat([hs[x].float() for x in ups], -1))
+        sc.add("source→target", _forward(target, ids, mask, put={lt: _put(mapped)})[0], ids, valid, logit_t)
+        keep = mask.bool().to(ht[lt].device)
+        mean = ht[lt][keep].float().mean(0).expand_as(ht[lt])
+        sc.add("target, mean ablation", _forward(target, ids, mask, put={lt: _put(mean)})[0], ids, valid, logit_t)
+        if down is not None:
+            back = down.transform(ht[lt_down].float())
+            sc.add("target→source", _forward(source, ids, mask, put={ls_down: _put(back)})[0], ids, valid, logit_s)
+        if trip:
+            sc.add("source→target→source", _forward(source, ids, mask, put={ups[0]: _put(down.transform(mapped))})[0],
+                   ids, valid, logit_s)
+            there = up.transform(down.transform(ht[lt].float()))
+            sc.add("target→source→target", _forward(target, ids, mask, put={lt: _put(there)})[0], ids, valid, logit_t)
+        n = int(valid.sum())
+        sc.n += n
+        bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+    bar.close()
+    if sc.n == 0:
+        raise ConfigError(f"no held-out tokens to score in {cfg.eval_corpus!r}; give a larger corpus",
+                          option="eval_corpus")
+    ce = {k: round(v / sc.n, 6) for k, v in sc.nll.items()}
+    own = {"source→target": "target", "target, mean ablation": "target", "target→source": "source",
+           "source→target→source": "source", "target→source→target": "target"}
+    rel = {k: round(ce[k] / ce[o] - 1, 6) for k, o in own.items() if k in ce}
+    return {"tokens": sc.n, "ce": ce, "kl": {k: round(v / sc.n, 6) for k, v in sc.kl.items()},
+            "relative_increase": rel, "recipient": {k: own[k] for k in rel},
+            "source": source.name, "target": target.name, "source_layer": up.source_layer,
+            "target_layer": up.target_layer, "heldout_percent": hp, "round_trips": trip,
+            "inverse": down is not None}
