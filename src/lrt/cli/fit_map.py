@@ -23,25 +23,32 @@ class FitMapRun:
     """How the models are loaded."""
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
     """The text the map is fitted on."""
+    both: bool = False
+    """Also fit the inverse map (target → source) from the same statistics, saved to OUT/inverse."""
     fit: FitConfig = field(default_factory=FitConfig)
     """How the map is fitted."""
 
 
 def run(cfg: FitMapRun) -> int:
-    from ..maps.fit import fit_map
+    from ..maps.fit import fit_map_pair
     from ..report.tables import map_summary_rows
 
     check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
     src, tgt = cfg.pair.load(cfg.load)
     ls, lt = cfg.pair.layers(src, tgt)
-    m = fit_map(src, tgt, ls, lt, cfg.harvest, cfg.fit)
+    m, inv = fit_map_pair(src, tgt, ls, lt, cfg.harvest, cfg.fit, both=cfg.both)
     out = output_dir(cfg.out)
     m.save(out)
+    if inv is not None:
+        inv.save(out / "inverse")
     cfg.pair.source_layer, cfg.pair.target_layer = ls, lt
     record(out, cfg)
     show(map_summary_rows(m.source, m.source_layer, m.target, m.target_layer, m.meta),
          title=f"\nmap saved to {out}/map.safetensors + map.json")
+    if inv is not None:
+        show(map_summary_rows(inv.source, inv.source_layer, inv.target, inv.target_layer, inv.meta),
+             title=f"\ninverse map saved to {out}/inverse/")
     return 0
 
 

@@ -14,7 +14,6 @@ Every scored document is from the map's held-out split (the hash split the map w
 from __future__ import annotations
 
 import math
-from dataclasses import replace as dc_replace
 from typing import Callable, Iterator
 
 import torch
@@ -107,51 +106,74 @@ def stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: Affine
            cfg: StitchConfig | None = None, allow_other_models: bool = False) -> dict:
     """Next-token cross-entropy (nats/token) of the source, the target, the stitched models and the round trips
     on held-out text, with KL to the recipient's own distribution and the relative increase over its own CE."""
+    return stitch_many(source, target, [(up, down)], cfg, allow_other_models)[0]
+
+
+def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[AffineMap, AffineMap | None]],
+                cfg: StitchConfig | None = None, allow_other_models: bool = False) -> list[dict]:
+    """:func:`stitch` for several ``(up, down)`` map pairs of one model pair on the same held-out batches: each
+    batch's own forward passes (and each target layer's mean ablation) run once for all of them."""
     cfg = cfg or StitchConfig()
-    check_stitch(source, target, up, down, allow_other_models)
-    ups = [source.layer_index(x) for x in source_layers(up)]
-    lt = target.layer_index(up.target_layer)
-    trip = down is not None and len(ups) == 1 and source.layer_index(down.target_layer) == ups[0] and \
-        target.layer_index(down.source_layer) == lt
-    hp = cfg.heldout_percent if cfg.heldout_percent is not None else \
-        (up.meta.get("harvest") or {}).get("heldout_percent", 10.0)
-    sc = _Scores()
+    for up, down in maps:
+        check_stitch(source, target, up, down, allow_other_models)
+    hps = {cfg.heldout_percent if cfg.heldout_percent is not None else
+           (up.meta.get("harvest") or {}).get("heldout_percent", 10.0) for up, _ in maps}
+    if len(hps) != 1:
+        raise ConfigError(f"these maps were fitted with different held-out shares {sorted(hps)}; stitch them "
+                          "separately", option="heldout_percent")
+    hp = hps.pop()
+    jobs = []
+    for up, down in maps:
+        ups = [source.layer_index(x) for x in source_layers(up)]
+        lt = target.layer_index(up.target_layer)
+        ld = (target.layer_index(down.source_layer), source.layer_index(down.target_layer)) if down else None
+        jobs.append((up, down, ups, lt, ld, ld == (lt, ups[0]) and len(ups) == 1, _Scores()))
+    read_s = sorted({x for j in jobs for x in j[2] + ([j[4][1]] if j[4] else [])})
+    read_t = sorted({x for j in jobs for x in [j[3]] + ([j[4][0]] if j[4] else [])})
+    n = 0
     bar = tqdm(total=cfg.eval_tokens, unit="tok", unit_scale=True, desc="stitch", disable=not cfg.progress)
-    for ids, mask in heldout_batches(source.tokenizer, dc_replace(cfg, progress=False), hp):
+    for ids, mask in heldout_batches(source.tokenizer, cfg, hp):
         valid = (mask[:, 1:] & mask[:, :-1]).bool()
         valid[:, 0] = False                       # position 0 keeps its own state: its prediction is unchanged
-        ls_down = source.layer_index(down.target_layer) if down is not None else None
-        lt_down = target.layer_index(down.source_layer) if down is not None else None
-        logit_s, hs = _forward(source, ids, mask, read=ups + ([ls_down] if down is not None else []))
-        logit_t, ht = _forward(target, ids, mask, read=[lt] + ([lt_down] if down is not None else []))
-        sc.add("source", logit_s, ids, valid)
-        sc.add("target", logit_t, ids, valid)
-        mapped = up.transform(torch.cat([hs[x].float() for x in ups], -1))
-        sc.add("source→target", _forward(target, ids, mask, put={lt: _put(mapped)})[0], ids, valid, logit_t)
-        keep = mask.bool().to(ht[lt].device)
-        mean = ht[lt][keep].float().mean(0).expand_as(ht[lt])
-        sc.add("target, mean ablation", _forward(target, ids, mask, put={lt: _put(mean)})[0], ids, valid, logit_t)
-        if down is not None:
-            back = down.transform(ht[lt_down].float())
-            sc.add("target→source", _forward(source, ids, mask, put={ls_down: _put(back)})[0], ids, valid, logit_s)
-        if trip:
-            sc.add("source→target→source", _forward(source, ids, mask, put={ups[0]: _put(down.transform(mapped))})[0],
-                   ids, valid, logit_s)
-            there = up.transform(down.transform(ht[lt].float()))
-            sc.add("target→source→target", _forward(target, ids, mask, put={lt: _put(there)})[0], ids, valid, logit_t)
-        n = int(valid.sum())
-        sc.n += n
+        logit_s, hs = _forward(source, ids, mask, read=read_s)
+        logit_t, ht = _forward(target, ids, mask, read=read_t)
+        ablated = {}
+        for up, down, ups, lt, ld, trip, sc in jobs:
+            sc.add("source", logit_s, ids, valid)
+            sc.add("target", logit_t, ids, valid)
+            mapped = up.transform(torch.cat([hs[x].float() for x in ups], -1))
+            sc.add("source→target", _forward(target, ids, mask, put={lt: _put(mapped)})[0], ids, valid, logit_t)
+            if lt not in ablated:
+                mean = ht[lt][mask.bool().to(ht[lt].device)].float().mean(0).expand_as(ht[lt])
+                ablated[lt] = _forward(target, ids, mask, put={lt: _put(mean)})[0]
+            sc.add("target, mean ablation", ablated[lt], ids, valid, logit_t)
+            if down is not None:
+                back = down.transform(ht[ld[0]].float())
+                sc.add("target→source", _forward(source, ids, mask, put={ld[1]: _put(back)})[0], ids, valid, logit_s)
+            if trip:
+                sc.add("source→target→source", _forward(source, ids, mask, put={ups[0]: _put(down.transform(mapped))}
+                                                        )[0], ids, valid, logit_s)
+                there = up.transform(down.transform(ht[lt].float()))
+                sc.add("target→source→target", _forward(target, ids, mask, put={lt: _put(there)})[0], ids, valid,
+                       logit_t)
+        n += int(valid.sum())
         bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
     bar.close()
-    if sc.n == 0:
+    if n == 0:
         raise ConfigError(f"no held-out tokens to score in {cfg.eval_corpus!r}; give a larger corpus",
                           option="eval_corpus")
-    ce = {k: round(v / sc.n, 6) for k, v in sc.nll.items()}
-    own = {"source→target": "target", "target, mean ablation": "target", "target→source": "source",
-           "source→target→source": "source", "target→source→target": "target"}
-    rel = {k: round(ce[k] / ce[o] - 1, 6) for k, o in own.items() if k in ce}
-    return {"tokens": sc.n, "ce": ce, "kl": {k: round(v / sc.n, 6) for k, v in sc.kl.items()},
-            "relative_increase": rel, "recipient": {k: own[k] for k in rel},
+    return [_summary(sc, n, up, down, trip, source, target, hp) for up, down, _, _, _, trip, sc in jobs]
+
+
+OWN = {"source→target": "target", "target, mean ablation": "target", "target→source": "source",
+       "source→target→source": "source", "target→source→target": "target"}
+
+
+def _summary(sc: _Scores, n: int, up: AffineMap, down, trip: bool, source, target, hp: float) -> dict:
+    ce = {k: round(v / n, 6) for k, v in sc.nll.items()}
+    rel = {k: round(ce[k] / ce[o] - 1, 6) for k, o in OWN.items() if k in ce}
+    return {"tokens": n, "ce": ce, "kl": {k: round(v / n, 6) for k, v in sc.kl.items()},
+            "relative_increase": rel, "recipient": {k: OWN[k] for k in rel},
             "source": source.name, "target": target.name, "source_layer": up.source_layer,
             "target_layer": up.target_layer, "heldout_percent": hp, "round_trips": trip,
             "inverse": down is not None}

@@ -1,4 +1,5 @@
-"""One results envelope for every command that evaluates (``lrt demo``, ``lrt evaluate``), read by ``lrt report``.
+"""One results envelope for every command that evaluates (``lrt demo``, ``lrt evaluate``), read by ``lrt report``
+(``lrt sweep-layers`` writes kind ``lrt_sweep``: see :mod:`lrt.pipelines.sweep`).
 
 ``results.json``::
 
@@ -23,6 +24,9 @@ from .files import atomic_write_text, to_json
 KIND = "lrt_results"
 FORMAT_VERSION = 2
 REQUIRED = ("command", "settings", "models", "vectors", "steering", "verdict")
+SWEEP_KIND = "lrt_sweep"            # ``lrt sweep-layers``: models, source/target layers, pairs, stitched, ...
+SWEEP_FORMAT_VERSION = 1
+SWEEP_REQUIRED = ("command", "models", "source_layers", "target_layers", "pairs")
 
 
 def make_results(command: str, settings: dict, models: dict, vectors: dict, steering: dict, verdict: dict,
@@ -49,12 +53,14 @@ def load_results(path: str | Path) -> dict:
         results = json.loads(f.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{f} is not valid JSON ({e})") from None
-    if not isinstance(results, dict) or results.get("kind") != KIND:
-        raise ArtifactError(f"{f} is not an lrt results file (no kind {KIND!r})")
-    if results.get("format_version", 0) > FORMAT_VERSION:
+    kinds = {KIND: (FORMAT_VERSION, REQUIRED), SWEEP_KIND: (SWEEP_FORMAT_VERSION, SWEEP_REQUIRED)}
+    if not isinstance(results, dict) or results.get("kind") not in kinds:
+        raise ArtifactError(f"{f} is not an lrt results file (no kind {KIND!r} or {SWEEP_KIND!r})")
+    version, required = kinds[results["kind"]]
+    if results.get("format_version", 0) > version:
         raise ArtifactError(f"{f} has format version {results['format_version']}, newer than this lrt "
-                            f"({FORMAT_VERSION}); upgrade lrt")
-    missing = [k for k in REQUIRED if k not in results]
+                            f"({version}); upgrade lrt")
+    missing = [k for k in required if k not in results]
     if missing:
         raise ArtifactError(f"{f} lacks the section(s) {', '.join(missing)}; it was not written by lrt demo or "
                             "lrt evaluate of this version: re-run that command")

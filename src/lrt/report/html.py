@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ..errors import ArtifactError, OutputDirError
 from ..io.files import atomic_write_text
-from ..io.results import load_results
+from ..io.results import SWEEP_KIND, load_results
 from . import sections
+from .sweep import render_sweep
 from .plots import named, plot_curves, plot_slopes, random_names, shaded_range
 
 STYLE = ("body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
@@ -85,6 +86,8 @@ def plots_section(s: dict) -> str:
 
 
 def render(results: dict) -> str:
+    if results.get("kind") == SWEEP_KIND:
+        return render_sweep(results, STYLE)
     check_results(results)
     s = results["steering"]
     parts = [header(results)]

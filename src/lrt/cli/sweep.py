@@ -1,0 +1,138 @@
+"""``lrt sweep-layers``: one harvest, every layer pair — R², CKA, stitched loss, many-to-one; ``lrt stitch``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..evaluate.config import StitchConfig
+from ..harvest.config import HarvestConfig
+from ..maps.config import FitConfig, SweepConfig
+from ..models.config import LoadConfig
+from .common import check_output, output_dir, quiet_progress, record, show
+from .options import command
+
+
+@dataclass
+class SweepRun:
+    """Which layer of the target does each source layer map to? One harvest of every requested layer, every pair
+    judged, the best pairs stitched."""
+
+    out: str
+    """Output directory (results.json, heatmap.png, report.html, config.json, maps/ of the best pairs)."""
+    source: str = "zoo-xs"
+    """Small model: hub id (org/name), local directory, .gguf file or zoo name."""
+    target: str = "zoo-m"
+    """Large model, with the same tokenizer."""
+    stitch_best: int = 1
+    """Stitched loss for each source layer's best k target layers by held-out R² (0: none)."""
+    save_maps: bool = True
+    """Save each stitched pair's map and inverse under OUT/maps/."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the models are loaded."""
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    """The layers swept and the memory limit."""
+    harvest: HarvestConfig = field(default_factory=HarvestConfig)
+    """The text the maps are fitted on."""
+    fit: FitConfig = field(default_factory=FitConfig)
+    """How each map is fitted (closed form; the ridge chosen per pair on held-out rows)."""
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    """The held-out text the stitched models are scored on."""
+
+
+def run_sweep_cmd(cfg: SweepRun) -> int:
+    from ..io.files import atomic_write_text, to_json
+    from ..io.config import flatten
+    from ..models.layers import layer_name
+    from ..models.load import load_model
+    from ..pipelines.sweep import resolve_layers, run_sweep, stitch_pairs
+    from ..report.html import render
+    from ..report.sweep import heatmap_figure, pairs_rows, PAIR_HEADERS, stitched_rows, STITCH_HEADERS
+
+    check_output(cfg.out)
+    quiet_progress(cfg.harvest.progress)
+    src, tgt = load_model(cfg.source, cfg.load.dtype, cfg.load.device), load_model(cfg.target, cfg.load.dtype,
+                                                                                   cfg.load.device)
+    resolve_layers(src, tgt, cfg.sweep)                    # layer errors before any harvest
+    results, sw = run_sweep(src, tgt, cfg.harvest, cfg.fit, cfg.sweep, cfg.stitch, cfg.stitch_best, flatten(cfg))
+    out = output_dir(cfg.out)
+    atomic_write_text(out / "results.json", to_json(results))
+    heatmap_figure(results).savefig(out / "heatmap.png", dpi=110, bbox_inches="tight")
+    atomic_write_text(out / "report.html", render(results))
+    if cfg.save_maps:
+        for a, b in stitch_pairs(sw, cfg.stitch_best):
+            d = out / "maps" / f"{layer_name(a)}-{layer_name(b)}"
+            sw.fit_map(a, b).save(d)
+            sw.fit_map(a, b, inverse=True).save(d / "inverse")
+    record(out, cfg)
+    show(pairs_rows(results), PAIR_HEADERS, title=f"\nlayer sweep: {src.name} → {tgt.name} "
+         f"({results['timings']['total']:.0f} s)")
+    if results["stitched"]:
+        show(stitched_rows(results), STITCH_HEADERS, title="\nstitched next-token cross-entropy (held-out text)")
+    print(f"\nresults: {out}/results.json, {out}/report.html, {out}/heatmap.png")
+    return 0
+
+
+@dataclass
+class StitchRun:
+    """Stitched next-token loss of a map: the target with its layer replaced by the mapped source state."""
+
+    map: str
+    """Map directory (from lrt fit-map or lrt sweep-layers)."""
+    out: str
+    """Output directory (stitch.json + config.json)."""
+    inverse: str | None = None
+    """Inverse map directory (target → source) for the reverse and the round trips. Default: MAP/inverse if it
+    exists (lrt fit-map --both)."""
+    source: str | None = None
+    """Small model. Default: the map's source."""
+    target: str | None = None
+    """Large model. Default: the map's target."""
+    allow_other_models: bool = False
+    """Stitch models whose names differ from the map's (same widths)."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the models are loaded."""
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    """The held-out text scored."""
+
+
+def run_stitch(cfg: StitchRun) -> int:
+    from ..errors import DimensionMismatchError
+    from ..evaluate.stitch import stitch
+    from ..io.files import atomic_write_text, to_json
+    from ..maps.affine import AffineMap
+    from ..models.load import load_model
+
+    check_output(cfg.out)
+    quiet_progress(cfg.stitch.progress)
+    up = AffineMap.load(cfg.map)
+    inv = cfg.inverse or (str(Path(cfg.map) / "inverse") if (Path(cfg.map) / "inverse" / "map.json").exists()
+                          else None)
+    down = AffineMap.load(inv) if inv else None
+    if down is not None and (down.source, down.target) != (up.target, up.source):
+        raise DimensionMismatchError(f"the inverse map goes {down.source} → {down.target}, not {up.target} → "
+                                     f"{up.source}; give the inverse of this map", option="inverse")
+    for name, given, mine in (("source", cfg.source, up.source), ("target", cfg.target, up.target)):
+        if given and given != mine and not cfg.allow_other_models:
+            raise DimensionMismatchError(f"the map's {name} model is {mine!r}, not {given!r}; give the map's models "
+                                         "(or allow other models)", option=name)
+    src = load_model(cfg.source or up.source, cfg.load.dtype, cfg.load.device)
+    tgt = load_model(cfg.target or up.target, cfg.load.dtype, cfg.load.device)
+    r = stitch(src, tgt, up, down, cfg.stitch, cfg.allow_other_models)
+    out = output_dir(cfg.out)
+    atomic_write_text(out / "stitch.json", to_json(r))
+    record(out, cfg)
+    rows = [[k, v, r["kl"].get(k), r["relative_increase"].get(k), r["recipient"].get(k)] for k, v in r["ce"].items()]
+    show(rows, ["model", "CE (nats/token)", "KL to recipient", "+ over recipient", "recipient"],
+         title=f"\nstitched loss: {src.name} L{up.source_layer} → {tgt.name} L{up.target_layer}, "
+               f"{r['tokens']:,} held-out tokens")
+    print(f"\nresults: {out}/stitch.json")
+    return 0
+
+
+def register(sub) -> None:
+    command(sub, "sweep-layers", "fit every (source layer, target layer) map from one harvest: R², CKA, stitched "
+            "loss of the best pairs, many-to-one maps", run_sweep_cmd, SweepRun,
+            exclude=("method", "max_norm_ratio", "epochs", "lr", "adamw_batch_size", "weight_decay", "eval_every"))
+    command(sub, "stitch", "stitched next-token loss of a map (and its inverse: reverse, round trips)", run_stitch,
+            StitchRun)
