@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--positions", default="answer", choices=["answer", "all"])
     ap.add_argument("--corpus", default=str(SHARED / "data" / "natural_text.jsonl.gz"))
     ap.add_argument("--out", default="runs/real-pair")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = ap.parse_args()
 
     import torch
@@ -53,7 +54,7 @@ def main() -> None:
     from lrt.steering.transfer import transfer_vector
     from lrt.steering.vectors import contrast_vector
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

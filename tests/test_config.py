@@ -64,18 +64,20 @@ def test_required_option_missing_exits_2(tmp_path):
 SHARED = {"seed", "chat", "progress"}      # one flag on purpose: the same value belongs in every group
 
 
-@pytest.mark.parametrize("name", ["fit-map", "steer", "transfer", "evaluate", "generate", "demo"])
+@pytest.mark.parametrize("name", ["fit-map", "steer", "transfer", "evaluate", "generate", "demo", "sweep-layers",
+                                  "stitch"])
 def test_no_option_means_two_things(name):
     """An option name in two groups of one command must be one of the deliberately shared ones; and the resolved
     config of the defaults rebuilds to itself (what re-running a config.json does)."""
     import dataclasses
     import typing
 
-    from lrt.cli import demo, evaluate, fit_map, generate, steer
+    from lrt.cli import demo, evaluate, fit_map, generate, steer, sweep
     from lrt.io.config import group_type
 
     cls = {"fit-map": fit_map.FitMapRun, "steer": steer.SteerRun, "transfer": steer.TransferRun,
-           "evaluate": evaluate.EvaluateRun, "generate": generate.GenerateRun, "demo": demo.DemoRun}[name]
+           "evaluate": evaluate.EvaluateRun, "generate": generate.GenerateRun, "demo": demo.DemoRun,
+           "sweep-layers": sweep.SweepRun, "stitch": sweep.StitchRun}[name]
     owners: dict[str, list[str]] = {}
 
     def walk(c):

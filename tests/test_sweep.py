@@ -103,7 +103,7 @@ def test_cka_is_invariant_to_rotation_and_scale():
 
 def test_stitching_a_model_into_itself_with_the_identity_is_exact(zoo):
     _, t = zoo
-    cfg = StitchConfig(eval_tokens=800, context=64, progress=False)
+    cfg = StitchConfig(eval_tokens=800, eval_context=64, progress=False)
     for layer in ("embed", 0, 2):
         eye = AffineMap(torch.eye(t.d_model), torch.zeros(t.d_model), t.name, t.name, layer, layer,
                         {"harvest": {"heldout_percent": 10.0}})
@@ -117,7 +117,7 @@ def test_stitching_a_model_into_itself_with_the_identity_is_exact(zoo):
 def test_stitched_map_beats_mean_ablation_and_joint_objective(zoo):
     s, t = zoo
     up, down = fit_map_pair(s, t, 0, 1, harvest(8000))
-    r = stitch(s, t, up, down, StitchConfig(eval_tokens=1500, context=64, progress=False))
+    r = stitch(s, t, up, down, StitchConfig(eval_tokens=1500, eval_context=64, progress=False))
     rel = r["relative_increase"]
     assert 0 < rel["source→target"] < 0.5 * rel["target, mean ablation"]
     assert r["round_trips"] and r["tokens"] >= 1000
@@ -172,7 +172,7 @@ def test_cli_sweep_stitch_fit_map_both_and_report(tmp_path, capsys):
     best = res["best_target"]["0"]
     assert (out / "maps" / f"0-{best}" / "inverse" / "map.json").exists()
     assert main(["report", str(out), "--output", str(tmp_path / "r.html")]) == 0
-    assert main(["stitch", "--map", str(out / "maps" / f"0-{best}"), "--eval-tokens", "600", "--context", "64",
+    assert main(["stitch", "--map", str(out / "maps" / f"0-{best}"), "--eval-tokens", "600", "--eval-context", "64",
                  "--out", str(tmp_path / "st"), "-q"]) == 0
     st = json.loads((tmp_path / "st" / "stitch.json").read_text())
     assert st["inverse"] and st["round_trips"]

@@ -97,16 +97,17 @@ class StitchConfig:
     lrt. Only documents of the map's held-out split are used (the split the map was not fitted on)."""
     eval_tokens: int = 20_000
     """Held-out tokens to score."""
-    context: int = 128
+    eval_context: int = 128
     """Sequence length (tokens)."""
-    batch_size: int = 8
+    eval_batch_size: int = 8
     """Sequences per forward pass."""
-    heldout_percent: float | None = None
-    """The held-out share that defines the split (default: the map's own, so no scored document was fitted on)."""
+    eval_split_percent: float | None = None
+    """The held-out share (%) that defines the map's held-out split (default: the map's own, so no scored
+    document was fitted on)."""
     progress: bool = True
     """Show progress bars."""
 
     def __post_init__(self):
-        if self.eval_tokens < 2 or self.context < 3 or self.batch_size < 1:
+        if self.eval_tokens < 2 or self.eval_context < 3 or self.eval_batch_size < 1:
             raise ConfigError(f"eval_tokens must be >= 2, context >= 3 and batch size >= 1 (got {self.eval_tokens}, "
-                              f"{self.context}, {self.batch_size})", option="eval_tokens")
+                              f"{self.eval_context}, {self.eval_batch_size})", option="eval_tokens")

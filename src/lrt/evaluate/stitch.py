@@ -52,14 +52,15 @@ def check_stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: 
         raise ConfigError("the inverse map must start from one target layer")
 
 
-def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Packed sequences of the held-out split only, ``cfg.eval_tokens`` tokens in all."""
     if not heldout_percent:
         raise ConfigError("the map has no held-out split (held-out share 0): every document may have been fitted "
-                          "on; score another corpus or refit the map with a held-out share", option="heldout_percent")
+                          "on; score another corpus or refit the map with a held-out share", option="eval_split_percent")
     budget = math.ceil(cfg.eval_tokens * 100 / heldout_percent)
-    hc = HarvestConfig(corpus=cfg.eval_corpus, tokens=budget, context=cfg.context, batch_size=cfg.batch_size,
-                       heldout_percent=heldout_percent, progress=False)
+    hc = HarvestConfig(corpus=cfg.eval_corpus, tokens=budget, context=cfg.eval_context,
+                       batch_size=cfg.eval_batch_size, heldout_percent=heldout_percent, progress=False)
     for ids, mask, held in pack_sequences(hc, tokenizer):
         if held:
             yield ids, mask
@@ -116,11 +117,11 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
     cfg = cfg or StitchConfig()
     for up, down in maps:
         check_stitch(source, target, up, down, allow_other_models)
-    hps = {cfg.heldout_percent if cfg.heldout_percent is not None else
+    hps = {cfg.eval_split_percent if cfg.eval_split_percent is not None else
            (up.meta.get("harvest") or {}).get("heldout_percent", 10.0) for up, _ in maps}
     if len(hps) != 1:
         raise ConfigError(f"these maps were fitted with different held-out shares {sorted(hps)}; stitch them "
-                          "separately", option="heldout_percent")
+                          "separately", option="eval_split_percent")
     hp = hps.pop()
     jobs = []
     for up, down in maps:
