@@ -13,7 +13,7 @@ Every scored document is from the map's held-out split (the hash split the map w
 
 from __future__ import annotations
 
-import math
+import warnings
 from typing import Callable, Iterator
 
 import torch
@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DimensionMismatchError
 from ..harvest.config import HarvestConfig
-from ..harvest.paired import pack_sequences
+from ..data import packing
+from ..data.corpus import sample_documents, split_of
+from ..harvest.paired import MAP_SPLIT_SALT
 from ..maps.affine import AffineMap
 from ..models.hooks import hooks, register_layer_hook
 from ..models.load import LoadedModel
@@ -54,15 +56,18 @@ def check_stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: 
 
 def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Packed sequences of the held-out split only, ``cfg.eval_tokens`` tokens in all."""
+    """Packed sequences of the map's held-out split only (documents of the training split are skipped
+    untokenized), ``cfg.eval_tokens`` tokens in all."""
     if not heldout_percent:
         raise ConfigError("the map has no held-out split (held-out share 0): every document may have been fitted "
                           "on; score another corpus or refit the map with a held-out share", option="eval_split_percent")
-    budget = math.ceil(cfg.eval_tokens * 100 / heldout_percent)
-    hc = HarvestConfig(corpus=cfg.eval_corpus, tokens=budget, context=cfg.eval_context,
-                       batch_size=cfg.eval_batch_size, heldout_percent=heldout_percent, progress=False)
-    for ids, mask, held in pack_sequences(hc, tokenizer):
-        if held:
+    corpus = HarvestConfig(corpus=cfg.eval_corpus).corpus
+    held = lambda doc: split_of(doc, heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # a short corpus is reported by the caller, in scored tokens
+        for ids, mask, _ in packing.pack_sequences(sample_documents(corpus, 0), tokenizer, cfg.eval_context,
+                                                   cfg.eval_batch_size, cfg.eval_tokens, held, 1.0,
+                                                   max_doc_tokens=1024):
             yield ids, mask
 
 
@@ -163,6 +168,9 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
     if n == 0:
         raise ConfigError(f"no held-out tokens to score in {cfg.eval_corpus!r}; give a larger corpus",
                           option="eval_corpus")
+    if n < 0.9 * cfg.eval_tokens:
+        warnings.warn(f"the held-out split of {cfg.eval_corpus or 'the shipped text'} held only {n:,} tokens to "
+                      f"score, fewer than the {cfg.eval_tokens:,} asked for", stacklevel=2)
     return [_summary(sc, n, up, down, trip, source, target, hp) for up, down, _, _, _, trip, sc in jobs]
 
 
