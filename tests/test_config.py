@@ -65,19 +65,20 @@ SHARED = {"seed", "chat", "progress"}      # one flag on purpose: the same value
 
 
 @pytest.mark.parametrize("name", ["fit-map", "steer", "transfer", "evaluate", "generate", "demo", "sweep-layers",
-                                  "stitch"])
+                                  "stitch", "sae-train", "sae-transfer", "sae-evaluate"])
 def test_no_option_means_two_things(name):
     """An option name in two groups of one command must be one of the deliberately shared ones; and the resolved
     config of the defaults rebuilds to itself (what re-running a config.json does)."""
     import dataclasses
     import typing
 
-    from lrt.cli import demo, evaluate, fit_map, generate, steer, sweep
+    from lrt.cli import demo, evaluate, fit_map, generate, sae, steer, sweep
     from lrt.io.config import group_type
 
     cls = {"fit-map": fit_map.FitMapRun, "steer": steer.SteerRun, "transfer": steer.TransferRun,
            "evaluate": evaluate.EvaluateRun, "generate": generate.GenerateRun, "demo": demo.DemoRun,
-           "sweep-layers": sweep.SweepRun, "stitch": sweep.StitchRun}[name]
+           "sweep-layers": sweep.SweepRun, "stitch": sweep.StitchRun, "sae-train": sae.SAETrainRun,
+           "sae-transfer": sae.SAETransferRun, "sae-evaluate": sae.SAEEvaluateRun}[name]
     owners: dict[str, list[str]] = {}
 
     def walk(c):
@@ -91,7 +92,8 @@ def test_no_option_means_two_things(name):
     walk(cls)
     clashes = {n: o for n, o in owners.items() if len(o) > 1 and n not in SHARED}
     assert not clashes
-    required = {"out": "o", "model": "m", "layer": 0, "native": "n", "vector": "v", "map": "m", "prompt": ["p"]}
+    required = {"out": "o", "model": "m", "layer": 0, "native": "n", "vector": "v", "map": "m", "prompt": ["p"],
+                "sae": "s", "up": "u"}
     first = build(cls, {k: v for k, v in required.items() if k in owners})
     if name in ("transfer", "evaluate"):
         first.vector = ["v"] if name == "evaluate" else "v"

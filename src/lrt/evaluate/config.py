@@ -90,11 +90,11 @@ class TestSetConfig:
 
 @dataclass
 class StitchConfig:
-    """The held-out text a stitched model is scored on (next-token cross-entropy)."""
+    """Held-out text for next-token losses (stitched models, SAE reconstructions)."""
 
     eval_corpus: str | None = None
     """Text to score (JSONL(.gz) with a 'text' field, a text file or directory). Default: the text shipped with
-    lrt. Only documents of the map's held-out split are used (the split the map was not fitted on)."""
+    lrt. Only documents of the held-out split are used (the hash split the map or SAE was not fitted on)."""
     eval_tokens: int = 20_000
     """Held-out tokens to score."""
     eval_context: int = 128
@@ -102,8 +102,8 @@ class StitchConfig:
     eval_batch_size: int = 8
     """Sequences per forward pass."""
     eval_split_percent: float | None = None
-    """The held-out share (%) that defines the map's held-out split (default: the map's own, so no scored
-    document was fitted on)."""
+    """The held-out share (%) that defines the held-out split (default: the map's or the harvest's own, so no
+    scored document was fitted on)."""
     progress: bool = True
     """Show progress bars."""
 

@@ -72,7 +72,9 @@ def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float
 
 
 @torch.no_grad()
-def _forward(lm: LoadedModel, ids, mask, read=(), put: dict[int, Callable] | None = None):
+def forward_with(lm: LoadedModel, ids, mask, read=(), put: dict[int, Callable] | None = None):
+    """``(logits float32, {layer: state})``: a full forward pass reading the layers ``read`` and replacing the
+    output of each layer in ``put`` by its hook's result."""
     captured: dict[int, torch.Tensor] = {}
     handles = [register_layer_hook(lm, layer, lambda h, layer=layer: captured.__setitem__(layer, h.detach()))
                for layer in read]
@@ -82,7 +84,7 @@ def _forward(lm: LoadedModel, ids, mask, read=(), put: dict[int, Callable] | Non
     return out.logits.float(), captured
 
 
-def _put(states: torch.Tensor) -> Callable:
+def replace_with(states: torch.Tensor) -> Callable:
     """A hook replacing a layer's output by ``states`` at every position but the first."""
     def fn(h):
         new = states.to(h.device, h.dtype).clone()
@@ -91,7 +93,9 @@ def _put(states: torch.Tensor) -> Callable:
     return fn
 
 
-class _Scores:
+class Scores:
+    """Running next-token NLL (and KL to a reference distribution) per variant, summed over scored tokens."""
+
     def __init__(self):
         self.nll: dict[str, float] = {}
         self.kl: dict[str, float] = {}
@@ -133,7 +137,7 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
         ups = [source.layer_index(x) for x in source_layers(up)]
         lt = target.layer_index(up.target_layer)
         ld = (target.layer_index(down.source_layer), source.layer_index(down.target_layer)) if down else None
-        jobs.append((up, down, ups, lt, ld, ld == (lt, ups[0]) and len(ups) == 1, _Scores()))
+        jobs.append((up, down, ups, lt, ld, ld == (lt, ups[0]) and len(ups) == 1, Scores()))
     read_s = sorted({x for j in jobs for x in j[2] + ([j[4][1]] if j[4] else [])})
     read_t = sorted({x for j in jobs for x in [j[3]] + ([j[4][0]] if j[4] else [])})
     n = 0
@@ -141,26 +145,26 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
     for ids, mask in heldout_batches(source.tokenizer, cfg, hp):
         valid = (mask[:, 1:] & mask[:, :-1]).bool()
         valid[:, 0] = False                       # position 0 keeps its own state: its prediction is unchanged
-        logit_s, hs = _forward(source, ids, mask, read=read_s)
-        logit_t, ht = _forward(target, ids, mask, read=read_t)
+        logit_s, hs = forward_with(source, ids, mask, read=read_s)
+        logit_t, ht = forward_with(target, ids, mask, read=read_t)
         ablated = {}
         for up, down, ups, lt, ld, trip, sc in jobs:
             sc.add("source", logit_s, ids, valid)
             sc.add("target", logit_t, ids, valid)
             mapped = up.transform(torch.cat([hs[x].float() for x in ups], -1))
-            sc.add("source→target", _forward(target, ids, mask, put={lt: _put(mapped)})[0], ids, valid, logit_t)
+            sc.add("source→target", forward_with(target, ids, mask, put={lt: replace_with(mapped)})[0], ids, valid, logit_t)
             if lt not in ablated:
                 mean = ht[lt][mask.bool().to(ht[lt].device)].float().mean(0).expand_as(ht[lt])
-                ablated[lt] = _forward(target, ids, mask, put={lt: _put(mean)})[0]
+                ablated[lt] = forward_with(target, ids, mask, put={lt: replace_with(mean)})[0]
             sc.add("target, mean ablation", ablated[lt], ids, valid, logit_t)
             if down is not None:
                 back = down.transform(ht[ld[0]].float())
-                sc.add("target→source", _forward(source, ids, mask, put={ld[1]: _put(back)})[0], ids, valid, logit_s)
+                sc.add("target→source", forward_with(source, ids, mask, put={ld[1]: replace_with(back)})[0], ids, valid, logit_s)
             if trip:
-                sc.add("source→target→source", _forward(source, ids, mask, put={ups[0]: _put(down.transform(mapped))}
+                sc.add("source→target→source", forward_with(source, ids, mask, put={ups[0]: replace_with(down.transform(mapped))}
                                                         )[0], ids, valid, logit_s)
                 there = up.transform(down.transform(ht[lt].float()))
-                sc.add("target→source→target", _forward(target, ids, mask, put={lt: _put(there)})[0], ids, valid,
+                sc.add("target→source→target", forward_with(target, ids, mask, put={lt: replace_with(there)})[0], ids, valid,
                        logit_t)
         n += int(valid.sum())
         bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
@@ -178,7 +182,7 @@ OWN = {"source→target": "target", "target, mean ablation": "target", "target�
        "source→target→source": "source", "target→source→target": "target"}
 
 
-def _summary(sc: _Scores, n: int, up: AffineMap, down, trip: bool, source, target, hp: float) -> dict:
+def _summary(sc: Scores, n: int, up: AffineMap, down, trip: bool, source, target, hp: float) -> dict:
     ce = {k: round(v / n, 6) for k, v in sc.nll.items()}
     rel = {k: round(ce[k] / ce[o] - 1, 6) for k, o in OWN.items() if k in ce}
     return {"tokens": n, "ce": ce, "kl": {k: round(v / n, 6) for k, v in sc.kl.items()},

@@ -75,3 +75,17 @@ def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[
         bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
         yield PairedBatch(source=out[0], target=out[1], heldout=held)
     bar.close()
+
+
+@torch.no_grad()
+def stream_rows(lm: LoadedModel, layer: int, cfg: HarvestConfig, tally: dict | None = None
+                ) -> Iterator[tuple[torch.Tensor, bool]]:
+    """One model's states at ``layer`` on the packed corpus: ``(rows [n, d] float32, heldout)`` per batch, with
+    the same packing, split and position rule as the paired harvest (for SAEs and probes)."""
+    bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="activations", disable=not cfg.progress)
+    for ids, mask, held in pack_sequences(cfg, lm.tokenizer, tally):
+        keep = keep_mask(mask, skip_first=not cfg.keep_first_token).to(lm.device)
+        h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)[layer]
+        bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+        yield _rows(h, keep, lm.name, layer), held
+    bar.close()

@@ -1,0 +1,185 @@
+"""``lrt sae train | transfer | evaluate``: SAEs on the small model, carried to the large one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..evaluate.config import StitchConfig
+from ..harvest.config import HarvestConfig
+from ..models.config import LoadConfig
+from ..models.layers import LayerSpec
+from ..sae.config import SAETrainConfig
+from .common import check_output, output_dir, quiet_progress, record, show
+from .options import command
+
+
+@dataclass
+class SAETrainRun:
+    """Train a TopK SAE on one layer of a model, on activations streamed from a corpus."""
+
+    model: str
+    """Model: hub id (org/name), local directory, .gguf file or zoo name."""
+    layer: LayerSpec
+    """Layer (output of that block, or 'embed')."""
+    out: str
+    """Output directory: the SAE in SAELens format (cfg.json + sae_weights.safetensors), metrics.json,
+    curve.png, config.json."""
+    sparsify_format: bool = False
+    """Also write the SAE in EleutherAI sparsify's format, under OUT/sparsify/layers.L."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the model is loaded."""
+    harvest: HarvestConfig = field(default_factory=HarvestConfig)
+    """The activations: corpus, token budget (training and held-out split), packing."""
+    sae: SAETrainConfig = field(default_factory=SAETrainConfig)
+    """The SAE and its training recipe."""
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    """The held-out text of the final metrics (FVU, L0, dead latents, Δloss)."""
+
+
+def _curve_png(history: list[dict], path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.add_subplot(1, 1, 1)
+    rows = [h for h in history if h.get("heldout_fvu") is not None]
+    ax.plot([h["flops"] for h in rows], [h["heldout_fvu"] for h in rows], marker="o", ms=3, label="held-out FVU")
+    ax.plot([h["flops"] for h in history], [h["train_fvu"] for h in history], alpha=0.6, label="training FVU")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("FVU")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def run_train(cfg: SAETrainRun) -> int:
+    from ..evaluate.sae_metrics import sae_metrics
+    from ..io.files import atomic_write_text, to_json
+    from ..models.load import load_model
+    from ..sae.formats import save_saelens, save_sparsify
+    from ..sae.train import train_sae
+
+    check_output(cfg.out)
+    quiet_progress(cfg.harvest.progress)
+    lm = load_model(cfg.model, cfg.load.dtype, cfg.load.device)
+    li = lm.layer_index(cfg.layer)
+    cfg.sae.n_latents(lm.d_model)                        # k < latents, before any work
+    res = train_sae(lm, li, cfg.harvest, cfg.sae)
+    final = sae_metrics(lm, res.sae, cfg.stitch, cfg.harvest.heldout_percent)
+    out = output_dir(cfg.out)
+    save_saelens(res.sae, out)
+    if cfg.sparsify_format:
+        save_sparsify(res.sae, out / "sparsify" / f"layers.{cfg.layer}")
+    atomic_write_text(out / "metrics.json", to_json({"history": res.history, "final": final,
+                                                      "flops_per_step": res.flops_per_step, "steps": res.steps,
+                                                      "tokens": res.tokens, "seconds": res.seconds}))
+    _curve_png(res.history, out / "curve.png")
+    record(out, cfg)
+    show([[lm.name, res.sae.meta["layer"], res.sae.d_sae, res.sae.k, res.tokens, res.steps,
+           f"{res.flops_per_step * res.steps:.3g}", final["fvu"], final["l0"], final["dead_fraction"],
+           final["delta_loss"]]],
+         ["model", "layer", "latents", "k", "tokens", "steps", "FLOPs", "FVU", "L0", "dead", "Δloss"],
+         title=f"\nSAE saved to {out} (SAELens format); held-out metrics on {final['tokens']:,} tokens")
+    return 0
+
+
+@dataclass
+class SAETransferRun:
+    """Carry a small model's SAE to the large model through the up and down maps of one layer pair."""
+
+    sae: str
+    """The small model's SAE folder (SAELens, sparsify or GemmaScope format)."""
+    up: str
+    """Map directory small → large (lrt fit-map --both writes it, with the down map in UP/inverse)."""
+    out: str
+    """Output directory: the large model's SAE in SAELens format, metrics.json, config.json."""
+    down: str | None = None
+    """Map directory large → small (default: UP/inverse)."""
+    evaluate: bool = True
+    """Measure the SAE on the small model and the transferred SAE on the large one (FVU, L0, dead, Δloss)."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the models are loaded."""
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    """The held-out text of the metrics."""
+
+
+def run_transfer(cfg: SAETransferRun) -> int:
+    from pathlib import Path
+
+    from ..evaluate.sae_metrics import sae_metrics
+    from ..io.files import atomic_write_text, to_json
+    from ..maps.affine import AffineMap
+    from ..models.load import load_model
+    from ..sae.formats import load_sae, save_saelens
+    from ..sae.transfer import transfer_sae
+
+    check_output(cfg.out)
+    quiet_progress(cfg.stitch.progress)
+    sae = load_sae(cfg.sae)
+    up = AffineMap.load(cfg.up)
+    down = AffineMap.load(cfg.down or Path(cfg.up) / "inverse")
+    big = transfer_sae(sae, up, down)
+    rows, result = [], {"maps": big.meta["maps"]}
+    if cfg.evaluate:
+        split = (up.meta.get("harvest") or {}).get("heldout_percent", 10.0)
+        small_lm = load_model(up.source, cfg.load.dtype, cfg.load.device)
+        large_lm = load_model(up.target, cfg.load.dtype, cfg.load.device)
+        if sae.meta.get("layer") is None:
+            sae.meta["layer"] = up.source_layer
+        result["source"] = sae_metrics(small_lm, sae, cfg.stitch, split)
+        result["transferred"] = sae_metrics(large_lm, big, cfg.stitch, split)
+        rows = [[r["model"], r["layer"], r["fvu"], r["l0"], r["dead_fraction"], r["delta_loss"]]
+                for r in (result["source"], result["transferred"])]
+    out = output_dir(cfg.out)
+    save_saelens(big, out)
+    atomic_write_text(out / "metrics.json", to_json(result))
+    record(out, cfg)
+    show(rows or [[big.meta["model"], big.meta["layer"], "—", "—", "—", "—"]],
+         ["model", "layer", "FVU", "L0", "dead", "Δloss"],
+         title=f"\ntransferred SAE saved to {out} (SAELens format): the SAE on its own model, then zero-shot on "
+               "the large one")
+    return 0
+
+
+@dataclass
+class SAEEvaluateRun:
+    """Measure an SAE on a model: FVU, L0, dead latents and Δloss on held-out text."""
+
+    sae: str
+    """SAE folder (SAELens, sparsify or GemmaScope format)."""
+    model: str
+    """The model the SAE reads (its layer comes from the SAE's hook name, or --layer)."""
+    layer: LayerSpec | None = None
+    """The layer, when the SAE's files do not say it."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the model is loaded."""
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    """The held-out text."""
+
+
+def run_evaluate(cfg: SAEEvaluateRun) -> int:
+    from ..errors import ConfigError
+    from ..evaluate.sae_metrics import sae_metrics
+    from ..models.load import load_model
+    from ..sae.formats import load_sae
+
+    quiet_progress(cfg.stitch.progress)
+    sae = load_sae(cfg.sae)
+    if cfg.layer is not None:
+        sae.meta["layer"] = cfg.layer
+    if sae.meta.get("layer") is None:
+        raise ConfigError(f"the SAE's files do not say its layer ({sae.meta.get('layer_note')}); give it",
+                          option="layer")
+    r = sae_metrics(load_model(cfg.model, cfg.load.dtype, cfg.load.device), sae, cfg.stitch)
+    show([[r["model"], r["layer"], r["fvu"], r["l0"], r["dead_fraction"], r["ce"], r["delta_loss"]]],
+         ["model", "layer", "FVU", "L0", "dead", "CE", "Δloss"], title=f"\n{r['tokens']:,} held-out tokens")
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("sae", help="sparse autoencoders: train, transfer to the large model, evaluate"
+                       ).add_subparsers(dest="sae_command", metavar="SAE")
+    command(s, "train", "train a TopK SAE on one layer of a model", run_train, SAETrainRun)
+    command(s, "transfer", "carry an SAE to the large model through the up and down maps", run_transfer,
+            SAETransferRun)
+    command(s, "evaluate", "FVU, L0, dead latents and Δloss of an SAE on a model", run_evaluate, SAEEvaluateRun)

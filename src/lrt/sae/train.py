@@ -1,0 +1,158 @@
+"""Train a TopK SAE on activations streamed from a model (through the one capture), with FLOPs counted.
+
+Recipe (both documented in :class:`~lrt.sae.config.SAETrainConfig`): tied initialisation (decoder rows random
+unit vectors, encoder their transpose), ``b_dec`` at the mean of the first rows, Adam on the batch FVU, and after
+every step the decoder rows put back to unit norm, the gradient component parallel to each row removed first
+(as sparsify does). Rows pass through a seeded shuffle buffer. Every ``eval_every`` steps a metric row: held-out
+FVU and L0 (on rows of the harvest's held-out documents), the dead-latent fraction over the last
+``dead_tokens`` training tokens, tokens seen, and FLOPs — ``torch.utils.flop_counter.FlopCounterMode`` on the first
+step (forward, backward, optimiser), times the steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from ..harvest.config import HarvestConfig
+from ..harvest.paired import stream_rows
+from ..models.layers import LayerSpec, layer_name
+from ..models.load import LoadedModel
+from .config import SAETrainConfig
+from .model import SparseAutoencoder
+
+
+@dataclass
+class TrainResult:
+    sae: SparseAutoencoder
+    history: list[dict] = field(default_factory=list)
+    flops_per_step: int = 0
+    steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+
+def init_sae(d_in: int, n: int, k: int, mean: torch.Tensor, seed: int, meta: dict | None = None) -> SparseAutoencoder:
+    """Tied initialisation: random unit decoder rows, the encoder their transpose, ``b_dec`` = the data mean."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(n, d_in, generator=g)
+    W /= W.norm(dim=1, keepdim=True)
+    sae = SparseAutoencoder(d_in, n, "topk", k, True, meta)
+    sae.W_dec.data, sae.W_enc.data, sae.b_dec.data = W.clone(), W.T.clone(), mean.float().clone()
+    return sae
+
+
+class _Trainer:
+    def __init__(self, cfg: SAETrainConfig, d_in: int, meta: dict):
+        self.cfg, self.d_in, self.meta = cfg, d_in, meta
+        self.n = cfg.n_latents(d_in)
+        self.g = torch.Generator().manual_seed(cfg.seed)
+        self.sae: SparseAutoencoder | None = None
+        self.opt = None
+        self.step_no, self.tokens = 0, 0
+        self.last_fired = torch.zeros(self.n, dtype=torch.long)
+        self.flops_per_step = 0
+        self.history: list[dict] = []
+        self.eval_x: torch.Tensor | None = None
+        self.t0 = time.time()
+        self.lr = cfg.learning_rate(self.n)
+
+    def start(self, rows: torch.Tensor) -> None:
+        self.sae = init_sae(self.d_in, self.n, self.cfg.k, rows.double().mean(0), self.cfg.seed, self.meta)
+        self.opt = torch.optim.Adam(self.sae.parameters(), lr=self.lr)
+
+    def step(self, x: torch.Tensor) -> float:
+        if self.cfg.recipe == "sparsify" and self.step_no < self.cfg.warmup_steps:
+            for group in self.opt.param_groups:
+                group["lr"] = self.lr * (self.step_no + 1) / self.cfg.warmup_steps
+        sae = self.sae
+        z = sae.encode(x)
+        err = (x - sae.decode(z)).pow(2).sum()
+        loss = err / (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        self.opt.step()
+        sae.set_decoder_norm_to_unit_norm()
+        self.step_no += 1
+        self.tokens += len(x)
+        self.last_fired[(z > 0).any(0)] = self.tokens
+        return float(loss.detach())
+
+    def timed_step(self, x: torch.Tensor) -> float:
+        if self.step_no:
+            return self.step(x)
+        with FlopCounterMode(display=False) as fc:
+            loss = self.step(x)
+        self.flops_per_step = int(fc.get_total_flops())
+        return loss
+
+    @torch.no_grad()
+    def metrics(self, train_fvu: float) -> dict:
+        row = {"step": self.step_no, "tokens": self.tokens, "flops": self.flops_per_step * self.step_no,
+               "train_fvu": round(train_fvu, 6), "seconds": round(time.time() - self.t0, 2)}
+        if self.eval_x is not None and len(self.eval_x):
+            z = self.sae.encode(self.eval_x)
+            row["heldout_fvu"] = round(self.sae.fvu(self.eval_x), 6)
+            row["l0"] = round(float((z > 0).sum(-1).float().mean()), 3)
+        row["dead_fraction"] = (round(float((self.tokens - self.last_fired > self.cfg.dead_tokens).float().mean()), 6)
+                                if self.tokens >= self.cfg.dead_tokens else None)
+        return row
+
+
+def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SAETrainConfig | None = None
+              ) -> TrainResult:
+    """Stream ``harvest.tokens`` tokens of ``lm`` at ``layer`` and train a TopK SAE on the training split's rows."""
+    cfg = cfg or SAETrainConfig()
+    li = lm.layer_index(layer)
+    meta = {"model": lm.name, "layer": layer_name(li), "corpus": harvest.corpus, "context_size": harvest.context,
+            "tokens": harvest.tokens, "recipe": cfg.recipe, "k": cfg.k}
+    tr = _Trainer(cfg, lm.d_model, meta)
+    buf: list[torch.Tensor] = []
+    held: list[torch.Tensor] = []
+    have = 0
+    train_fvu = float("nan")
+    bar = tqdm(desc="sae", unit="step", disable=not harvest.progress)
+
+    def drain(final: bool) -> None:
+        """Shuffle the buffer and take every full batch; keep the rest for later (dropped at the very end)."""
+        nonlocal buf, have, train_fvu
+        rows = torch.cat(buf)
+        rows = rows[torch.randperm(len(rows), generator=tr.g)]
+        if tr.sae is None:
+            tr.start(rows)
+        full = len(rows) // cfg.sae_batch_size
+        for i in range(full):
+            train_fvu = tr.timed_step(rows[i * cfg.sae_batch_size:(i + 1) * cfg.sae_batch_size])
+            bar.update(1)
+            if tr.step_no % cfg.eval_every == 0:
+                tr.history.append(tr.metrics(train_fvu))
+        tail = rows[full * cfg.sae_batch_size:]
+        buf, have = ([], 0) if final else ([tail], len(tail))
+
+    for rows, is_held in stream_rows(lm, li, harvest):
+        if is_held:
+            if sum(len(h) for h in held) < cfg.eval_rows:
+                held.append(rows)
+                tr.eval_x = torch.cat(held)[:cfg.eval_rows]
+            continue
+        buf.append(rows)
+        have += len(rows)
+        if have >= max(cfg.shuffle_rows, cfg.sae_batch_size):
+            drain(False)
+    if have:
+        drain(True)
+    bar.close()
+    if tr.sae is None or tr.step_no == 0:
+        raise ConfigError(f"{harvest.tokens:,} tokens gave fewer than one batch of {cfg.sae_batch_size} training "
+                          "rows; raise the token budget", option="tokens")
+    if not tr.history or tr.history[-1]["step"] != tr.step_no:
+        tr.history.append(tr.metrics(train_fvu))
+    tr.sae.meta.update({"steps": tr.step_no, "trained_tokens": tr.tokens, "lr": tr.lr,
+                        "flops": tr.flops_per_step * tr.step_no})
+    return TrainResult(tr.sae, tr.history, tr.flops_per_step, tr.step_no, tr.tokens, round(time.time() - tr.t0, 2))

@@ -1,0 +1,166 @@
+"""Issue 'Features across models': SAE formats, TopK training, transfer through the maps, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from lrt.cli import main
+from lrt.errors import ArtifactError, ConfigError, DimensionMismatchError
+from lrt.harvest.config import HarvestConfig
+from lrt.maps.affine import AffineMap
+from lrt.models.load import load_model
+from lrt.sae.config import SAETrainConfig
+from lrt.sae.formats import layer_of_hook, load_sae, save_saelens, save_sparsify
+from lrt.sae.model import SparseAutoencoder
+from lrt.sae.train import init_sae, train_sae
+from lrt.sae.transfer import transfer_sae
+
+
+def random_sae(d=24, n=96, arch="topk", k=6, seed=0, c=True) -> SparseAutoencoder:
+    g = torch.Generator().manual_seed(seed)
+    t = {"W_enc": torch.randn(d, n, generator=g) / d ** 0.5, "b_enc": 0.1 * torch.randn(n, generator=g),
+         "W_dec": torch.randn(n, d, generator=g) / d ** 0.5, "b_dec": torch.randn(d, generator=g)}
+    if arch == "jumprelu":
+        t["threshold"] = 0.2 * torch.rand(n, generator=g)
+    return SparseAutoencoder.from_tensors(t, arch, k if arch == "topk" else None, c,
+                                          {"model": "m", "layer": 3})
+
+
+@pytest.mark.parametrize("arch", ["topk", "jumprelu", "standard"])
+def test_saelens_round_trip(tmp_path, arch):
+    sae = random_sae(arch=arch)
+    save_saelens(sae, tmp_path / arch)
+    cfg = json.loads((tmp_path / arch / "cfg.json").read_text())
+    assert cfg["architecture"] == arch and cfg["d_in"] == 24 and cfg["d_sae"] == 96
+    assert cfg["metadata"]["hook_name"] == "blocks.3.hook_resid_post"
+    back = load_sae(tmp_path / arch)
+    for k, v in sae.tensors().items():
+        assert torch.equal(back.tensors()[k], v)
+    x = torch.randn(50, 24)
+    assert torch.equal(back.encode(x), sae.encode(x)) and torch.equal(back(x), sae(x))
+    assert back.meta["layer"] == 3 and "lrt layer 3" in back.meta["layer_note"]
+
+
+def test_sparsify_gemmascope_and_old_saelens_configs(tmp_path):
+    sae = random_sae()
+    save_sparsify(sae, tmp_path / "sp" / "layers.3")
+    back = load_sae(tmp_path / "sp" / "layers.3")
+    x = torch.randn(40, 24)
+    assert torch.equal(back.encode(x), sae.encode(x)) and back.meta["layer"] == 3 and back.k == 6
+    # GemmaScope: JumpReLU params.npz, no b_dec subtraction, layer from the folder name
+    j = random_sae(arch="jumprelu", c=False)
+    g = tmp_path / "layer_7" / "width_16k" / "average_l0_40"
+    g.mkdir(parents=True)
+    np.savez(g / "params.npz", **{k: v.numpy() for k, v in j.tensors().items()})
+    gs = load_sae(g)
+    assert gs.architecture == "jumprelu" and gs.meta["layer"] == 7 and torch.allclose(gs(x), j(x))
+    # an older SAELens config: flat hook_point, k under activation_fn_kwargs
+    old = tmp_path / "old"
+    save_saelens(sae, old)
+    cfg = json.loads((old / "cfg.json").read_text())
+    md = cfg.pop("metadata")
+    cfg.pop("k")
+    cfg.update({"hook_point": "blocks.5.hook_resid_pre", "model_name": md["model_name"],
+                "activation_fn_kwargs": {"k": 6}})
+    (old / "cfg.json").write_text(json.dumps(cfg))
+    o = load_sae(old)
+    assert o.k == 6 and o.meta["layer"] == 4 and torch.equal(o.encode(x), sae.encode(x))
+    assert layer_of_hook("blocks.0.hook_resid_pre")[0] == "embed"
+
+
+def test_transfer_through_an_exact_relation_keeps_fvu():
+    """h_T = s·Q·h_S + c with Q of orthonormal columns: the transferred SAE reconstructs h_T exactly as well as
+    the source SAE reconstructs h_S, with the same codes."""
+    g = torch.Generator().manual_seed(1)
+    d_s, d_t = 24, 40
+    q, _ = torch.linalg.qr(torch.randn(d_t, d_s, generator=g, dtype=torch.float64))
+    s, c = 3.0, torch.randn(d_t, generator=g, dtype=torch.float64)
+    up = AffineMap((s * q).float(), c.float(), "small", "large", 3, 5)
+    down = AffineMap((q.T / s).float(), (-(q.T @ c) / s).float(), "large", "small", 5, 3)
+    sae = random_sae()
+    big = transfer_sae(sae, up, down)
+    h_s = torch.randn(500, d_s, generator=g, dtype=torch.float64).float() * 2
+    h_t = (h_s.double() @ (s * q).T + c).float()
+    assert big.meta["model"] == "large" and big.meta["layer"] == 5 and not big.apply_b_dec_to_input
+    assert torch.equal(big.encode(h_t) > 0, sae.encode(h_s) > 0)
+    assert big.fvu(h_t) == pytest.approx(sae.fvu(h_s), abs=1e-6)
+    with pytest.raises(DimensionMismatchError, match="inverse pair"):
+        transfer_sae(sae, up, AffineMap(down.A, down.p, "large", "small", 6, 3))
+    with pytest.raises(DimensionMismatchError, match="width"):
+        transfer_sae(random_sae(d=10, n=40, k=4), up, down)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    lm = load_model("zoo-xs")
+    cfg = SAETrainConfig(k=8, expansion=4, lr=1e-3, sae_batch_size=256, eval_every=20, shuffle_rows=4096)
+    return lm, train_sae(lm, 0, HarvestConfig(tokens=40_000, context=64, batch_size=8, progress=False), cfg)
+
+
+def test_training_topk_unit_decoder_flops_and_learning(trained):
+    lm, res = trained
+    sae = res.sae
+    x = torch.randn(300, lm.d_model) * 5
+    assert ((sae.encode(x) > 0).sum(-1) <= 8).all()
+    pre = sae.pre_acts(x)
+    full = (pre.topk(8, -1).values > 0).all(-1)               # rows whose 8 largest pre-activations are positive
+    assert full.any() and ((sae.encode(x) > 0).sum(-1)[full] == 8).all()
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(sae.d_sae), atol=1e-5)
+    B, d, n = 256, lm.d_model, sae.d_sae
+    assert res.flops_per_step == pytest.approx(12 * B * d * n, rel=0.05)    # fwd 2 matmuls, bwd twice that
+    first, last = res.history[0], res.history[-1]
+    assert last["heldout_fvu"] < 0.6 * first["heldout_fvu"] and last["heldout_fvu"] < 0.45
+    assert last["l0"] == pytest.approx(8, abs=0.05) and last["flops"] == res.flops_per_step * res.steps
+    assert res.tokens == res.steps * 256
+
+
+def test_cli_train_transfer_and_bad_input(tmp_path, capsys):
+    sae_dir, map_dir, big = tmp_path / "sae", tmp_path / "map", tmp_path / "big"
+    assert main(["sae", "train", "--model", "zoo-xs", "--layer", "0", "--tokens", "30000", "--context", "64",
+                 "--k", "8", "--expansion", "4", "--lr", "0.001", "--sae-batch-size", "256",
+                 "--eval-tokens", "1500", "--out", str(sae_dir), "-q"]) == 0
+    final = json.loads((sae_dir / "metrics.json").read_text())["final"]
+    assert final["fvu"] < 0.6 and final["l0"] == pytest.approx(8, abs=0.01) and final["delta_loss"] > 0
+    assert main(["fit-map", "--source", "zoo-xs", "--target", "zoo-m", "--source-layer", "0", "--target-layer", "0",
+                 "--tokens", "20000", "--context", "64", "--both", "--out", str(map_dir), "-q"]) == 0
+    assert main(["sae", "transfer", "--sae", str(sae_dir), "--up", str(map_dir), "--eval-tokens", "1500",
+                 "--out", str(big), "-q"]) == 0
+    m = json.loads((big / "metrics.json").read_text())
+    src, tr = m["source"], m["transferred"]
+    # zero-shot on zoo-m: worse than on its own model, far better than an untrained SAE of the same shape
+    lm = load_model("zoo-m")
+    from lrt.evaluate.config import StitchConfig
+    from lrt.evaluate.sae_metrics import sae_metrics
+    rnd = init_sae(lm.d_model, tr_n := load_sae(big).d_sae, 8, torch.zeros(lm.d_model), 0, {"layer": 0})
+    r = sae_metrics(lm, rnd, StitchConfig(eval_tokens=1500, progress=False))
+    assert src["fvu"] < tr["fvu"] < r["fvu"] - 0.3 and tr_n == 512
+    assert tr["delta_loss"] < r["delta_loss"] - 0.5
+    # bad input: each one clear error, nothing written
+    capsys.readouterr()
+    assert main(["sae", "train", "--model", "zoo-xs", "--layer", "0", "--k", "600", "--expansion", "4",
+                 "--out", str(tmp_path / "no1"), "-q"]) == 2
+    assert main(["sae", "transfer", "--sae", str(map_dir), "--up", str(map_dir), "--out", str(tmp_path / "no2"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("lrt: error:") == 2 and "sae_weights.safetensors" in err and "k (600)" in err
+    assert not (tmp_path / "no1").exists() and not (tmp_path / "no2").exists()
+    with pytest.raises(DimensionMismatchError, match="width 128"):
+        load_sae(big).encode(torch.zeros(3, 128))
+    j = tmp_path / "jr"
+    save_saelens(random_sae(arch="jumprelu"), j)
+    from safetensors.torch import load_file
+    w = load_file(str(j / "sae_weights.safetensors"))
+    w.pop("threshold")
+    save_file(w, str(j / "sae_weights.safetensors"))
+    cfg = json.loads((j / "cfg.json").read_text())
+    cfg["metadata"]["lrt"].pop("sha256")
+    (j / "cfg.json").write_text(json.dumps(cfg))
+    with pytest.raises(ArtifactError, match="threshold"):
+        load_sae(j)
+    with pytest.raises(ConfigError, match="k"):
+        SAETrainConfig(k=64, latents=64)
