@@ -12,7 +12,7 @@ step (forward, backward, optimiser), times the steps.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -47,6 +47,18 @@ def init_sae(d_in: int, n: int, k: int, mean: torch.Tensor, seed: int, meta: dic
     return sae
 
 
+def unit_decoder_copy(sae: SparseAutoencoder, meta: dict) -> SparseAutoencoder:
+    """A copy of ``sae`` with unit-norm decoder rows, each row's norm folded into its encoder column and bias (the
+    reconstruction of any given codes is unchanged; a TopK selection may change). For starting training from a
+    transferred SAE, whose decoder rows are not unit norm."""
+    t = sae.tensors()
+    n = t["W_dec"].norm(dim=1).clamp_min(1e-12)
+    t = {**t, "W_dec": t["W_dec"] / n[:, None], "W_enc": t["W_enc"] * n, "b_enc": t["b_enc"] * n}
+    out = SparseAutoencoder.from_tensors(t, sae.architecture, sae.k, sae.apply_b_dec_to_input,
+                                         {**meta, "init": {k: v for k, v in sae.meta.items() if k != "layer_note"}})
+    return out
+
+
 class _Trainer:
     def __init__(self, cfg: SAETrainConfig, d_in: int, meta: dict):
         self.cfg, self.d_in, self.meta = cfg, d_in, meta
@@ -62,8 +74,11 @@ class _Trainer:
         self.t0 = time.time()
         self.lr = cfg.learning_rate(self.n)
 
-    def start(self, rows: torch.Tensor) -> None:
-        self.sae = init_sae(self.d_in, self.n, self.cfg.k, rows.double().mean(0), self.cfg.seed, self.meta)
+    def start(self, rows: torch.Tensor, init: SparseAutoencoder | None = None) -> None:
+        if init is not None:
+            self.sae = unit_decoder_copy(init, self.meta)
+        else:
+            self.sae = init_sae(self.d_in, self.n, self.cfg.k, rows.double().mean(0), self.cfg.seed, self.meta)
         self.opt = torch.optim.Adam(self.sae.parameters(), lr=self.lr)
 
     def step(self, x: torch.Tensor) -> float:
@@ -105,11 +120,17 @@ class _Trainer:
         return row
 
 
-def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SAETrainConfig | None = None
-              ) -> TrainResult:
-    """Stream ``harvest.tokens`` tokens of ``lm`` at ``layer`` and train a TopK SAE on the training split's rows."""
+def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SAETrainConfig | None = None,
+              init: SparseAutoencoder | None = None) -> TrainResult:
+    """Stream ``harvest.tokens`` tokens of ``lm`` at ``layer`` and train a TopK SAE on the training split's rows —
+    from the tied random initialisation, or from ``init`` (e.g. a transferred SAE; its latents and k are kept)."""
     cfg = cfg or SAETrainConfig()
     li = lm.layer_index(layer)
+    if init is not None:
+        init.check_input(lm.d_model)
+        if init.architecture != "topk":
+            raise ConfigError("training starts from a TopK SAE; this one is " + init.architecture)
+        cfg = replace(cfg, k=init.k, latents=init.d_sae)
     meta = {"model": lm.name, "layer": layer_name(li), "corpus": harvest.corpus, "context_size": harvest.context,
             "tokens": harvest.tokens, "recipe": cfg.recipe, "k": cfg.k}
     tr = _Trainer(cfg, lm.d_model, meta)
@@ -125,7 +146,7 @@ def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SA
         rows = torch.cat(buf)
         rows = rows[torch.randperm(len(rows), generator=tr.g)]
         if tr.sae is None:
-            tr.start(rows)
+            tr.start(rows, init)
         full = len(rows) // cfg.sae_batch_size
         for i in range(full):
             train_fvu = tr.timed_step(rows[i * cfg.sae_batch_size:(i + 1) * cfg.sae_batch_size])
