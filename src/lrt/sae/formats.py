@@ -65,7 +65,10 @@ def save_saelens(sae: SparseAutoencoder, directory: str | os.PathLike) -> Path:
     cfg = {"d_in": sae.d_in, "d_sae": sae.d_sae, "dtype": "float32", "device": "cpu",
            "apply_b_dec_to_input": sae.apply_b_dec_to_input, "normalize_activations": "none",
            "reshape_activations": "none", "architecture": sae.architecture,
-           "metadata": {"model_name": sae.meta.get("model"),
+           # sae_lens_version: the config layout written (SAELens reads configs without it as pre-6.0 and drops
+           # the metadata block); lrt's own version and provenance are under metadata.lrt
+           "metadata": {"sae_lens_version": "6.0.0", "sae_lens_training_version": None,
+                        "model_name": sae.meta.get("model"),
                         "hook_name": hook_names(layer)["transformer_lens"] if layer is not None else None,
                         "context_size": sae.meta.get("context_size"), "prepend_bos": False,
                         "dataset_path": sae.meta.get("corpus"),
