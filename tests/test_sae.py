@@ -164,3 +164,14 @@ def test_cli_train_transfer_and_bad_input(tmp_path, capsys):
         load_sae(j)
     with pytest.raises(ConfigError, match="k"):
         SAETrainConfig(k=64, latents=64)
+
+
+def test_flops_to_reach_and_power_law_recover_a_known_curve():
+    from lrt.pipelines.sae_init import flops_to_reach, power_law
+
+    hist = [{"flops": c, "heldout_fvu": 3.0 * c ** -0.25} for c in (1e8, 2e8, 4e8, 8e8, 1.6e9)]
+    assert power_law(hist) == {"a": pytest.approx(3.0, rel=1e-6), "beta": pytest.approx(0.25, rel=1e-6)}
+    target = 3.0 * 3e8 ** -0.25                       # between the rows at 2e8 and 4e8
+    got = flops_to_reach(hist, target, offset=1e8)
+    assert 3e8 < got < 5e8 and flops_to_reach(hist, 0.01) is None
+    assert flops_to_reach(hist, 10.0) == 1e8          # reached at the first row

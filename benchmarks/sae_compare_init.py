@@ -1,0 +1,81 @@
+"""A transferred SAE as the initialisation of the large model's SAE: FLOPs to the same FVU, scratch vs transferred.
+
+    python benchmarks/sae_compare_init.py --small zoo-xs --large zoo-m --layers 0:0 --out runs/sae-init
+
+Small SAE on ``--small-tokens`` tokens, maps on ``--map-tokens``, both large SAEs on ``--large-tokens`` (same
+recipe, seed and token stream). Writes results.json and fvu_vs_flops.png; see lrt.pipelines.sae_init.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", default="zoo-xs")
+    ap.add_argument("--large", default="zoo-m")
+    ap.add_argument("--layers", default="0:0")
+    ap.add_argument("--corpus", default=str(SHARED / "data" / "natural_text.jsonl.gz"))
+    ap.add_argument("--small-tokens", type=int, default=100_000)
+    ap.add_argument("--map-tokens", type=int, default=60_000)
+    ap.add_argument("--large-tokens", type=int, default=400_000)
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--latents", type=int, default=1024)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="runs/sae-init")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from matplotlib.figure import Figure
+
+    from lrt.harvest.config import HarvestConfig
+    from lrt.models.load import load_model
+    from lrt.pipelines.sae_init import compare_init
+    from lrt.sae.config import SAETrainConfig
+
+    small, large = load_model(args.small), load_model(args.large)
+    a, b = (int(x) for x in args.layers.split(":"))
+    H = lambda n, seed=0: HarvestConfig(corpus=args.corpus, tokens=n, context=128, batch_size=8,  # noqa: E731
+                                        progress=False, seed=seed)
+    cfg = SAETrainConfig(k=args.k, latents=args.latents, lr=args.lr, sae_batch_size=args.batch, eval_every=10)
+    r = compare_init(small, large, a, b, H(args.small_tokens, 1), H(args.map_tokens, 2), H(args.large_tokens), cfg, cfg)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"args": vars(args), **r}, indent=2))
+    print(f"target FVU {r['target_fvu']:.4f}; zero-shot FVU of the transferred SAE {r['zero_shot_fvu']:.4f}; "
+          f"small SAE {r['small_sae'].get('heldout_fvu')}; maps R² up {r['maps']['up_r2']:.3f} down "
+          f"{r['maps']['down_r2']:.3f}")
+    print(f"{'accounting':24s} {'charge':>10s} {'scratch':>10s} {'transferred':>12s} {'saving':>7s}")
+    for name, acc in r["accountings"].items():
+        f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
+        print(f"{name:24s} {f(r['charges'][name]):>10s} {f(acc['scratch_flops']):>10s} "
+              f"{f(acc['transferred_flops']):>12s} {acc['saving'] if acc['saving'] is not None else '—':>7}")
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    for name, charge, style in (("scratch", 0, "-"), ("transferred", r["charges"]["sae"], "-"),
+                                ("transferred", r["charges"]["sae, small SAE given"], ":")):
+        h = r["curves"][name]
+        ax.plot([x["flops"] + charge for x in h], [x["heldout_fvu"] for x in h], style,
+                label=f"{name}" + ("" if name == "scratch" else (" (small SAE charged)" if style == "-" else
+                                                                  " (small SAE given)")))
+    ax.axhline(r["target_fvu"], color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FLOPs (SAE training + transfer cost)")
+    ax.set_ylabel("held-out FVU")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fvu_vs_flops.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()

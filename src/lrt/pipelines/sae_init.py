@@ -1,0 +1,131 @@
+"""Does a transferred SAE train the large model's SAE for less compute? (model stitching §4.2)
+
+Train the large model's SAE twice with the same recipe, seed and token stream — from the tied random
+initialisation, and from the small model's SAE carried through the up/down maps — and compare held-out FVU
+against FLOPs, with the cost of the transferred route charged to it. Three accountings:
+
+- ``sae``: SAE optimisation FLOPs (``FlopCounterMode``), plus for the transferred route the small SAE's training
+  and the maps' statistics and solves (the paper's accounting: activations are taken as given);
+- ``sae, small SAE given``: the same without the small SAE's training (it already existed);
+- ``all-in``: also every model forward pass that produced activations (the small model's for its SAE, both
+  models' for the maps, the large model's for either large SAE), counted on one batch and scaled by tokens.
+
+For each, the FLOPs to reach the target FVU (the scratch run's final held-out FVU, by linear interpolation
+between metric rows) and the saving ``1 − transferred / scratch``; and ``FVU(C) = a·C^(−β)`` fitted to both
+curves (least squares in log–log over the rows with C > 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..harvest.capture import run_with_capture
+from ..harvest.config import HarvestConfig
+from ..harvest.paired import pack_sequences, stream_rows
+from ..maps.fit import fit_map_pair
+from ..models.load import LoadedModel
+from ..sae.config import SAETrainConfig
+from ..sae.model import SparseAutoencoder
+from ..sae.train import TrainResult, train_sae
+from ..sae.transfer import transfer_sae
+
+
+def flops_to_reach(history: list[dict], target: float, offset: float = 0.0) -> float | None:
+    """FLOPs (plus ``offset``) at which the held-out FVU first reaches ``target`` (linear interpolation)."""
+    prev = (0.0, float("inf"))
+    for row in history:
+        f, v = row["flops"], row.get("heldout_fvu")
+        if v is None:
+            continue
+        if v <= target:
+            if prev[1] == float("inf"):
+                return offset + f
+            frac = (prev[1] - target) / (prev[1] - v) if prev[1] != v else 1.0
+            return offset + prev[0] + frac * (f - prev[0])
+        prev = (f, v)
+    return None
+
+
+def power_law(history: list[dict], offset: float = 0.0) -> dict | None:
+    """``FVU(C) = a·C^(−β)`` over the metric rows (C = FLOPs + offset)."""
+    pts = [(math.log(r["flops"] + offset), math.log(r["heldout_fvu"])) for r in history
+           if r.get("heldout_fvu") and r["flops"] + offset > 0]
+    if len(pts) < 3:
+        return None
+    x = torch.tensor([p[0] for p in pts], dtype=torch.float64)
+    y = torch.tensor([p[1] for p in pts], dtype=torch.float64)
+    X = torch.stack([torch.ones_like(x), x], 1)
+    coef = torch.linalg.lstsq(X, y[:, None]).solution[:, 0]
+    return {"a": round(float(coef[0].exp()), 6), "beta": round(float(-coef[1]), 6)}
+
+
+@torch.no_grad()
+def forward_flops_per_token(lm: LoadedModel, layer: int, harvest: HarvestConfig) -> float:
+    """FLOPs per token of the forward pass that produces ``layer``'s states (early stop), counted on one batch."""
+    ids, mask, _ = next(iter(pack_sequences(replace(harvest, progress=False), lm.tokenizer)))
+    with FlopCounterMode(display=False) as fc:
+        run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device))
+    return fc.get_total_flops() / float(mask.sum())
+
+
+def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large_layer: int,
+                 small_data: HarvestConfig, map_data: HarvestConfig, large_data: HarvestConfig,
+                 small_cfg: SAETrainConfig, large_cfg: SAETrainConfig,
+                 small_sae: SparseAutoencoder | None = None) -> dict:
+    """Run the comparison (see the module docstring); returns curves, costs, targets and savings."""
+    ls, lt = small.layer_index(small_layer), large.layer_index(large_layer)
+    small_run: TrainResult | None = None
+    if small_sae is None:
+        small_run = train_sae(small, ls, small_data, small_cfg)
+        small_sae = small_run.sae
+    with FlopCounterMode(display=False) as fc:
+        up, down = fit_map_pair(small, large, ls, lt, map_data)
+    fwd_s = forward_flops_per_token(small, ls, map_data)
+    fwd_t = forward_flops_per_token(large, lt, map_data)
+    map_tokens = up.meta["tokens"]["harvested"]
+    map_forward = map_tokens * (fwd_s + fwd_t)
+    map_stats = max(0.0, fc.get_total_flops() - map_forward)        # moments, ridge solves, metrics
+    start = transfer_sae(small_sae, up, down)
+    cfg = replace(large_cfg, k=small_sae.k, latents=small_sae.d_sae)
+    scratch = train_sae(large, lt, large_data, cfg)
+    warm = train_sae(large, lt, large_data, cfg, init=start)
+    small_sae_flops = small_run.flops_per_step * small_run.steps if small_run else 0
+    small_fwd = small_run.tokens * fwd_s if small_run else 0
+    large_fwd_per_flop = fwd_t / (warm.flops_per_step / cfg.sae_batch_size)   # forward FLOPs per SAE FLOP
+    target = scratch.history[-1]["heldout_fvu"]
+    charges = {"sae": small_sae_flops + map_stats, "sae, small SAE given": map_stats,
+               "all-in": small_sae_flops + small_fwd + map_stats + map_forward}
+    out = {"target_fvu": target, "charges": charges, "accountings": {}, "curves": {
+        "scratch": scratch.history, "transferred": warm.history},
+        "zero_shot_fvu": round(start.fvu(heldout_rows(large, lt, large_data)), 6),
+        "small_sae": small_run.history[-1] if small_run else small_sae.meta,
+        "maps": {"up_r2": up.meta["metrics"]["heldout"].get("r2"), "down_r2": down.meta["metrics"]["heldout"].get("r2")},
+        "tokens": {"small_sae": small_run.tokens if small_run else 0, "maps": map_tokens,
+                   "large_sae": scratch.tokens}}
+    for name, charge in charges.items():
+        scale = 1 + large_fwd_per_flop if name == "all-in" else 1
+        s_cost = flops_to_reach([{**r, "flops": r["flops"] * scale} for r in scratch.history], target)
+        t_cost = flops_to_reach([{**r, "flops": r["flops"] * scale} for r in warm.history], target, charge)
+        out["accountings"][name] = {
+            "scratch_flops": s_cost, "transferred_flops": t_cost,
+            "saving": None if not (s_cost and t_cost) else round(1 - t_cost / s_cost, 4),
+            "power_law": {"scratch": power_law([{**r, "flops": r["flops"] * scale} for r in scratch.history]),
+                          "transferred": power_law([{**r, "flops": r["flops"] * scale} for r in warm.history],
+                                                   charge)}}
+    return out
+
+
+def heldout_rows(lm: LoadedModel, layer: int, data: HarvestConfig, n: int = 4096) -> torch.Tensor:
+    """The first ``n`` rows of the harvest's held-out documents (the rows the training curves are measured on)."""
+    rows, have = [], 0
+    for r, held in stream_rows(lm, layer, replace(data, progress=False)):
+        if held:
+            rows.append(r)
+            have += len(r)
+            if have >= n:
+                break
+    return torch.cat(rows)[:n]
