@@ -35,11 +35,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from matplotlib.figure import Figure
-
     from lrt.harvest.config import HarvestConfig
     from lrt.models.load import load_model
     from lrt.pipelines.sae_init import compare_init
+    from lrt.report.sae import init_curves_figure
     from lrt.sae.config import SAETrainConfig
 
     small, large = load_model(args.small), load_model(args.large)
@@ -59,21 +58,7 @@ def main() -> None:
         f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
         print(f"{name:24s} {f(r['charges'][name]):>10s} {f(acc['scratch_flops']):>10s} "
               f"{f(acc['transferred_flops']):>12s} {acc['saving'] if acc['saving'] is not None else '—':>7}")
-    fig = Figure(figsize=(6, 3.6))
-    ax = fig.add_subplot(1, 1, 1)
-    for name, charge, style in (("scratch", 0, "-"), ("transferred", r["charges"]["sae"], "-"),
-                                ("transferred", r["charges"]["sae, small SAE given"], ":")):
-        h = r["curves"][name]
-        ax.plot([x["flops"] + charge for x in h], [x["heldout_fvu"] for x in h], style,
-                label=f"{name}" + ("" if name == "scratch" else (" (small SAE charged)" if style == "-" else
-                                                                  " (small SAE given)")))
-    ax.axhline(r["target_fvu"], color="grey", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("FLOPs (SAE training + transfer cost)")
-    ax.set_ylabel("held-out FVU")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig = init_curves_figure(r)
     fig.savefig(out / "fvu_vs_flops.png", dpi=110)
 
 

@@ -65,7 +65,8 @@ SHARED = {"seed", "chat", "progress"}      # one flag on purpose: the same value
 
 
 @pytest.mark.parametrize("name", ["fit-map", "steer", "transfer", "evaluate", "generate", "demo", "sweep-layers",
-                                  "stitch", "sae-train", "sae-transfer", "sae-evaluate"])
+                                  "stitch", "sae-train", "sae-transfer", "sae-evaluate",
+                                  "sae-compare-init"])
 def test_no_option_means_two_things(name):
     """An option name in two groups of one command must be one of the deliberately shared ones; and the resolved
     config of the defaults rebuilds to itself (what re-running a config.json does)."""
@@ -78,7 +79,8 @@ def test_no_option_means_two_things(name):
     cls = {"fit-map": fit_map.FitMapRun, "steer": steer.SteerRun, "transfer": steer.TransferRun,
            "evaluate": evaluate.EvaluateRun, "generate": generate.GenerateRun, "demo": demo.DemoRun,
            "sweep-layers": sweep.SweepRun, "stitch": sweep.StitchRun, "sae-train": sae.SAETrainRun,
-           "sae-transfer": sae.SAETransferRun, "sae-evaluate": sae.SAEEvaluateRun}[name]
+           "sae-transfer": sae.SAETransferRun, "sae-evaluate": sae.SAEEvaluateRun,
+           "sae-compare-init": sae.SAECompareInitRun}[name]
     owners: dict[str, list[str]] = {}
 
     def walk(c):

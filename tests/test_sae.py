@@ -175,3 +175,15 @@ def test_flops_to_reach_and_power_law_recover_a_known_curve():
     got = flops_to_reach(hist, target, offset=1e8)
     assert 3e8 < got < 5e8 and flops_to_reach(hist, 0.01) is None
     assert flops_to_reach(hist, 10.0) == 1e8          # reached at the first row
+
+
+def test_compare_init_cli_transferred_start_is_ahead(tmp_path):
+    out = tmp_path / "ci"
+    assert main(["sae", "compare-init", "--tokens", "30000", "--small-tokens", "15000", "--map-tokens", "8000",
+                 "--context", "64", "--k", "8", "--expansion", "4", "--lr", "0.001", "--sae-batch-size", "256",
+                 "--eval-every", "10", "--out", str(out), "-q"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    scratch, warm = r["curves"]["scratch"], r["curves"]["transferred"]
+    assert r["zero_shot_fvu"] < 0.8 and warm[0]["heldout_fvu"] < scratch[0]["heldout_fvu"] - 0.1
+    assert r["accountings"]["sae, small SAE given"]["saving"] > 0.1
+    assert (out / "fvu_vs_flops.png").stat().st_size > 1000

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..evaluate.config import StitchConfig
 from ..harvest.config import HarvestConfig
-from ..models.config import LoadConfig
+from ..models.config import LoadConfig, PairConfig
 from ..models.layers import LayerSpec
 from ..sae.config import SAETrainConfig
 from .common import check_output, output_dir, quiet_progress, record, show
@@ -176,6 +176,60 @@ def run_evaluate(cfg: SAEEvaluateRun) -> int:
     return 0
 
 
+@dataclass
+class SAECompareInitRun:
+    """Train the large model's SAE from scratch and from the small model's SAE carried through the maps; FLOPs to
+    the same held-out FVU, the transfer's cost charged."""
+
+    out: str
+    """Output directory (results.json, fvu_vs_flops.png, config.json)."""
+    pair: PairConfig = field(default_factory=PairConfig)
+    """The two models and the layer pair (the SAEs' layers)."""
+    small_sae: str | None = None
+    """An existing SAE of the small model (default: train one on small_tokens tokens)."""
+    small_tokens: int = 100_000
+    """Tokens the small SAE is trained on."""
+    map_tokens: int = 60_000
+    """Tokens the up and down maps are fitted on."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the models are loaded."""
+    harvest: HarvestConfig = field(default_factory=HarvestConfig)
+    """The text (corpus, packing) and the large SAEs' token budget (tokens)."""
+    sae: SAETrainConfig = field(default_factory=SAETrainConfig)
+    """The recipe of all three SAEs (the large ones keep the small SAE's latents and k)."""
+
+
+def run_compare_init(cfg: SAECompareInitRun) -> int:
+    from dataclasses import replace
+
+    from ..io.files import atomic_write_text, to_json
+    from ..pipelines.sae_init import compare_init
+    from ..report.sae import init_curves_figure
+    from ..sae.formats import load_sae
+
+    check_output(cfg.out)
+    quiet_progress(cfg.harvest.progress)
+    given = load_sae(cfg.small_sae) if cfg.small_sae else None
+    small, large = cfg.pair.load(cfg.load)
+    ls, lt = cfg.pair.layers(small, large)
+    h = cfg.harvest
+    r = compare_init(small, large, small.layer_index(ls), large.layer_index(lt),
+                     replace(h, tokens=cfg.small_tokens, seed=h.seed + 1), replace(h, tokens=cfg.map_tokens,
+                                                                                   seed=h.seed + 2),
+                     h, cfg.sae, cfg.sae, given)
+    out = output_dir(cfg.out)
+    atomic_write_text(out / "results.json", to_json(r))
+    init_curves_figure(r).savefig(out / "fvu_vs_flops.png", dpi=110)
+    record(out, cfg)
+    f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
+    show([[name, f(r["charges"][name]), f(a["scratch_flops"]), f(a["transferred_flops"]),
+           "—" if a["saving"] is None else f"{a['saving']:.0%}"] for name, a in r["accountings"].items()],
+         ["accounting", "charge", "scratch FLOPs", "transferred FLOPs", "saved"],
+         title=f"\nFLOPs to the target FVU {r['target_fvu']:.4f} (scratch's final); zero-shot FVU of the "
+               f"transferred SAE {r['zero_shot_fvu']:.4f}; results in {out}")
+    return 0
+
+
 def register(sub) -> None:
     s = sub.add_parser("sae", help="sparse autoencoders: train, transfer to the large model, evaluate"
                        ).add_subparsers(dest="sae_command", metavar="SAE")
@@ -183,3 +237,5 @@ def register(sub) -> None:
     command(s, "transfer", "carry an SAE to the large model through the up and down maps", run_transfer,
             SAETransferRun)
     command(s, "evaluate", "FVU, L0, dead latents and Δloss of an SAE on a model", run_evaluate, SAEEvaluateRun)
+    command(s, "compare-init", "the large model's SAE from scratch vs from the transferred SAE: FLOPs to the same "
+            "FVU", run_compare_init, SAECompareInitRun)
