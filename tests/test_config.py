@@ -66,21 +66,22 @@ SHARED = {"seed", "chat", "progress"}      # one flag on purpose: the same value
 
 @pytest.mark.parametrize("name", ["fit-map", "steer", "transfer", "evaluate", "generate", "demo", "sweep-layers",
                                   "stitch", "sae-train", "sae-transfer", "sae-evaluate",
-                                  "sae-compare-init"])
+                                  "sae-compare-init", "probe-train", "probe-compare"])
 def test_no_option_means_two_things(name):
     """An option name in two groups of one command must be one of the deliberately shared ones; and the resolved
     config of the defaults rebuilds to itself (what re-running a config.json does)."""
     import dataclasses
     import typing
 
-    from lrt.cli import demo, evaluate, fit_map, generate, sae, steer, sweep
+    from lrt.cli import demo, evaluate, fit_map, generate, probe, sae, steer, sweep
     from lrt.io.config import group_type
 
     cls = {"fit-map": fit_map.FitMapRun, "steer": steer.SteerRun, "transfer": steer.TransferRun,
            "evaluate": evaluate.EvaluateRun, "generate": generate.GenerateRun, "demo": demo.DemoRun,
            "sweep-layers": sweep.SweepRun, "stitch": sweep.StitchRun, "sae-train": sae.SAETrainRun,
            "sae-transfer": sae.SAETransferRun, "sae-evaluate": sae.SAEEvaluateRun,
-           "sae-compare-init": sae.SAECompareInitRun}[name]
+           "sae-compare-init": sae.SAECompareInitRun, "probe-train": probe.ProbeTrainRun,
+           "probe-compare": probe.ProbeCompareRun}[name]
     owners: dict[str, list[str]] = {}
 
     def walk(c):

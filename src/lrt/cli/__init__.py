@@ -13,9 +13,9 @@ import warnings
 
 from .. import __version__
 from ..errors import LRTError
-from . import demo, evaluate, fit_map, generate, report, sae, steer, sweep, zoo
+from . import demo, evaluate, fit_map, generate, probe, report, sae, steer, sweep, zoo
 
-COMMANDS = (fit_map, sweep, steer, evaluate, sae, report, generate, demo, zoo)
+COMMANDS = (fit_map, sweep, steer, evaluate, sae, probe, report, generate, demo, zoo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,119 @@
+"""``lrt probe train | compare``: linear probes on one model, and carried across models through the maps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..models.config import LoadConfig
+from ..models.layers import LayerSpec
+from .common import check_output, output_dir, record, show
+from .options import command
+
+
+@dataclass
+class ProbeTask:
+    """A labelled task from a corpus whose records carry the label."""
+
+    task: str = "sentiment"
+    """sentiment (movie reviews), genre:X:Y (Brown categories, letters a–r) or source (the document source)."""
+    corpus: str = "../shared/data/natural_text.jsonl.gz"
+    """JSONL(.gz) with text, doc_id and source fields (the labels come from them)."""
+    per_class: int = 300
+    """At most this many documents per class (seeded choice); 30% of them (by document hash) are the test split."""
+    max_tokens: int = 256
+    """Each document's last this-many tokens are mean-pooled into the probe's features."""
+    seed: int = 0
+    """Seed of every random choice (document order, row order, initialisation, controls, random vectors)."""
+
+
+@dataclass
+class ProbeTrainRun:
+    """Train a linear probe (logistic, L2 by cross-validation, class-balanced) on one layer of a model."""
+
+    model: str
+    """Model: hub id (org/name), local directory, .gguf file or zoo name."""
+    layer: LayerSpec
+    """Layer (output of that block, or 'embed')."""
+    out: str
+    """Output directory (probe.safetensors + probe.json + config.json)."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the model is loaded."""
+    data: ProbeTask = field(default_factory=ProbeTask)
+    """The labelled task."""
+
+
+def run_train(cfg: ProbeTrainRun) -> int:
+    from ..data.labels import labelled_documents
+    from ..models.load import load_model
+    from ..probes.features import pooled_states
+    from ..probes.probe import fit_probe
+
+    check_output(cfg.out)
+    d = cfg.data
+    docs = labelled_documents(d.corpus, d.task, per_class=d.per_class, seed=d.seed)
+    lm = load_model(cfg.model, cfg.load.dtype, cfg.load.device)
+    li = lm.layer_index(cfg.layer)
+    tr, te = [x for x in docs if x["split"] == "train"], [x for x in docs if x["split"] == "test"]
+    probe = fit_probe(pooled_states(lm, li, [x["text"] for x in tr], d.max_tokens), [x["label"] for x in tr],
+                      lm.name, cfg.layer, seed=d.seed)
+    res = probe.evaluate(pooled_states(lm, li, [x["text"] for x in te], d.max_tokens), [x["label"] for x in te])
+    probe.meta.update({"task": d.task, "corpus": d.corpus, "test": res})
+    out = output_dir(cfg.out)
+    probe.save(out)
+    record(out, cfg)
+    show([[lm.name, cfg.layer, d.task, len(tr), res["n"], res["accuracy"], res["auroc"], probe.meta["l2"]]],
+         ["model", "layer", "task", "train docs", "test docs", "accuracy", "AUROC", "L2"], title=f"\nprobe saved to {out}")
+    return 0
+
+
+@dataclass
+class ProbeCompareRun:
+    """A probe trained on the small model, carried to the large one through the maps (up: weights through A↑⁺;
+    down: large states mapped down), against a native probe, a random projection of equal rank, and chance."""
+
+    up: str
+    """Map directory small → large (its models and layers are used; lrt fit-map --both also writes the down map)."""
+    out: str
+    """Output directory (results.json + config.json)."""
+    down: str | None = None
+    """Map directory large → small (default: UP/inverse if it exists)."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the models are loaded."""
+    data: ProbeTask = field(default_factory=ProbeTask)
+    """The labelled task."""
+
+
+def run_compare(cfg: ProbeCompareRun) -> int:
+    from pathlib import Path
+
+    from ..io.files import atomic_write_text, to_json
+    from ..maps.affine import AffineMap
+    from ..models.load import load_model
+    from ..pipelines.probes import compare_probes
+
+    check_output(cfg.out)
+    up = AffineMap.load(cfg.up)
+    inv = cfg.down or (Path(cfg.up) / "inverse" if (Path(cfg.up) / "inverse" / "map.json").exists() else None)
+    down = AffineMap.load(inv) if inv else None
+    d = cfg.data
+    from ..data.labels import labelled_documents
+    labelled_documents(d.corpus, d.task, per_class=1, seed=d.seed)          # bad task or corpus: before loading
+    small = load_model(up.source, cfg.load.dtype, cfg.load.device)
+    large = load_model(up.target, cfg.load.dtype, cfg.load.device)
+    r = compare_probes(small, large, up, down, d.task, d.corpus, d.per_class, d.max_tokens, d.seed)
+    out = output_dir(cfg.out)
+    atomic_write_text(out / "results.json", to_json(r))
+    record(out, cfg)
+    show([[x["probe"], x["model"], x["n"], x["accuracy"], x["auroc"]] for x in r["rows"]],
+         ["probe", "applied to", "test docs", "accuracy", "AUROC"],
+         title=f"\nprobes for {d.task}: {up.source} L{up.source_layer} → {up.target} L{up.target_layer} "
+               f"(test split: {sum(r['split']['test'].values())} documents)")
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("probe", help="linear probes: train on a model, compare across models"
+                       ).add_subparsers(dest="probe_command", metavar="PROBE")
+    command(s, "train", "train a linear probe on one layer of a model", run_train, ProbeTrainRun)
+    command(s, "compare", "a small model's probe carried to the large model vs native, random and chance",
+            run_compare, ProbeCompareRun)

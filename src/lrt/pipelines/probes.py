@@ -1,0 +1,49 @@
+"""Probes across models: one labelled task, the small model's probe carried to the large one both ways, against
+a probe trained natively on the large model, a probe on a random projection of equal rank, and chance."""
+
+from __future__ import annotations
+
+import torch
+
+from ..data.labels import labelled_documents
+from ..maps.affine import AffineMap
+from ..models.load import LoadedModel
+from ..probes.features import pooled_states
+from ..probes.probe import fit_probe, probe_down, probe_up
+
+
+def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: AffineMap | None, task: str,
+                   corpus: str, per_class: int = 300, max_tokens: int = 256, seed: int = 0,
+                   progress: bool = False) -> dict:
+    """Rows of ``{probe, model, accuracy, auroc}`` on the test split (documents by hash), and the split sizes."""
+    docs = labelled_documents(corpus, task, per_class=per_class, seed=seed)
+    tr = [d for d in docs if d["split"] == "train"]
+    te = [d for d in docs if d["split"] == "test"]
+    ytr, yte = [d["label"] for d in tr], [d["label"] for d in te]
+    ls, lt = small.layer_index(up.source_layer), large.layer_index(up.target_layer)
+    feats = {}
+    for name, lm, layer in (("small", small, ls), ("large", large, lt)):
+        feats[name] = [pooled_states(lm, layer, [d["text"] for d in part], max_tokens, progress=progress)
+                       for part in (tr, te)]
+    own = fit_probe(feats["small"][0], ytr, small.name, up.source_layer, seed=seed)
+    native = fit_probe(feats["large"][0], ytr, large.name, up.target_layer, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    R = torch.randn(small.d_model, large.d_model, generator=g, dtype=torch.float64) / large.d_model ** 0.5
+    rand = fit_probe(feats["large"][0].double() @ R.T, ytr, large.name, up.target_layer, seed=seed)
+    rows = [{"probe": "small model's own", "model": small.name, **own.evaluate(feats["small"][1], yte)},
+            {"probe": "native (trained on the large model)", "model": large.name,
+             **native.evaluate(feats["large"][1], yte)},
+            {"probe": "transferred up (weights through A↑⁺)", "model": large.name,
+             **probe_up(own, up).evaluate(feats["large"][1], yte)}]
+    if down is not None:
+        rows.append({"probe": "transferred down (states through A↓)", "model": large.name,
+                     **probe_down(own, down).evaluate(feats["large"][1], yte)})
+    rows.append({"probe": f"random projection to rank {small.d_model}, trained", "model": large.name,
+                 **rand.evaluate(feats["large"][1].double() @ R.T, yte)})
+    majority = max(set(yte), key=yte.count) if yte else None
+    rows.append({"probe": "chance (majority class)", "model": "—", "n": len(yte),
+                 "accuracy": round(yte.count(majority) / max(1, len(yte)), 6), "auroc": 0.5})
+    counts = {s: {c: sum(1 for d in docs if d["split"] == s and d["label"] == c) for c in sorted(set(ytr + yte))}
+              for s in ("train", "test")}
+    return {"task": task, "corpus": corpus, "rows": rows, "classes": own.classes, "split": counts,
+            "l2": {"small": own.meta["l2"], "native": native.meta["l2"]}}
