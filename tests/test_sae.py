@@ -187,3 +187,24 @@ def test_compare_init_cli_transferred_start_is_ahead(tmp_path):
     assert r["zero_shot_fvu"] < 0.8 and warm[0]["heldout_fvu"] < scratch[0]["heldout_fvu"] - 0.1
     assert r["accountings"]["sae, small SAE given"]["saving"] > 0.1
     assert (out / "fvu_vs_flops.png").stat().st_size > 1000
+
+
+def test_sparse_moments_and_s2l_map(trained):
+    from lrt.maps.config import FitConfig
+    from lrt.sae.s2l import feature_direction, fit_s2l
+    from lrt.stats.moments import MomentStats
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(400, 64, generator=g).relu() * (torch.rand(400, 64, generator=g) < 0.1)
+    y = torch.randn(400, 16, generator=g) + 3
+    a, b = MomentStats.of(z, y), MomentStats.of_sparse(z, y)
+    for t in ("mean_x", "mean_y", "cxx", "cxy", "cyy"):
+        torch.testing.assert_close(getattr(b, t), getattr(a, t), rtol=1e-10, atol=1e-10)
+    lm, res = trained
+    m = load_model("zoo-s")
+    s2l = fit_s2l(lm, m, res.sae, 1, HarvestConfig(tokens=8000, context=64, progress=False), FitConfig())
+    assert s2l.A.shape == (m.d_model, res.sae.d_sae) and s2l.meta["input"] == "sae_codes"
+    assert s2l.meta["metrics"]["heldout"]["r2"] > 0.3
+    assert feature_direction(s2l, 5).shape == (m.d_model,)
+    with pytest.raises(ConfigError, match="out of range"):
+        feature_direction(s2l, res.sae.d_sae)

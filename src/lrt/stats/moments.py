@@ -12,6 +12,8 @@ the rows they saw, so one harvest feeds many fits.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -44,6 +46,30 @@ class MomentStats:
         s.mean_x, s.mean_y = x.mean(0), y.mean(0)
         xc, yc = x - s.mean_x, y - s.mean_y
         s.cxx, s.cxy, s.cyy = xc.T @ xc, xc.T @ yc, yc.T @ yc
+        return s
+
+    @classmethod
+    def of_sparse(cls, x: torch.Tensor, y: torch.Tensor, device: str | torch.device | None = None) -> "MomentStats":
+        """The statistics of one batch whose x rows are mostly zeros (SAE codes): Σ x·xᵀ and Σ x·yᵀ are computed
+        from the nonzero entries only (``torch.sparse``: O(n·k²) and O(n·k·d_y) for k nonzeros a row, not
+        O(n·d_x²)), then centred; equal to :meth:`of` up to rounding."""
+        dev = device if device is not None else y.device
+        s = cls(x.shape[1], y.shape[1], dev)
+        if len(x) == 0:
+            return s
+        xs = x.to(dev, torch.float64).to_sparse().coalesce()
+        y = y.to(dev, torch.float64)
+        s.n = len(x)
+        s.mean_x = torch.sparse.sum(xs, 0).to_dense() / s.n
+        s.mean_y = y.mean(0)
+        xt = xs.t().coalesce()
+        with warnings.catch_warnings():                 # torch's internal sparse-sparse product notes CSR is beta
+            warnings.simplefilter("ignore", UserWarning)
+            xx = torch.sparse.mm(xt, xs).to_dense()
+        s.cxx = xx - s.n * torch.outer(s.mean_x, s.mean_x)
+        s.cxy = torch.sparse.mm(xt, y) - s.n * torch.outer(s.mean_x, s.mean_y)
+        yc = y - s.mean_y
+        s.cyy = yc.T @ yc
         return s
 
     def update(self, x: torch.Tensor, y: torch.Tensor) -> None:
