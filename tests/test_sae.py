@@ -208,3 +208,22 @@ def test_sparse_moments_and_s2l_map(trained):
     assert feature_direction(s2l, 5).shape == (m.d_model,)
     with pytest.raises(ConfigError, match="out of range"):
         feature_direction(s2l, res.sae.d_sae)
+
+
+def test_feature_match_of_an_sae_with_itself_is_perfect(trained, tmp_path):
+    from lrt.evaluate.config import StitchConfig
+    from lrt.evaluate.sae_features import feature_match
+    from lrt.report.html import STYLE
+    from lrt.report.sae import features_page
+
+    lm, res = trained
+    r = feature_match(lm, res.sae, res.sae, StitchConfig(eval_tokens=3000, eval_context=64, progress=False))
+    live = [x for x in r["latents"] if x["fires"] > 0]
+    assert live and all(x["activation_corr"] > 0.999 and x["best_native"] == x["latent"] for x in live
+                        if x["kind"] != "rare")
+    assert all(x["decoder_cos"] > 0.999 for x in r["latents"])
+    kinds = {x["kind"] for x in r["latents"]}
+    assert kinds <= {"structural", "semantic", "rare"} and r["tokens"] > 2500
+    assert r["examples"] and r["examples"][0]["snippets"]
+    page = features_page(r, STYLE)
+    assert "Feature-level transfer" in page and "data:image/png" in page

@@ -230,6 +230,47 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
     return 0
 
 
+@dataclass
+class SAEFeaturesRun:
+    """Latent by latent: does the transferred SAE match the large model's own SAE, and which kinds transfer?"""
+
+    transferred: str
+    """The transferred SAE folder (lrt sae transfer)."""
+    native: str
+    """The large model's own SAE folder (same layer)."""
+    model: str
+    """The large model."""
+    out: str
+    """Output directory (features.json, features.html, config.json)."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the model is loaded."""
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    """The held-out text."""
+
+
+def run_features(cfg: SAEFeaturesRun) -> int:
+    from ..evaluate.sae_features import feature_match
+    from ..io.files import atomic_write_text, to_json
+    from ..models.load import load_model
+    from ..report.html import STYLE
+    from ..report.sae import features_page
+    from ..sae.formats import load_sae
+
+    check_output(cfg.out)
+    quiet_progress(cfg.stitch.progress)
+    t, n = load_sae(cfg.transferred), load_sae(cfg.native)
+    r = feature_match(load_model(cfg.model, cfg.load.dtype, cfg.load.device), t, n, cfg.stitch)
+    out = output_dir(cfg.out)
+    atomic_write_text(out / "features.json", to_json(r))
+    atomic_write_text(out / "features.html", features_page(r, STYLE))
+    record(out, cfg)
+    show([[k, (v["activation_corr"] or {}).get("n"), (v["activation_corr"] or {}).get("median"),
+           (v["decoder_cos"] or {}).get("median")] for k, v in r["by_kind"].items()],
+         ["kind", "latents", "median best activation corr", "median best decoder cos"],
+         title=f"\nfeature-level transfer on {r['tokens']:,} held-out tokens: {out}/features.html")
+    return 0
+
+
 def register(sub) -> None:
     s = sub.add_parser("sae", help="sparse autoencoders: train, transfer to the large model, evaluate"
                        ).add_subparsers(dest="sae_command", metavar="SAE")
@@ -237,5 +278,7 @@ def register(sub) -> None:
     command(s, "transfer", "carry an SAE to the large model through the up and down maps", run_transfer,
             SAETransferRun)
     command(s, "evaluate", "FVU, L0, dead latents and Δloss of an SAE on a model", run_evaluate, SAEEvaluateRun)
+    command(s, "features", "latent-level match of a transferred SAE with the large model's own, by kind",
+            run_features, SAEFeaturesRun)
     command(s, "compare-init", "the large model's SAE from scratch vs from the transferred SAE: FLOPs to the same "
             "FVU", run_compare_init, SAECompareInitRun)

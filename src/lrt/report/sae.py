@@ -24,3 +24,46 @@ def init_curves_figure(r: dict) -> Figure:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def features_figure(r: dict) -> Figure:
+    """Histograms of each latent's best activation correlation with the native SAE, by kind."""
+    fig = Figure(figsize=(6, 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    for kind, color in (("structural", "#1f77b4"), ("semantic", "#d62728"), ("rare", "#999999")):
+        v = [x["activation_corr"] for x in r["latents"] if x["kind"] == kind]
+        if v:
+            ax.hist(v, bins=30, range=(-0.1, 1), alpha=0.6, color=color, label=f"{kind} ({len(v)})")
+    ax.set_xlabel("best activation correlation with a native latent")
+    ax.set_ylabel("latents")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def features_page(r: dict, style: str) -> str:
+    """One HTML page: distributions by kind, then the best- and worst-matching latents with their snippets."""
+    import html
+
+    from .plots import _png
+    from .sections import fmt, table
+
+    rows = [[k, fmt((v["activation_corr"] or {}).get("n")), fmt((v["activation_corr"] or {}).get("median")),
+             fmt((v["activation_corr"] or {}).get("p90")), fmt((v["decoder_cos"] or {}).get("median"))]
+            for k, v in r["by_kind"].items()]
+    ex = []
+    for e in r["examples"]:
+        snips = "<br>".join(f"{html.escape(s['before'])}<b>{html.escape(s['token'])}</b>{html.escape(s['after'])} "
+                            f"({s['activation']:.2f})" for s in e["snippets"])
+        ex.append(f"<tr><td>{e['latent']}</td><td>{e['kind']}</td><td>{e['activation_corr']:.3f}</td>"
+                  f"<td>{e['decoder_cos']:.3f}</td><td>{e['eta2_token']:.2f}</td><td>{e['fires']}</td>"
+                  f"<td style='text-align:left'>{snips}</td></tr>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>lrt SAE features</title><style>{style}"
+            f"</style></head><body><h1>Feature-level transfer on {html.escape(str(r['model']))} layer "
+            f"{html.escape(str(r['layer']))}</h1><p>{r['tokens']:,} held-out tokens. Structural: η² of the "
+            f"activation by token identity or position ≥ {r['structural_threshold']}; semantic: below; rare: fewer "
+            f"than 10 activations.</p>" + _png(features_figure(r)) +
+            table(rows, ["kind", "latents", "median best activation corr", "p90", "median best decoder cos"]) +
+            "<h2>Best- and worst-matching latents</h2><table><tr><th>latent</th><th>kind</th><th>act. corr</th>"
+            "<th>decoder cos</th><th>η² token</th><th>fires</th><th>top activations</th></tr>" + "".join(ex) +
+            "</table></body></html>")
