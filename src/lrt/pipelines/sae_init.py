@@ -7,6 +7,7 @@ against FLOPs, with the cost of the transferred route charged to it. Three accou
 - ``sae``: SAE optimisation FLOPs (``FlopCounterMode``), plus for the transferred route the small SAE's training
   and the maps' statistics and solves (the paper's accounting: activations are taken as given);
 - ``sae, small SAE given``: the same without the small SAE's training (it already existed);
+- ``sae, nothing charged``: the initialisation's value alone (what training it saves before its cost);
 - ``all-in``: also every model forward pass that produced activations (the small model's for its SAE, both
   models' for the maps, the large model's for either large SAE), counted on one batch and scaled by tokens.
 
@@ -97,7 +98,7 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
     small_fwd = small_run.tokens * fwd_s if small_run else 0
     large_fwd_per_flop = fwd_t / (warm.flops_per_step / cfg.sae_batch_size)   # forward FLOPs per SAE FLOP
     target = scratch.history[-1]["heldout_fvu"]
-    charges = {"sae": small_sae_flops + map_stats, "sae, small SAE given": map_stats,
+    charges = {"sae, nothing charged": 0.0, "sae": small_sae_flops + map_stats, "sae, small SAE given": map_stats,
                "all-in": small_sae_flops + small_fwd + map_stats + map_forward}
     out = {"target_fvu": target, "charges": charges, "accountings": {}, "curves": {
         "scratch": scratch.history, "transferred": warm.history},

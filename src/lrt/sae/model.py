@@ -17,6 +17,34 @@ from ..errors import ConfigError, DimensionMismatchError
 ARCHITECTURES = ("topk", "jumprelu", "standard")
 
 
+class _TopKEncode(torch.autograd.Function):
+    """TopK encoder whose backward touches only the k selected latents a row: the encoder's gradient costs
+    O(batch·k·d) instead of O(batch·latents·d) (sparsify's fused encoder does the same)."""
+
+    @staticmethod
+    def forward(ctx, x, W_enc, b_enc, k):
+        vals, idx = (x @ W_enc + b_enc).topk(k, dim=-1, sorted=False)
+        out = vals.relu()
+        ctx.save_for_backward(x, W_enc, idx, out > 0)
+        ctx.n = W_enc.shape[1]
+        ctx.mark_non_differentiable(idx)
+        return out, idx
+
+    @staticmethod
+    def backward(ctx, g_vals, g_idx):
+        x, W_enc, idx, live = ctx.saved_tensors
+        g2 = g_vals * live
+        g = g2.reshape(-1)
+        flat = idx.reshape(-1)
+        gx = None
+        if ctx.needs_input_grad[0]:               # x − b_dec: b_dec gets its gradient through the input too
+            gx = nn.functional.embedding_bag(idx, W_enc.T.contiguous(), per_sample_weights=g2, mode="sum")
+        rows = (g2.unsqueeze(2) * x.unsqueeze(1)).reshape(-1, x.shape[1])
+        gW = torch.zeros(ctx.n, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, flat, rows)
+        gb = torch.zeros(ctx.n, dtype=x.dtype, device=x.device).index_add_(0, flat, g)
+        return gx, gW.T.contiguous(), gb, None
+
+
 class SparseAutoencoder(nn.Module):
     """The SAE; ``meta`` holds its model, layer (lrt's convention), hook name and provenance."""
 
@@ -56,6 +84,20 @@ class SparseAutoencoder(nn.Module):
         if self.architecture == "jumprelu":
             return pre.relu() * (pre > self.threshold)
         return pre.relu()
+
+    def encode_topk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """TopK codes as ``(values [n, k], latent indices [n, k])`` of rows ``x [n, d_in]`` — the training path
+        (sparse backward; gradients reach W_enc, b_enc and, through the input, b_dec, as in the dense path)."""
+        self.check_input(x.shape[-1])
+        x = x.to(self.W_enc.dtype)
+        if self.apply_b_dec_to_input:
+            x = x - self.b_dec
+        vals, idx = _TopKEncode.apply(x, self.W_enc, self.b_enc, self.k)
+        return vals, idx
+
+    def decode_topk(self, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``Σ_j vals_j · W_dec[idx_j] + b_dec`` (an embedding bag: O(n·k·d))."""
+        return nn.functional.embedding_bag(idx, self.W_dec, per_sample_weights=vals, mode="sum") + self.b_dec
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes ``[..., d_sae]`` of inputs ``[..., d_in]``."""

@@ -3,10 +3,11 @@
 Recipe (both documented in :class:`~lrt.sae.config.SAETrainConfig`): tied initialisation (decoder rows random
 unit vectors, encoder their transpose), ``b_dec`` at the mean of the first rows, Adam on the batch FVU, and after
 every step the decoder rows put back to unit norm, the gradient component parallel to each row removed first
-(as sparsify does). Rows pass through a seeded shuffle buffer. Every ``eval_every`` steps a metric row: held-out
+(as sparsify does). The step is sparse where TopK allows: the encoder's backward and the decoder touch only the
+k selected latents of a row (``encode_topk`` / ``decode_topk``). Rows pass through a seeded shuffle buffer. Every ``eval_every`` steps a metric row: held-out
 FVU and L0 (on rows of the harvest's held-out documents), the dead-latent fraction over the last
 ``dead_tokens`` training tokens, tokens seen, and FLOPs — ``torch.utils.flop_counter.FlopCounterMode`` on the first
-step (forward, backward, optimiser), times the steps.
+step (the dense encoder product), plus the sparse gathers counted analytically (10·batch·k·d), times the steps.
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ class _Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = self.lr * (self.step_no + 1) / self.cfg.warmup_steps
         sae = self.sae
-        z = sae.encode(x)
-        err = (x - sae.decode(z)).pow(2).sum()
+        vals, idx = sae.encode_topk(x)
+        err = (x - sae.decode_topk(vals, idx)).pow(2).sum()
         loss = err / (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -96,7 +97,7 @@ class _Trainer:
         sae.set_decoder_norm_to_unit_norm()
         self.step_no += 1
         self.tokens += len(x)
-        self.last_fired[(z > 0).any(0)] = self.tokens
+        self.last_fired[idx[vals.detach() > 0].unique()] = self.tokens
         return float(loss.detach())
 
     def timed_step(self, x: torch.Tensor) -> float:
@@ -104,7 +105,10 @@ class _Trainer:
             return self.step(x)
         with FlopCounterMode(display=False) as fc:
             loss = self.step(x)
-        self.flops_per_step = int(fc.get_total_flops())
+        # FlopCounterMode counts the dense encoder matmul (2·B·d·latents); the sparse parts are gathers it does not
+        # see: the decoder's forward and its two gradients, the encoder's two gradients, 2·B·k·d each
+        B, d = x.shape
+        self.flops_per_step = int(fc.get_total_flops()) + 10 * B * self.sae.k * d
         return loss
 
     @torch.no_grad()
