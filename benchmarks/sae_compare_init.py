@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-control", action="store_true", help="fit the maps without the shuffled-row control")
     ap.add_argument("--out", default="runs/sae-init")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -46,7 +47,10 @@ def main() -> None:
     H = lambda n, seed=0: HarvestConfig(corpus=args.corpus, tokens=n, context=128, batch_size=8,  # noqa: E731
                                         progress=False, seed=seed)
     cfg = SAETrainConfig(k=args.k, latents=args.latents, lr=args.lr, sae_batch_size=args.batch, eval_every=10)
-    r = compare_init(small, large, a, b, H(args.small_tokens, 1), H(args.map_tokens, 2), H(args.large_tokens), cfg, cfg)
+    from lrt.maps.config import FitConfig
+
+    r = compare_init(small, large, a, b, H(args.small_tokens, 1), H(args.map_tokens, 2), H(args.large_tokens), cfg, cfg,
+                     map_fit=FitConfig(shuffled_control=not args.no_control))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"args": vars(args), **r}, indent=2))

@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..harvest.capture import run_with_capture
 from ..harvest.config import HarvestConfig
 from ..harvest.paired import pack_sequences, stream_rows
+from ..maps.config import FitConfig
 from ..maps.fit import fit_map_pair
 from ..models.load import LoadedModel
 from ..sae.config import SAETrainConfig
@@ -76,7 +77,7 @@ def forward_flops_per_token(lm: LoadedModel, layer: int, harvest: HarvestConfig)
 def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large_layer: int,
                  small_data: HarvestConfig, map_data: HarvestConfig, large_data: HarvestConfig,
                  small_cfg: SAETrainConfig, large_cfg: SAETrainConfig,
-                 small_sae: SparseAutoencoder | None = None) -> dict:
+                 small_sae: SparseAutoencoder | None = None, map_fit: FitConfig | None = None) -> dict:
     """Run the comparison (see the module docstring); returns curves, costs, targets and savings."""
     ls, lt = small.layer_index(small_layer), large.layer_index(large_layer)
     small_run: TrainResult | None = None
@@ -84,7 +85,7 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
         small_run = train_sae(small, ls, small_data, small_cfg)
         small_sae = small_run.sae
     with FlopCounterMode(display=False) as fc:
-        up, down = fit_map_pair(small, large, ls, lt, map_data)
+        up, down = fit_map_pair(small, large, ls, lt, map_data, map_fit)
     fwd_s = forward_flops_per_token(small, ls, map_data)
     fwd_t = forward_flops_per_token(large, lt, map_data)
     map_tokens = up.meta["tokens"]["harvested"]
