@@ -78,3 +78,19 @@ def test_cli_compare_transferred_probe_beats_chance(tmp_path, capsys):
     assert main(["probe", "compare", "--up", str(m), "--task", "colour", "--corpus", str(NATURAL_TEXT),
                  "--out", str(tmp_path / "no")]) == 2
     assert "unknown probe task" in capsys.readouterr().err and not (tmp_path / "no").exists()
+
+
+def test_sparse_probes_on_sae_latents():
+    from lrt.harvest.config import HarvestConfig
+    from lrt.models.load import load_model
+    from lrt.pipelines.probes import sparse_probes
+    from lrt.sae.config import SAETrainConfig
+    from lrt.sae.train import train_sae
+
+    lm = load_model("zoo-m")
+    sae = train_sae(lm, 0, HarvestConfig(tokens=20_000, context=64, progress=False),
+                    SAETrainConfig(k=8, expansion=2, lr=1e-3, sae_batch_size=256)).sae
+    rows = sparse_probes(lm, 0, {"native": sae}, "source", str(NATURAL_TEXT), ks=(1, 5), per_class=30,
+                         max_tokens=64)
+    assert [r["k"] for r in rows] == [1, 5] and len(rows[1]["latents"]) == 5
+    assert rows[1]["accuracy"] > 0.35 and rows[1]["auroc"] > 0.65          # six classes: chance ≈ 0.25 / 0.5

@@ -77,6 +77,9 @@ class ProbeCompareRun:
     """Output directory (results.json + config.json)."""
     down: str | None = None
     """Map directory large → small (default: UP/inverse if it exists)."""
+    sae: list[str] = field(default_factory=list)
+    """SAEs of the large model at the map's target layer (repeatable; e.g. its native SAE and a transferred one):
+    adds SAEBench-style k-sparse probes on their latents (k = 1, 2, 5)."""
     load: LoadConfig = field(default_factory=LoadConfig)
     """How the models are loaded."""
     data: ProbeTask = field(default_factory=ProbeTask)
@@ -101,6 +104,13 @@ def run_compare(cfg: ProbeCompareRun) -> int:
     small = load_model(up.source, cfg.load.dtype, cfg.load.device)
     large = load_model(up.target, cfg.load.dtype, cfg.load.device)
     r = compare_probes(small, large, up, down, d.task, d.corpus, d.per_class, d.max_tokens, d.seed)
+    if cfg.sae:
+        from ..sae.formats import load_sae
+        from ..pipelines.probes import sparse_probes
+
+        saes = {path: load_sae(path) for path in cfg.sae}
+        r["sparse_probes"] = sparse_probes(large, large.layer_index(up.target_layer), saes, d.task, d.corpus,
+                                           per_class=d.per_class, max_tokens=d.max_tokens, seed=d.seed)
     out = output_dir(cfg.out)
     atomic_write_text(out / "results.json", to_json(r))
     record(out, cfg)
@@ -108,6 +118,9 @@ def run_compare(cfg: ProbeCompareRun) -> int:
          ["probe", "applied to", "test docs", "accuracy", "AUROC"],
          title=f"\nprobes for {d.task}: {up.source} L{up.source_layer} → {up.target} L{up.target_layer} "
                f"(test split: {sum(r['split']['test'].values())} documents)")
+    if r.get("sparse_probes"):
+        show([[x["sae"], x["k"], x["accuracy"], x["auroc"]] for x in r["sparse_probes"]],
+             ["SAE", "k latents", "accuracy", "AUROC"], title="\nk-sparse probes on SAE latents (large model)")
     return 0
 
 

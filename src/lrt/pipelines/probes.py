@@ -8,7 +8,7 @@ import torch
 from ..data.labels import labelled_documents
 from ..maps.affine import AffineMap
 from ..models.load import LoadedModel
-from ..probes.features import pooled_states
+from ..probes.features import pooled_codes, pooled_states
 from ..probes.probe import fit_probe, probe_down, probe_up
 
 
@@ -47,3 +47,27 @@ def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: 
               for s in ("train", "test")}
     return {"task": task, "corpus": corpus, "rows": rows, "classes": own.classes, "split": counts,
             "l2": {"small": own.meta["l2"], "native": native.meta["l2"]}}
+
+
+def sparse_probes(lm: LoadedModel, layer: int, saes: dict, task: str, corpus: str, ks=(1, 2, 5),
+                  per_class: int = 300, max_tokens: int = 256, seed: int = 0) -> list[dict]:
+    """SAEBench-style k-sparse probes: for each SAE (by name) the latents ranked by the difference of their mean
+    pooled code between the classes on the training split (the largest over classes, one-vs-rest), a logistic
+    probe on the top ``k``; accuracy and AUROC on the test split."""
+    docs = labelled_documents(corpus, task, per_class=per_class, seed=seed)
+    tr = [d for d in docs if d["split"] == "train"]
+    te = [d for d in docs if d["split"] == "test"]
+    ytr, yte = [d["label"] for d in tr], [d["label"] for d in te]
+    classes = sorted(set(ytr))
+    rows = []
+    for name, sae in saes.items():
+        ztr = pooled_codes(lm, layer, sae, [d["text"] for d in tr], max_tokens)
+        zte = pooled_codes(lm, layer, sae, [d["text"] for d in te], max_tokens)
+        y = torch.tensor([classes.index(c) for c in ytr])
+        score = torch.stack([ztr[y == c].mean(0) - ztr[y != c].mean(0) for c in range(len(classes))]).abs().max(0).values
+        order = score.argsort(descending=True)
+        for k in ks:
+            pick = order[:k]
+            p = fit_probe(ztr[:, pick], ytr, lm.name, layer, seed=seed)
+            rows.append({"sae": name, "k": k, "latents": pick.tolist(), **p.evaluate(zte[:, pick], yte)})
+    return rows

@@ -24,3 +24,19 @@ def pooled_states(lm: LoadedModel, layer: int, texts: list[str], max_tokens: int
         keep = keep_mask(mask).unsqueeze(-1).float()
         out.append((hs[layer] * keep).sum(1) / keep.sum(1).clamp_min(1))
     return torch.cat(out)
+
+
+@torch.no_grad()
+def pooled_codes(lm: LoadedModel, layer: int, sae, texts: list[str], max_tokens: int = 256, batch_size: int = 16,
+                 keep: str = "last") -> torch.Tensor:
+    """``[n, d_sae]``: the SAE's codes of each text's tokens at ``layer``, averaged like :func:`pooled_states`."""
+    seqs = []
+    for t in texts:
+        ids = lm.tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"]
+        ids = ids[-max_tokens:] if keep == "last" else ids[:max_tokens]
+        seqs.append(ids if len(ids) >= 2 else (ids * 2 if ids else [0, 0]))
+    out = []
+    for hs, mask in capture_batches(lm, seqs, [layer], batch_size):
+        m = keep_mask(mask).unsqueeze(-1).float()
+        out.append((sae.encode(hs[layer]) * m).sum(1) / m.sum(1).clamp_min(1))
+    return torch.cat(out)
