@@ -245,3 +245,22 @@ def test_sparse_training_path_equals_the_dense_one():
             torch.testing.assert_close(rec.detach(), sae(x).detach(), rtol=1e-5, atol=1e-5)
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-5)
+
+
+def test_auxk_gives_dead_latents_gradient():
+    from lrt.sae.train import _Trainer
+
+    x = torch.randn(32, 24, generator=torch.Generator().manual_seed(0)) * 3
+    moved = {}
+    for alpha in (0.0, 1 / 32):
+        tr = _Trainer(SAETrainConfig(k=4, latents=512, lr=1e-2, sae_batch_size=32, dead_tokens=100,
+                                     auxk_alpha=alpha), 24, {})
+        tr.start(x)
+        tr.tokens = 1000
+        live = tr.sae.encode(x).gt(0).any(0)
+        tr.last_fired[live] = 1000                    # every latent that does not fire on x is dead
+        before = tr.sae.W_enc.detach().clone()
+        tr.step(x)
+        moved[alpha] = (tr.sae.W_enc.detach() - before).abs().sum(0)[~live].sum()
+    assert (~live).sum() > 10 and moved[0.0] == 0 and moved[1 / 32] > 0
+    assert SAETrainConfig(recipe="sparsify").auxk() == 1 / 32 and SAETrainConfig().auxk() == 0

@@ -76,7 +76,7 @@ def run_train(cfg: SAETrainRun) -> int:
     _curve_png(res.history, out / "curve.png")
     record(out, cfg)
     show([[lm.name, res.sae.meta["layer"], res.sae.d_sae, res.sae.k, res.tokens, res.steps,
-           f"{res.flops_per_step * res.steps:.3g}", final["fvu"], final["l0"], final["dead_fraction"],
+           f"{res.sae.meta['flops']:.3g}", final["fvu"], final["l0"], final["dead_fraction"],
            final["delta_loss"]]],
          ["model", "layer", "latents", "k", "tokens", "steps", "FLOPs", "FVU", "L0", "dead", "Δloss"],
          title=f"\nSAE saved to {out} (SAELens format); held-out metrics on {final['tokens']:,} tokens")

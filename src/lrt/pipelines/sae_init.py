@@ -95,7 +95,7 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
     cfg = replace(large_cfg, k=small_sae.k, latents=small_sae.d_sae)
     scratch = train_sae(large, lt, large_data, cfg)
     warm = train_sae(large, lt, large_data, cfg, init=start)
-    small_sae_flops = small_run.flops_per_step * small_run.steps if small_run else 0
+    small_sae_flops = small_run.sae.meta["flops"] if small_run else 0
     small_fwd = small_run.tokens * fwd_s if small_run else 0
     large_fwd_per_flop = fwd_t / (warm.flops_per_step / cfg.sae_batch_size)   # forward FLOPs per SAE FLOP
     target = scratch.history[-1]["heldout_fvu"]

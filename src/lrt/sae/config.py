@@ -21,11 +21,13 @@ class SAETrainConfig:
     """Latents per input dimension when latents is 0."""
     recipe: str = field(default="stitching", metadata={"choices": RECIPES})
     """stitching: lr 1e-4 constant, no auxiliary loss (the model-stitching paper); sparsify: lr 2e-4/√(latents/2¹⁴)
-    with a linear warm-up over the first warmup_steps (EleutherAI sparsify's default schedule)."""
+    with a linear warm-up over the first warmup_steps and the AuxK loss on dead latents (EleutherAI sparsify)."""
     lr: float | None = None
     """Adam learning rate (default: the recipe's)."""
     warmup_steps: int = 100
     """Linear warm-up steps (recipe sparsify)."""
+    auxk_alpha: float | None = None
+    """Weight of the AuxK loss on dead latents (default: 1/32 for recipe sparsify, 0 for stitching)."""
     sae_batch_size: int = 1024
     """Activation rows per optimisation step."""
     shuffle_rows: int = 16384
@@ -54,6 +56,11 @@ class SAETrainConfig:
         if self.k >= n:
             raise ConfigError(f"k ({self.k}) must be smaller than the number of latents ({n})", option="k")
         return n
+
+    def auxk(self) -> float:
+        if self.auxk_alpha is not None:
+            return self.auxk_alpha
+        return 1 / 32 if self.recipe == "sparsify" else 0.0
 
     def learning_rate(self, n_latents: int) -> float:
         if self.lr is not None:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
@@ -70,6 +71,7 @@ class _Trainer:
         self.step_no, self.tokens = 0, 0
         self.last_fired = torch.zeros(self.n, dtype=torch.long)
         self.flops_per_step = 0
+        self.extra_flops = 0
         self.history: list[dict] = []
         self.eval_x: torch.Tensor | None = None
         self.t0 = time.time()
@@ -88,8 +90,17 @@ class _Trainer:
                 group["lr"] = self.lr * (self.step_no + 1) / self.cfg.warmup_steps
         sae = self.sae
         vals, idx = sae.encode_topk(x)
-        err = (x - sae.decode_topk(vals, idx)).pow(2).sum()
-        loss = err / (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
+        e = x - sae.decode_topk(vals, idx)
+        total = (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
+        loss = e.pow(2).sum() / total
+        alpha = self.cfg.auxk()
+        dead = (self.tokens - self.last_fired > self.cfg.dead_tokens) if self.tokens >= self.cfg.dead_tokens else None
+        if alpha and dead is not None and dead.any():
+            loss = loss + alpha * self.auxk_loss(x, e, total, dead)
+            # its dense pre-activation product and the k_aux-sparse decoder with its gradients, counted as the
+            # main step's are (the first step, which FlopCounterMode measures, never has dead latents)
+            k_aux = min(x.shape[1] // 2, int(dead.sum()))
+            self.extra_flops += 2 * x.shape[0] * x.shape[1] * self.n + 6 * x.shape[0] * k_aux * x.shape[1]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         sae.remove_gradient_parallel_to_decoder_directions()
@@ -99,6 +110,17 @@ class _Trainer:
         self.tokens += len(x)
         self.last_fired[idx[vals.detach() > 0].unique()] = self.tokens
         return float(loss.detach())
+
+    def auxk_loss(self, x: torch.Tensor, e: torch.Tensor, total: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+        """AuxK (Gao et al. 2024, as sparsify): the dead latents' top-k_aux pre-activations (k_aux = d/2) reconstruct
+        the main reconstruction's error, so dead latents get gradient; scaled by min(dead / k_aux, 1)."""
+        sae = self.sae
+        k_aux = min(x.shape[1] // 2, int(dead.sum()))
+        pre = sae.pre_acts(x).masked_fill(~dead.to(x.device), float("-inf"))
+        a_vals, a_idx = pre.topk(k_aux, dim=-1, sorted=False)
+        e_hat = nn.functional.embedding_bag(a_idx, sae.W_dec, per_sample_weights=a_vals.relu(), mode="sum")
+        scale = min(float(dead.sum()) / (x.shape[1] // 2), 1.0)
+        return scale * (e_hat - e.detach()).pow(2).sum() / total
 
     def timed_step(self, x: torch.Tensor) -> float:
         if self.step_no:
@@ -113,7 +135,7 @@ class _Trainer:
 
     @torch.no_grad()
     def metrics(self, train_fvu: float) -> dict:
-        row = {"step": self.step_no, "tokens": self.tokens, "flops": self.flops_per_step * self.step_no,
+        row = {"step": self.step_no, "tokens": self.tokens, "flops": self.flops_per_step * self.step_no + self.extra_flops,
                "train_fvu": round(train_fvu, 6), "seconds": round(time.time() - self.t0, 2)}
         if self.eval_x is not None and len(self.eval_x):
             z = self.sae.encode(self.eval_x)
@@ -179,5 +201,5 @@ def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SA
     if not tr.history or tr.history[-1]["step"] != tr.step_no:
         tr.history.append(tr.metrics(train_fvu))
     tr.sae.meta.update({"steps": tr.step_no, "trained_tokens": tr.tokens, "lr": tr.lr,
-                        "flops": tr.flops_per_step * tr.step_no})
+                        "flops": tr.flops_per_step * tr.step_no + tr.extra_flops})
     return TrainResult(tr.sae, tr.history, tr.flops_per_step, tr.step_no, tr.tokens, round(time.time() - tr.t0, 2))
