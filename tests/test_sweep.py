@@ -78,6 +78,10 @@ def test_sweep_pair_equals_dedicated_fit(zoo):
         torch.testing.assert_close(m.A, one.A, rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(m.p, one.p, rtol=1e-6, atol=1e-6)
         assert m.meta["metrics"]["heldout"]["r2"] == pytest.approx(one.meta["metrics"]["heldout"]["r2"], rel=1e-6)
+        for side in ("source", "target"):     # each pair carries its own layers' norms (transfer's rescale uses them)
+            assert m.meta["norms"][side]["median"] == pytest.approx(one.meta["norms"][side]["median"], rel=0.05)
+        back = sw.fit_map(a, b, inverse=True)
+        assert back.meta["norms"]["source"] == m.meta["norms"]["target"]
     # the inverse from the sweep equals fit-map --both's inverse
     _, inv = fit_map_pair(s, t, 1, 2, harvest(), FitConfig(max_norm_ratio=0))
     torch.testing.assert_close(sw.fit_map(1, 2, inverse=True).A, inv.A, rtol=1e-6, atol=1e-7)

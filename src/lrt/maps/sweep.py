@@ -107,8 +107,7 @@ class Sweep:
         A, p, info = solve_and_judge(ps, self.fit)
         src_layer = [layer_name(x) for x in layers] if len(layers) > 1 else layer_name(layers[0])
         meta = {**info, "sweep": True, "harvest": self.meta.get("harvest"), "tokens": self.meta.get("tokens"),
-                "norms": self.meta.get("norms", {}).get((target_layer, layers[0]) if inverse
-                                                        else (layers[0], target_layer))}
+                "norms": self.meta.get("norms", {}).get(("down" if inverse else "up", layers[0], target_layer))}
         if inverse:
             return AffineMap(A.float().cpu(), p.float().cpu(), self.target, self.source, layer_name(target_layer),
                              src_layer, meta)
@@ -195,8 +194,10 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
     harvest_s = time.time() - t0
     ps = PairStats(train, held, held, shuffled, sample.x, sample.y)
     summary = {k: v.summary() for k, v in norms.items()}
-    pair_norms = {(a, b): {"source": summary[("source", a)], "target": summary[("target", b)]} for a in S for b in T}
-    pair_norms.update({(b, a): {"source": v["target"], "target": v["source"]} for (a, b), v in list(pair_norms.items())})
+    pair_norms = {("up", a, b): {"source": summary[("source", a)], "target": summary[("target", b)]}
+                  for a in S for b in T}
+    pair_norms.update({("down", a, b): {"source": v["target"], "target": v["source"]}
+                       for (_, a, b), v in list(pair_norms.items())})
     result = Sweep(source.name, target.name, S, T, ds, dt, ps, replace(fit, max_norm_ratio=None),
                    meta={"harvest": {k: v for k, v in asdict(harvest).items() if k != "progress"},
                          "tokens": {"train_rows": train.n, "heldout_rows": held.n,
