@@ -91,7 +91,10 @@ def main() -> None:
                                                      tokens=args.tokens, context=128, batch_size=8,
                                                      progress=False)).A
     diffs = {}
-    stored = load_file(str(cache)) if cache.exists() else {}
+    stored = {}
+    for f in sorted(out.glob("diffs-*.safetensors")):          # a run with more pairs serves a smaller one
+        if int(f.stem.split("-")[1]) >= args.pairs:
+            stored.update({k: v[:args.pairs] for k, v in load_file(str(f)).items() if k not in stored})
     for b in BEHAVIOURS:
         if f"{b}.small" in stored:
             diffs[b] = (stored[f"{b}.small"], stored[f"{b}.large"])
