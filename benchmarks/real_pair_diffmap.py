@@ -70,6 +70,10 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=8000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="runs/real-pair-diffmap")
+    ap.add_argument("--evaluate", default="", help="behaviours to also evaluate by steering (as real_pair.py: 24 "
+                    "items, answer position, α search, 8 random vectors): native vs A·v through the text map and the "
+                    "diff→text map")
+    ap.add_argument("--items", type=int, default=24)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -129,7 +133,35 @@ def main() -> None:
               f"{r['cos_diff_to_text_vs_other_natives']:8.3f}", flush=True)
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("cos_text", "cos_diff", "cos_diff_to_text")}
     print(f"{'mean':24s} {mean['cos_text']:6.3f} {mean['cos_diff']:6.3f} {'':6s} {mean['cos_diff_to_text']:9.3f}")
-    (out / "cosines.json").write_text(json.dumps({"args": vars(args), "rows": rows, "mean": mean}, indent=2))
+    evaluated = []
+    for b in [x for x in args.evaluate.split(",") if x]:
+        from lrt.evaluate.config import EvalConfig
+        from lrt.evaluate.steering import evaluate_vectors
+        from lrt.steering.vectors import contrast_vector
+
+        others = [o for o in BEHAVIOURS if o != b]
+        A_s, lam = lobo_fit(diffs, vecs, others, A_text)
+        gen = contrast_items(tgt.tokenizer, load_contrasts(CAA / "generate" / b / "generate_dataset.json",
+                                                           args.vector_pairs), chat=True)
+        v_nat = contrast_vector(tgt, gen, lt, name=b)
+        test = contrast_items(tgt.tokenizer, load_contrasts(CAA / "test" / b / "test_dataset_ab.json", args.items),
+                              chat=True)
+        vectors = {"native": v_nat.vector, "A·v (text map)": A_text @ vecs[b][0],
+                   "A·v (diff→text map)": A_s @ vecs[b][0]}
+        ev = evaluate_vectors(tgt, lt, test, vectors, v_nat.median_norm,
+                              EvalConfig(alpha_search=True, n_random=8, bootstrap=200, positions="answer",
+                                         eval_batch_size=64, progress=False))
+        key = "slope_monotonic" if "monotonic_range" in ev else "slope"
+        rnd = [abs(x) for x in ev["random"]["slopes"]]
+        for name, vec in vectors.items():
+            r = {"behaviour": b, "vector": name, "slope": ev["curves"][name][key], "max_abs_random": max(rnd),
+                 "mean_abs_random": sum(rnd) / len(rnd), "cos_native": cos(vec, v_nat.vector),
+                 "r_odd": ev.get("comparison", {}).get(name, {}).get("mean_r_odd"), "alpha_max": ev["alphas"][-1]}
+            evaluated.append(r)
+            print(f"{b:24s} {name:22s} slope {r['slope']:7.3f} max|rand| {r['max_abs_random']:.3f} "
+                  f"cos {r['cos_native']:.2f} r_odd {r['r_odd']} α≤{r['alpha_max']}", flush=True)
+    (out / "cosines.json").write_text(json.dumps({"args": vars(args), "rows": rows, "mean": mean,
+                                                  "evaluated": evaluated}, indent=2))
     print(f"total {time.time() - t0:.0f} s")
 
 

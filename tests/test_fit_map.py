@@ -108,3 +108,38 @@ def test_non_finite_activations(tiny_pair, tiny_corpus):
     cfg = HarvestConfig(corpus=str(tiny_corpus), tokens=500, context=64, batch_size=2, progress=False)
     with pytest.raises(NonFiniteActivationError, match="layer 1"):
         list(harvest_pairs(src, src, [1], [0], cfg))
+
+
+def test_contrast_shrunk_map_recovers_a_relation_and_runs_on_caa(tmp_path):
+    """shrunk_fit with a small λ recovers an exact relation of differences; λ → ∞ returns the prior; the CLI refits
+    a family map on CAA differences of two behaviours and records λ and its leave-one-out table."""
+    import json
+
+    import torch
+
+    from conftest import CAA
+    from lrt.cli import main
+    from lrt.maps.affine import AffineMap
+    from lrt.maps.contrast import choose_lambda, shrunk_fit
+
+    g = torch.Generator().manual_seed(0)
+    M = torch.randn(10, 6, generator=g)
+    sets = {}
+    for name in "abc":
+        dx = torch.randn(40, 6, generator=g) + torch.randn(6, generator=g)
+        sets[name] = (dx, dx @ M.T)
+    prior = torch.zeros(10, 6)
+    X, Y = torch.cat([v[0] for v in sets.values()]), torch.cat([v[1] for v in sets.values()])
+    torch.testing.assert_close(shrunk_fit(X, Y, 1e-8, prior), M, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(shrunk_fit(X, Y, 1e9, prior), prior, rtol=0, atol=1e-6)
+    lam, table = choose_lambda(sets, prior)
+    assert lam == min(table) and table[lam] > 0.999
+    files = [str(CAA / "generate" / b / "generate_dataset.json") for b in ("refusal", "sycophancy")]
+    out = tmp_path / "m"
+    args = ["fit-map", "--source", "zoo-xs", "--target", "zoo-s", "--tokens", "4000", "--context", "64",
+            "--contrast-pairs", "6", "--out", str(out), "-q"]
+    assert main(args + ["--contrast-sets", files[0]]) == 2 and not out.exists()
+    assert main(args + sum([["--contrast-sets", f] for f in files], [])) == 0
+    meta = json.loads((out / "map.json").read_text())
+    assert meta["method"] == "contrast-shrunk" and meta["contrast"]["lambda"] in (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+    assert len(meta["contrast"]["leave_one_set_out_cos"]) == 6 and AffineMap.load(out).A.shape == (192, 128)

@@ -25,6 +25,14 @@ class FitMapRun:
     """The text the map is fitted on."""
     both: bool = False
     """Also fit the inverse map (target → source) from the same statistics, saved to OUT/inverse."""
+    contrast_sets: list[str] = field(default_factory=list)
+    """A/B contrast files (CAA format) of behaviours *other* than the ones you will transfer (repeatable, ≥ 2): the
+    map is refitted on their answer-token differences, shrunk toward the text map (λ by leave-one-set-out); for
+    carrying steering vectors (A·v) between instruct models."""
+    contrast_pairs: int = 60
+    """Pairs read from each contrast file."""
+    chat: bool = False
+    """Wrap the contrast questions in the tokenizer's chat template (instruct models)."""
     fit: FitConfig = field(default_factory=FitConfig)
     """How the map is fitted."""
 
@@ -34,10 +42,18 @@ def run(cfg: FitMapRun) -> int:
     from ..report.tables import map_summary_rows
 
     check_output(cfg.out)
+    if len(cfg.contrast_sets) == 1:
+        from ..errors import ConfigError
+
+        raise ConfigError("give at least two contrast sets (λ is chosen by leaving one out)", option="contrast_sets")
     quiet_progress(cfg.harvest.progress)
     src, tgt = cfg.pair.load(cfg.load)
     ls, lt = cfg.pair.layers(src, tgt)
     m, inv = fit_map_pair(src, tgt, ls, lt, cfg.harvest, cfg.fit, both=cfg.both)
+    if cfg.contrast_sets:
+        from ..maps.contrast import fit_contrast_map
+
+        m = fit_contrast_map(src, tgt, m, cfg.contrast_sets, cfg.contrast_pairs, cfg.chat)
     out = output_dir(cfg.out)
     m.save(out)
     if inv is not None:
