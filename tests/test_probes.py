@@ -90,7 +90,7 @@ def test_sparse_probes_on_sae_latents():
     lm = load_model("zoo-m")
     sae = train_sae(lm, 0, HarvestConfig(tokens=20_000, context=64, progress=False),
                     SAETrainConfig(k=8, expansion=2, lr=1e-3, sae_batch_size=256)).sae
-    rows = sparse_probes(lm, 0, {"native": sae}, "source", str(NATURAL_TEXT), ks=(1, 5), per_class=30,
-                         max_tokens=64)
+    docs = labelled_documents(str(NATURAL_TEXT), "source", per_class=30)
+    rows = sparse_probes(lm, 0, {"native": sae}, docs, ks=(1, 5), max_tokens=64)
     assert [r["k"] for r in rows] == [1, 5] and len(rows[1]["latents"]) == 5
     assert rows[1]["accuracy"] > 0.35 and rows[1]["auroc"] > 0.65          # six classes: chance ≈ 0.25 / 0.5

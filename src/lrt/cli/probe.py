@@ -89,6 +89,7 @@ class ProbeCompareRun:
 def run_compare(cfg: ProbeCompareRun) -> int:
     from pathlib import Path
 
+    from ..data.labels import labelled_documents
     from ..io.files import atomic_write_text, to_json
     from ..maps.affine import AffineMap
     from ..models.load import load_model
@@ -99,18 +100,17 @@ def run_compare(cfg: ProbeCompareRun) -> int:
     inv = cfg.down or (Path(cfg.up) / "inverse" if (Path(cfg.up) / "inverse" / "map.json").exists() else None)
     down = AffineMap.load(inv) if inv else None
     d = cfg.data
-    from ..data.labels import labelled_documents
-    labelled_documents(d.corpus, d.task, per_class=1, seed=d.seed)          # bad task or corpus: before loading
+    docs = labelled_documents(d.corpus, d.task, per_class=d.per_class, seed=d.seed)   # bad task: before loading
     small = load_model(up.source, cfg.load.dtype, cfg.load.device)
     large = load_model(up.target, cfg.load.dtype, cfg.load.device)
-    r = compare_probes(small, large, up, down, d.task, d.corpus, d.per_class, d.max_tokens, d.seed)
+    r = {"task": d.task, "corpus": d.corpus, **compare_probes(small, large, up, down, docs, d.max_tokens, d.seed)}
     if cfg.sae:
         from ..sae.formats import load_sae
         from ..pipelines.probes import sparse_probes
 
         saes = {path: load_sae(path) for path in cfg.sae}
-        r["sparse_probes"] = sparse_probes(large, large.layer_index(up.target_layer), saes, d.task, d.corpus,
-                                           per_class=d.per_class, max_tokens=d.max_tokens, seed=d.seed)
+        r["sparse_probes"] = sparse_probes(large, large.layer_index(up.target_layer), saes, docs,
+                                           max_tokens=d.max_tokens, seed=d.seed)
     out = output_dir(cfg.out)
     atomic_write_text(out / "results.json", to_json(r))
     record(out, cfg)

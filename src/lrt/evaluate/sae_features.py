@@ -81,14 +81,11 @@ def feature_match(lm: LoadedModel, transferred: SparseAutoencoder, native: Spars
             tok_sum[t] = tok_sum.get(t, torch.zeros(mt, **f64)) + grouped[j]
             tok_n[t] = tok_n.get(t, 0) + int(counts[j])
         vals, idx = zt.topk(min(n_show, len(zt)), dim=0)           # per latent, this batch's best tokens
-        for r in range(vals.shape[0]):
-            better = vals[r] > top.min(1).values
-            if better.any():
-                slot = top.argmin(1)
-                li = better.nonzero()[:, 0]
-                top[li, slot[li]] = vals[r, li]
-                where[li, slot[li], 0] = seq[idx[r, li]]
-                where[li, slot[li], 1] = pos[idx[r, li]]
+        cand_v = torch.cat([top, vals.T], 1)
+        cand_w = torch.cat([where, torch.stack([seq[idx], pos[idx]], -1).transpose(0, 1)], 1)
+        best = cand_v.topk(n_show, dim=1).indices
+        top = cand_v.gather(1, best)
+        where = cand_w.gather(1, best[..., None].expand(-1, -1, 2))
     mean_t, mean_n = st / n, sn / n
     cov = cross / n - torch.outer(mean_t, mean_n)
     sd_t = (st2 / n - mean_t ** 2).clamp_min(0).sqrt()

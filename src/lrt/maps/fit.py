@@ -23,7 +23,7 @@ from ..stats.samples import NormTracker, Reservoir
 from .adamw import fit_adamw
 from .affine import AffineMap
 from .config import FitConfig
-from .judge import MIN_HELDOUT_ROWS, PairStats, judge, solve_and_judge
+from .judge import MIN_HELDOUT_ROWS, PairStats, choose_ridge, judge, solve_and_judge
 
 
 def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, target_layer: LayerSpec,
@@ -56,8 +56,8 @@ def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSp
                               option="tokens")
         A, p, history = fit_adamw(store, (ps.sample_x, ps.sample_y), cfg.adamw, cfg.seed, harvest.progress)
         A, p = A.to(ps.train.cxx.device), p.to(ps.train.cxx.device)
-        ridge = cfg.ridge if cfg.ridge is not None else min(cfg.ridge_grid)
-        info = {"ridge": ridge, "ridge_selection": None, "warnings": [], "metrics": judge(A, p, ps, cfg, ridge)}
+        ridge, table, notes = choose_ridge(ps, cfg)       # the shuffled control's ridge, as before
+        info = {"ridge": ridge, "ridge_selection": table, "warnings": notes, "metrics": judge(A, p, ps, cfg, ridge)}
     seconds["fit"] = round(time.time() - t1, 3)
     common = {
         "method": cfg.method, "max_norm_ratio": cfg.max_norm_ratio,

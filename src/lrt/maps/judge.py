@@ -51,15 +51,21 @@ class PairStats:
                          self.sample_x)
 
 
+def choose_ridge(ps: PairStats, cfg: FitConfig) -> tuple[float, list[dict] | None, list[str]]:
+    """``(ridge, selection table, warnings)``: the given ridge, or the grid's best on held-out rows."""
+    if cfg.ridge is not None:
+        return cfg.ridge, None, []
+    if ps.held_kept.n < 2:
+        ridge = min(cfg.ridge_grid)
+        return ridge, None, [f"no held-out rows to choose the ridge on: used {ridge:g}"]
+    ridge, table = select_ridge(ps.train, ps.held_kept, cfg.ridge_grid)
+    return ridge, table, []
+
+
 def solve_and_judge(ps: PairStats, cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """``(A, p, info)``: the ridge (given, or chosen on held-out rows), the closed-form map, and its metrics —
     training, held-out (exact all-token numbers and row-sample numbers) and the shuffled-row control."""
-    warnings, ridge, table = [], cfg.ridge, None
-    if ridge is None and ps.held_kept.n < 2:
-        ridge = min(cfg.ridge_grid)
-        warnings.append(f"no held-out rows to choose the ridge on: used {ridge:g}")
-    elif ridge is None:
-        ridge, table = select_ridge(ps.train, ps.held_kept, cfg.ridge_grid)
+    ridge, table, warnings = choose_ridge(ps, cfg)
     A, p = solve_affine(ps.train, ridge)
     info = {"ridge": ridge, "ridge_selection": table, "warnings": warnings}
     info["metrics"] = judge(A, p, ps, cfg, ridge)

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import torch
 
-from ..data.labels import labelled_documents
 from ..maps.affine import AffineMap
 from ..models.load import LoadedModel
 from ..probes.features import pooled_codes, pooled_states
 from ..probes.probe import fit_probe, probe_down, probe_up
 
 
-def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: AffineMap | None, task: str,
-                   corpus: str, per_class: int = 300, max_tokens: int = 256, seed: int = 0,
-                   progress: bool = False) -> dict:
-    """Rows of ``{probe, model, accuracy, auroc}`` on the test split (documents by hash), and the split sizes."""
-    docs = labelled_documents(corpus, task, per_class=per_class, seed=seed)
+def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: AffineMap | None, docs: list[dict],
+                   max_tokens: int = 256, seed: int = 0, progress: bool = False) -> dict:
+    """Rows of ``{probe, model, accuracy, auroc}`` on the test split of ``docs``
+    (:func:`lrt.data.labels.labelled_documents`), and the split sizes."""
     tr = [d for d in docs if d["split"] == "train"]
     te = [d for d in docs if d["split"] == "test"]
     ytr, yte = [d["label"] for d in tr], [d["label"] for d in te]
@@ -45,16 +43,15 @@ def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: 
                  "accuracy": round(yte.count(majority) / max(1, len(yte)), 6), "auroc": 0.5})
     counts = {s: {c: sum(1 for d in docs if d["split"] == s and d["label"] == c) for c in sorted(set(ytr + yte))}
               for s in ("train", "test")}
-    return {"task": task, "corpus": corpus, "rows": rows, "classes": own.classes, "split": counts,
+    return {"rows": rows, "classes": own.classes, "split": counts,
             "l2": {"small": own.meta["l2"], "native": native.meta["l2"]}}
 
 
-def sparse_probes(lm: LoadedModel, layer: int, saes: dict, task: str, corpus: str, ks=(1, 2, 5),
-                  per_class: int = 300, max_tokens: int = 256, seed: int = 0) -> list[dict]:
+def sparse_probes(lm: LoadedModel, layer: int, saes: dict, docs: list[dict], ks=(1, 2, 5), max_tokens: int = 256,
+                  seed: int = 0) -> list[dict]:
     """SAEBench-style k-sparse probes: for each SAE (by name) the latents ranked by the difference of their mean
     pooled code between the classes on the training split (the largest over classes, one-vs-rest), a logistic
-    probe on the top ``k``; accuracy and AUROC on the test split."""
-    docs = labelled_documents(corpus, task, per_class=per_class, seed=seed)
+    probe on the top ``k``; accuracy and AUROC on the test split of ``docs``."""
     tr = [d for d in docs if d["split"] == "train"]
     te = [d for d in docs if d["split"] == "test"]
     ytr, yte = [d["label"] for d in tr], [d["label"] for d in te]

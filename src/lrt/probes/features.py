@@ -10,10 +10,10 @@ from ..models.load import LoadedModel
 
 @torch.no_grad()
 def pooled_states(lm: LoadedModel, layer: int, texts: list[str], max_tokens: int = 256, batch_size: int = 16,
-                  progress: bool = False, keep: str = "last") -> torch.Tensor:
+                  progress: bool = False, keep: str = "last", transform=None) -> torch.Tensor:
     """``[n, d]``: each text's last (or first, ``keep="first"``) ``max_tokens`` tokens through ``lm``, the states
     at ``layer`` averaged over its tokens (position 0, the attention sink, left out). The end of a review is
-    where its verdict is."""
+    where its verdict is. ``transform`` (e.g. an SAE's encoder) is applied to the states before pooling."""
     seqs = []
     for t in texts:
         ids = lm.tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"]
@@ -21,22 +21,13 @@ def pooled_states(lm: LoadedModel, layer: int, texts: list[str], max_tokens: int
         seqs.append(ids if len(ids) >= 2 else ids + ids[-1:] * (2 - len(ids)) if ids else [0, 0])
     out = []
     for hs, mask in capture_batches(lm, seqs, [layer], batch_size, progress, desc="pooled states"):
-        keep = keep_mask(mask).unsqueeze(-1).float()
-        out.append((hs[layer] * keep).sum(1) / keep.sum(1).clamp_min(1))
+        m = keep_mask(mask).unsqueeze(-1).float()
+        h = hs[layer] if transform is None else transform(hs[layer])
+        out.append((h * m).sum(1) / m.sum(1).clamp_min(1))
     return torch.cat(out)
 
 
-@torch.no_grad()
 def pooled_codes(lm: LoadedModel, layer: int, sae, texts: list[str], max_tokens: int = 256, batch_size: int = 16,
                  keep: str = "last") -> torch.Tensor:
     """``[n, d_sae]``: the SAE's codes of each text's tokens at ``layer``, averaged like :func:`pooled_states`."""
-    seqs = []
-    for t in texts:
-        ids = lm.tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"]
-        ids = ids[-max_tokens:] if keep == "last" else ids[:max_tokens]
-        seqs.append(ids if len(ids) >= 2 else (ids * 2 if ids else [0, 0]))
-    out = []
-    for hs, mask in capture_batches(lm, seqs, [layer], batch_size):
-        m = keep_mask(mask).unsqueeze(-1).float()
-        out.append((sae.encode(hs[layer]) * m).sum(1) / m.sum(1).clamp_min(1))
-    return torch.cat(out)
+    return pooled_states(lm, layer, texts, max_tokens, batch_size, keep=keep, transform=sae.encode)

@@ -110,10 +110,11 @@ class SparseAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
     @torch.no_grad()
-    def fvu(self, x: torch.Tensor) -> float:
-        """Fraction of variance unexplained on rows ``x [n, d_in]``: Σ‖x − x̂‖² / Σ‖x − x̄‖²."""
+    def fvu(self, x: torch.Tensor, codes: torch.Tensor | None = None) -> float:
+        """Fraction of variance unexplained on rows ``x [n, d_in]``: Σ‖x − x̂‖² / Σ‖x − x̄‖² (``codes``: x's codes,
+        if already computed)."""
         x = x.to(self.W_enc.dtype)
-        err = (x - self(x)).double().pow(2).sum()
+        err = (x - self.decode(self.encode(x) if codes is None else codes)).double().pow(2).sum()
         return float(err / (x.double() - x.double().mean(0)).pow(2).sum().clamp_min(1e-300))
 
     @torch.no_grad()

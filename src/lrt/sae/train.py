@@ -139,7 +139,7 @@ class _Trainer:
                "train_fvu": round(train_fvu, 6), "seconds": round(time.time() - self.t0, 2)}
         if self.eval_x is not None and len(self.eval_x):
             z = self.sae.encode(self.eval_x)
-            row["heldout_fvu"] = round(self.sae.fvu(self.eval_x), 6)
+            row["heldout_fvu"] = round(self.sae.fvu(self.eval_x, z), 6)
             row["l0"] = round(float((z > 0).sum(-1).float().mean()), 3)
         row["dead_fraction"] = (round(float((self.tokens - self.last_fired > self.cfg.dead_tokens).float().mean()), 6)
                                 if self.tokens >= self.cfg.dead_tokens else None)
