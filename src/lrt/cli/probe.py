@@ -103,7 +103,8 @@ def run_compare(cfg: ProbeCompareRun) -> int:
     docs = labelled_documents(d.corpus, d.task, per_class=d.per_class, seed=d.seed)   # bad task: before loading
     small = load_model(up.source, cfg.load.dtype, cfg.load.device)
     large = load_model(up.target, cfg.load.dtype, cfg.load.device)
-    r = {"task": d.task, "corpus": d.corpus, **compare_probes(small, large, up, down, docs, d.max_tokens, d.seed)}
+    r = {"task": d.task, "corpus": d.corpus, **compare_probes(small, large, up, down, docs, d.max_tokens, d.seed,
+                                                                 progress=True)}
     if cfg.sae:
         from ..sae.formats import load_sae
         from ..pipelines.probes import sparse_probes

@@ -16,6 +16,7 @@ On held-out tokens of the large model, for every latent ``i`` of the transferred
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
 from ..harvest.capture import keep_mask, run_with_capture
 from ..models.load import LoadedModel
@@ -57,7 +58,9 @@ def feature_match(lm: LoadedModel, transferred: SparseAutoencoder, native: Spars
     where = torch.zeros(mt, n_show, 2, dtype=torch.long)
     seqs: list[torch.Tensor] = []
     n = 0
+    bar = tqdm(total=cfg.eval_tokens, unit="tok", unit_scale=True, desc="features", disable=not cfg.progress)
     for ids, mask in heldout_batches(lm.tokenizer, cfg, cfg.eval_split_percent or split_percent):
+        bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
         h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device))[layer].float()
         keep = keep_mask(mask).bool()
         zt, zn = transferred.encode(h)[keep].double().cpu(), native.encode(h)[keep].double().cpu()
@@ -86,6 +89,7 @@ def feature_match(lm: LoadedModel, transferred: SparseAutoencoder, native: Spars
         best = cand_v.topk(n_show, dim=1).indices
         top = cand_v.gather(1, best)
         where = cand_w.gather(1, best[..., None].expand(-1, -1, 2))
+    bar.close()
     mean_t, mean_n = st / n, sn / n
     cov = cross / n - torch.outer(mean_t, mean_n)
     sd_t = (st2 / n - mean_t ** 2).clamp_min(0).sqrt()
