@@ -10,7 +10,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "lrt"
 
 # The pipeline, bottom to top: a module may import its own package and anything ranked lower, never higher.
-RANK = {"errors": 0, "_lazy": 0, "io": 1, "zoo.registry": 1, "zoo": 1, "models": 2, "data": 3, "stats": 3,
+RANK = {"errors": 0, "_lazy": 0, "io": 1, "distributed": 1, "zoo.registry": 1, "zoo": 1, "models": 2, "data": 3, "stats": 3,
         "harvest": 4, "maps": 5, "steering": 6, "sae": 6, "probes": 6, "evaluate": 7, "pipelines": 8, "report": 9, "zoo.training": 10,
         "cli": 11, "__main__": 12, "__init__": 12}
 

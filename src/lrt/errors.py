@@ -62,3 +62,12 @@ class ConfigError(LRTError):
 
 class ResourceError(LRTError):
     """A job would need more memory (or another resource) than is available; refused before it starts."""
+
+
+class StoreError(LRTError):
+    """An activation store (or checkpoint) that is missing, truncated, corrupted (sha256 mismatch) or does not hold
+    what was asked for."""
+
+
+class DistributedError(LRTError):
+    """A torch.distributed collective failed: another rank died, or stopped answering within the timeout."""

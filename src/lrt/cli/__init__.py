@@ -12,10 +12,11 @@ import sys
 import warnings
 
 from .. import __version__
+from .. import distributed
 from ..errors import LRTError
-from . import demo, evaluate, fit_map, generate, probe, report, sae, steer, sweep, zoo
+from . import demo, evaluate, fit_map, generate, harvest, probe, report, sae, steer, sweep, zoo
 
-COMMANDS = (fit_map, sweep, steer, evaluate, sae, probe, report, generate, demo, zoo)
+COMMANDS = (harvest, fit_map, sweep, steer, evaluate, sae, probe, report, generate, demo, zoo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,14 @@ def _deepest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpa
     return parser
 
 
+def _device_of(args: argparse.Namespace) -> str:
+    """The device a command was given (for the process group's backend), from its parsed flags."""
+    for k, v in vars(args).items():
+        if k.endswith("device") and isinstance(v, str):
+            return v
+    return "cpu"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
@@ -60,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     warnings.filterwarnings("default", module="lrt")
     try:
+        if distributed.launched():                 # torchrun: join the process group (gloo on CPU, nccl on GPUs)
+            distributed.setup(_device_of(args))
         return int(args.handler(args) or 0)
     except LRTError as e:
         flag = f" (--{e.option.replace('_', '-')})" if getattr(e, "option", None) else ""
@@ -68,3 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lrt: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if distributed.launched():
+            distributed.teardown()

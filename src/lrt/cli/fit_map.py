@@ -33,23 +33,39 @@ class FitMapRun:
     """Pairs read from each contrast file."""
     chat: bool = False
     """Wrap the contrast questions in the tokenizer's chat template (instruct models)."""
+    store: str | None = None
+    """Fit from an activation store (lrt harvest) instead of running the models: its first model is the source,
+    its second the target (--source/--target, if given, must be their names); layers default to the store's own
+    when it holds one per model."""
+    skip_bad_shards: bool = False
+    """With --store: leave out shards whose sha256 does not match the manifest (counted in map.json) instead of
+    stopping."""
     fit: FitConfig = field(default_factory=FitConfig)
     """How the map is fitted."""
 
 
 def run(cfg: FitMapRun) -> int:
+    from .. import distributed
+    from ..errors import ConfigError
     from ..maps.fit import fit_map_pair
     from ..report.tables import map_summary_rows
 
     check_output(cfg.out)
     if len(cfg.contrast_sets) == 1:
-        from ..errors import ConfigError
-
         raise ConfigError("give at least two contrast sets (λ is chosen by leaving one out)", option="contrast_sets")
     quiet_progress(cfg.harvest.progress)
-    src, tgt = cfg.pair.load(cfg.load)
-    ls, lt = cfg.pair.layers(src, tgt)
-    m, inv = fit_map_pair(src, tgt, ls, lt, cfg.harvest, cfg.fit, both=cfg.both)
+    if cfg.store:
+        if cfg.contrast_sets:
+            raise ConfigError("the contrast refit runs the models; fit from the store, then refit without --store",
+                              option="contrast_sets")
+        m, inv = _from_store(cfg)
+        ls, lt = m.source_layer, m.target_layer
+    else:
+        src, tgt = cfg.pair.load(cfg.load)
+        ls, lt = cfg.pair.layers(src, tgt)
+        m, inv = fit_map_pair(src, tgt, ls, lt, cfg.harvest, cfg.fit, both=cfg.both)
+    if not distributed.is_main():                 # torchrun: rank 0 writes
+        return 0
     if cfg.contrast_sets:
         from ..maps.contrast import fit_contrast_map
 
@@ -66,6 +82,31 @@ def run(cfg: FitMapRun) -> int:
         show(map_summary_rows(inv.source, inv.source_layer, inv.target, inv.target_layer, inv.meta),
              title=f"\ninverse map saved to {out}/inverse/")
     return 0
+
+
+def _from_store(cfg: FitMapRun):
+    from ..errors import ConfigError
+    from ..harvest.store import ActivationStore
+    from ..maps.fit import fit_map_from_store
+    st = ActivationStore(cfg.store, verify=False)
+    if len(st.models) < 2:
+        raise ConfigError(f"the store {cfg.store} holds one model; a map needs two (lrt harvest --model S --model T)",
+                          option="store")
+    layers = []
+    for i, (given, default, spec) in enumerate(((cfg.pair.source, PairConfig.source, cfg.pair.source_layer),
+                                                (cfg.pair.target, PairConfig.target, cfg.pair.target_layer))):
+        info = st.models[i]
+        if given not in (default, info["name"]):
+            raise ConfigError(f"the store's {'source' if i == 0 else 'target'} model is {info['name']!r}, not "
+                              f"{given!r}", option="source" if i == 0 else "target")
+        if spec is None:
+            if len(info["layers"]) != 1:
+                raise ConfigError(f"the store holds several layers of {info['name']!r}; choose one",
+                                  option="source_layer" if i == 0 else "target_layer")
+            layers.append(info["layers"][0])
+        else:
+            layers.append(-1 if spec == "embed" else int(spec))      # checked against the store's layers
+    return fit_map_from_store(cfg.store, layers[0], layers[1], cfg.fit, cfg.both, 0, 1, cfg.skip_bad_shards)
 
 
 def register(sub) -> None:

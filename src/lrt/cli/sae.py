@@ -26,6 +26,13 @@ class SAETrainRun:
     curve.png, config.json."""
     sparsify_format: bool = False
     """Also write the SAE in EleutherAI sparsify's format, under OUT/sparsify/layers.L."""
+    store: str | None = None
+    """Train on the rows of an activation store (lrt harvest) holding this model's layer, instead of running the
+    model (which is still loaded for the final Δloss)."""
+    skip_bad_shards: bool = False
+    """With --store: leave out shards whose sha256 does not match (counted in metrics.json) instead of stopping."""
+    resume: bool = False
+    """Continue a killed run from OUT/checkpoint.safetensors (written every --checkpoint-tokens tokens)."""
     load: LoadConfig = field(default_factory=LoadConfig)
     """How the model is loaded."""
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
@@ -36,35 +43,31 @@ class SAETrainRun:
     """The held-out text of the final metrics (FVU, L0, dead latents, Δloss)."""
 
 
-def _curve_png(history: list[dict], path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5, 3.2))
-    ax = fig.add_subplot(1, 1, 1)
-    rows = [h for h in history if h.get("heldout_fvu") is not None]
-    ax.plot([h["flops"] for h in rows], [h["heldout_fvu"] for h in rows], marker="o", ms=3, label="held-out FVU")
-    ax.plot([h["flops"] for h in history], [h["train_fvu"] for h in history], alpha=0.6, label="training FVU")
-    ax.set_xlabel("training FLOPs")
-    ax.set_ylabel("FVU")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
 def run_train(cfg: SAETrainRun) -> int:
     from ..evaluate.sae_metrics import sae_metrics
     from ..io.files import atomic_write_text, to_json
     from ..models.load import load_model
     from ..sae.formats import save_saelens, save_sparsify
-    from ..sae.train import train_sae
+    from ..report.sae import curve_png
+    from ..sae.train import train_sae, train_sae_from_store
 
     check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
     lm = load_model(cfg.model, cfg.load.dtype, cfg.load.device)
     li = lm.layer_index(cfg.layer)
     cfg.sae.n_latents(lm.d_model)                        # k < latents, before any work
-    res = train_sae(lm, li, cfg.harvest, cfg.sae)
+    ckpt = None
+    if cfg.sae.checkpoint_tokens or cfg.resume:
+        ckpt = output_dir(cfg.out) / "checkpoint.safetensors"
+    if cfg.store:
+        from ..harvest.store import ActivationStore
+
+        st = ActivationStore(cfg.store, verify=False)
+        name = lm.name if lm.name in [m["name"] for m in st.models] else 0 if len(st.models) == 1 else lm.name
+        res = train_sae_from_store(cfg.store, li, cfg.sae, name, None, ckpt, cfg.resume, cfg.harvest.progress,
+                                   cfg.skip_bad_shards)
+    else:
+        res = train_sae(lm, li, cfg.harvest, cfg.sae, None, ckpt, cfg.resume)
     final = sae_metrics(lm, res.sae, cfg.stitch, cfg.harvest.heldout_percent)
     out = output_dir(cfg.out)
     save_saelens(res.sae, out)
@@ -73,8 +76,10 @@ def run_train(cfg: SAETrainRun) -> int:
     atomic_write_text(out / "metrics.json", to_json({"history": res.history, "final": final,
                                                       "flops_per_step": res.flops_per_step, "steps": res.steps,
                                                       "tokens": res.tokens, "seconds": res.seconds}))
-    _curve_png(res.history, out / "curve.png")
+    curve_png(res.history, out / "curve.png")
     record(out, cfg)
+    if ckpt is not None:
+        ckpt.unlink(missing_ok=True)                     # the run finished: its outputs replace the checkpoint
     show([[lm.name, res.sae.meta["layer"], res.sae.d_sae, res.sae.k, res.tokens, res.steps,
            f"{res.sae.meta['flops']:.3g}", final["fvu"], final["l0"], final["dead_fraction"],
            final["delta_loss"]]],

@@ -55,6 +55,10 @@ def run_sweep_cmd(cfg: SweepRun) -> int:
                                                                                    cfg.load.device)
     resolve_layers(src, tgt, cfg.sweep)                    # layer errors before any harvest
     results, sw = run_sweep(src, tgt, cfg.harvest, cfg.fit, cfg.sweep, cfg.stitch, cfg.stitch_best, flatten(cfg))
+    from .. import distributed
+
+    if not distributed.is_main():                 # torchrun: every rank harvested its share; rank 0 writes
+        return 0
     out = output_dir(cfg.out)
     atomic_write_text(out / "results.json", to_json(results))
     heatmap_figure(results).savefig(out / "heatmap.png", dpi=110, bbox_inches="tight")

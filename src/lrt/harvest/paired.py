@@ -14,6 +14,7 @@ from typing import Iterator
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..data import packing
 from ..data.chat import chat_documents, interleave
 from ..data.corpus import iter_documents, sample_documents, split_of
@@ -33,6 +34,8 @@ class PairedBatch:
     source: dict[int, torch.Tensor]
     target: dict[int, torch.Tensor]
     heldout: bool
+    index: int = 0
+    """Position of the batch in the packed stream (the same on every rank; seeds per-batch randomness)."""
 
 
 def pack_sequences(cfg: HarvestConfig, tokenizer, tally: dict | None = None
@@ -61,29 +64,39 @@ def _rows(h: torch.Tensor, keep: torch.Tensor, who: str, layer: int) -> torch.Te
 
 
 def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[int], target_layers: list[int],
-                  cfg: HarvestConfig, tally: dict | None = None) -> Iterator[PairedBatch]:
+                  cfg: HarvestConfig, tally: dict | None = None, split_ranks: bool = False) -> Iterator[PairedBatch]:
     """Yield :class:`PairedBatch` rows for the requested layers of both models (``tally``: see
-    :func:`lrt.data.packing.pack_sequences`)."""
-    bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest", disable=not cfg.progress)
-    for ids, mask, held in pack_sequences(cfg, source.tokenizer, tally):
+    :func:`lrt.data.packing.pack_sequences`). With ``split_ranks`` under ``torchrun``, this rank runs only the
+    batches it owns (``index % world == rank``; every rank packs the whole stream, which is only tokenization), so
+    the union over ranks is exactly the single-process harvest; the bar is rank 0's."""
+    world = distributed.world() if split_ranks else 1
+    bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest",
+               disable=not cfg.progress or not distributed.is_main())
+    for i, (ids, mask, held) in enumerate(pack_sequences(cfg, source.tokenizer, tally)):
+        if split_ranks and not distributed.mine(i):
+            continue
         keep = keep_mask(mask, skip_first=not cfg.keep_first_token)
         out = []
         for lm, layers in ((source, source_layers), (target, target_layers)):
             hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)
             k = keep.to(lm.device)
             out.append({layer: _rows(h, k, lm.name, layer) for layer, h in hs.items()})
-        bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
-        yield PairedBatch(source=out[0], target=out[1], heldout=held)
+        bar.update(min(int(mask.sum()) * world, max(0, bar.total - bar.n)))
+        yield PairedBatch(source=out[0], target=out[1], heldout=held, index=i)
     bar.close()
 
 
 @torch.no_grad()
-def stream_rows(lm: LoadedModel, layer: int, cfg: HarvestConfig, tally: dict | None = None
+def stream_rows(lm: LoadedModel, layer: int, cfg: HarvestConfig, tally: dict | None = None, start: int = 0
                 ) -> Iterator[tuple[torch.Tensor, bool]]:
     """One model's states at ``layer`` on the packed corpus: ``(rows [n, d] float32, heldout)`` per batch, with
-    the same packing, split and position rule as the paired harvest (for SAEs and probes)."""
+    the same packing, split and position rule as the paired harvest (for SAEs and probes). ``start``: skip the
+    first batches without running the model (resuming)."""
     bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="activations", disable=not cfg.progress)
-    for ids, mask, held in pack_sequences(cfg, lm.tokenizer, tally):
+    for i, (ids, mask, held) in enumerate(pack_sequences(cfg, lm.tokenizer, tally)):
+        if i < start:
+            bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+            continue
         keep = keep_mask(mask, skip_first=not cfg.keep_first_token).to(lm.device)
         h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)[layer]
         bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))

@@ -1,4 +1,4 @@
-"""Files written safely: atomic writes (a unique temporary file, then rename; removed on failure), JSON of
+"""Files written safely: atomic writes (a unique temporary file, fsync, then rename; removed on failure), JSON of
 anything lrt produces, checksums, output directories checked before work starts, and the ``config.json`` of a
 run (torch-free)."""
 
@@ -54,10 +54,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, new_file_mode())
+        _fsync(tmp)                  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
+        _fsync(path.parent)          # and the rename itself survives a crash
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:                  # a directory that cannot be opened (some platforms): best effort
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 
 import torch
 
+from .. import distributed
 from ..errors import ConfigError
 from ..harvest.config import HarvestConfig
 from ..harvest.paired import harvest_pairs
@@ -19,7 +20,7 @@ from ..models.layers import LayerSpec, layer_name
 from ..models.load import LoadedModel
 from ..models.tokenizer_check import check_tokenizers
 from ..stats.moments import MomentStats
-from ..stats.samples import NormTracker, Reservoir
+from ..stats.samples import NormTracker, Reservoir, merge_over_ranks
 from .adamw import fit_adamw
 from .affine import AffineMap
 from .config import FitConfig
@@ -36,16 +37,73 @@ def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSp
                  harvest: HarvestConfig, cfg: FitConfig | None = None, both: bool = True
                  ) -> tuple[AffineMap, AffineMap | None]:
     """``(forward, inverse)``: the map source → target and, with ``both``, target → source (closed form) from
-    the same harvest."""
+    the same harvest. Under ``torchrun`` each rank harvests its share of the batches and the statistics are
+    all-reduced; every rank returns the same maps (rank 0's alone carry the held-out row-sample metrics)."""
     cfg = cfg or FitConfig()
-    if both and cfg.method != "closed-form":
-        raise ConfigError("the inverse map is solved in closed form from the harvest's statistics; fit both "
-                          "directions with method closed-form", option="method")
+    _check_both(both, cfg)
     check_tokenizers(source.tokenizer, target.tokenizer, source.name, target.name)
     ls, lt = source.layer_index(source_layer), target.layer_index(target_layer)
     t0 = time.time()
-    ps, store, norms, tally, excluded = _harvest(source, target, ls, lt, harvest, cfg)
-    seconds = {"harvest": round(time.time() - t0, 3)}
+    tally: dict = {}
+    ps, store, norms, excluded = _harvest(_live_batches(source, target, ls, lt, harvest, tally),
+                                          source.d_model, target.d_model, target.device, cfg, harvest.tokens)
+    if ps.train.n < 2:
+        raise ConfigError(f"only {ps.train.n} training rows were harvested from {harvest.tokens:,} tokens of "
+                          f"{harvest.corpus!r}; raise the token budget or use a larger corpus", option="tokens")
+    data = {"harvest": {k: v for k, v in asdict(harvest).items() if k not in ("progress",)},
+            "document_tokens_by_source": tally.get("document_tokens_by_source"),
+            "train_tokens": tally.get("train_tokens"), "heldout_tokens": tally.get("heldout_tokens")}
+    warnings = _warnings(ps, harvest, tally)
+    return _solve(ps, store, norms, excluded, data, warnings, (source.name, target.name), (ls, lt), cfg, both,
+                  round(time.time() - t0, 3), harvest.progress)
+
+
+def fit_map_from_store(path, source_layer: int, target_layer: int, cfg: FitConfig | None = None,
+                       both: bool = False, source: str | int = 0, target: str | int = 1,
+                       skip_bad_shards: bool = False) -> tuple[AffineMap, AffineMap | None]:
+    """The same fit from an activation store (``lrt harvest``) instead of running the models: ``source`` and
+    ``target`` name the store's models (index or recorded name). Shards are read one at a time (bounded memory),
+    each checked against its sha256; under ``torchrun`` each rank reads its own shards."""
+    from ..harvest.store import ActivationStore
+
+    cfg = cfg or FitConfig()
+    _check_both(both, cfg)
+    st = ActivationStore(path, skip_bad=skip_bad_shards)
+    kx, ky = st.key(source, source_layer), st.key(target, target_layer)
+    t0 = time.time()
+
+    def batches():
+        for i, cols, held in st.batches([kx, ky]):
+            for part in (False, True):
+                rows = held == part
+                if rows.any():
+                    yield 2 * i + part, cols[kx][rows], cols[ky][rows], part
+
+    ps, store, norms, excluded = _harvest(batches(), st.width(kx), st.width(ky), "cpu", cfg, st.rows)
+    bad = distributed.gather(st.bad)
+    st.bad = sorted({b for part in bad for b in part})
+    if ps.train.n < 2:
+        raise ConfigError(f"the store {path} gave only {ps.train.n} training rows", option="store")
+    names = tuple(st.models[int(k.split(".")[0])]["name"] for k in (kx, ky))
+    data = {"store": st.summary(), "harvest": st.manifest["harvest"],
+            "train_tokens": None, "heldout_tokens": None, "document_tokens_by_source":
+            st.manifest.get("tally", {}).get("document_tokens_by_source")}
+    warnings = _warnings(ps, None, {})
+    if st.bad:
+        warnings.append(f"{len(st.bad)} bad shard(s) skipped: {', '.join(st.bad)}")
+    return _solve(ps, store, norms, excluded, data, warnings, names, (source_layer, target_layer), cfg, both,
+                  round(time.time() - t0, 3), False)
+
+
+def _check_both(both: bool, cfg: FitConfig) -> None:
+    if both and cfg.method != "closed-form":
+        raise ConfigError("the inverse map is solved in closed form from the harvest's statistics; fit both "
+                          "directions with method closed-form", option="method")
+
+
+def _solve(ps: PairStats, store, norms: dict, excluded: int, data: dict, warnings: list[str], names: tuple,
+           layers: tuple, cfg: FitConfig, both: bool, harvest_seconds: float, progress: bool):
+    seconds = {"harvest": harvest_seconds}
     t1 = time.time()
     history = None
     if cfg.method == "closed-form":
@@ -54,7 +112,7 @@ def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSp
         if ps.sample_x is None:
             raise ConfigError("the AdamW recipe needs held-out rows; none were harvested: raise the token budget",
                               option="tokens")
-        A, p, history = fit_adamw(store, (ps.sample_x, ps.sample_y), cfg.adamw, cfg.seed, harvest.progress)
+        A, p, history = fit_adamw(store, (ps.sample_x, ps.sample_y), cfg.adamw, cfg.seed, progress)
         A, p = A.to(ps.train.cxx.device), p.to(ps.train.cxx.device)
         ridge, table, notes = choose_ridge(ps, cfg)       # the shuffled control's ridge, as before
         info = {"ridge": ridge, "ridge_selection": table, "warnings": notes, "metrics": judge(A, p, ps, cfg, ridge)}
@@ -62,22 +120,22 @@ def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSp
     common = {
         "method": cfg.method, "max_norm_ratio": cfg.max_norm_ratio,
         "tokens": {"harvested": norms["target"].n, "train_rows": ps.train.n, "heldout_rows": ps.held.n,
-                   "excluded_massive": excluded, "train_tokens": tally.get("train_tokens"),
-                   "heldout_tokens": tally.get("heldout_tokens")},
-        "document_tokens_by_source": tally.get("document_tokens_by_source"),
-        "harvest": {k: v for k, v in asdict(harvest).items() if k not in ("progress",)},
-        "norms": {k: v.summary() for k, v in norms.items()}, "seconds": seconds,
+                   "excluded_massive": excluded, "train_tokens": data.pop("train_tokens"),
+                   "heldout_tokens": data.pop("heldout_tokens")},
+        **data, "norms": {k: v.summary() for k, v in norms.items()}, "seconds": seconds,
     }
-    warnings = _warnings(ps, harvest, tally)
-    forward = _make(A, p, info, common, warnings, source.name, target.name, ls, lt)
+    if distributed.active():
+        common["ranks"] = distributed.world()
+    (sn, tn), (ls, lt) = names, layers
+    forward = _make(A, p, info, common, warnings, sn, tn, ls, lt)
     if history is not None:
         forward.meta["adamw_history"] = history
     inverse = None
     if both:
         B, q, inv_info = solve_and_judge(ps.transposed(), cfg)
         inv_common = {**common, "norms": {"source": common["norms"]["target"], "target": common["norms"]["source"]},
-                      "inverse_of": {"source": source.name, "target": target.name}}
-        inverse = _make(B, q, inv_info, inv_common, warnings, target.name, source.name, lt, ls)
+                      "inverse_of": {"source": sn, "target": tn}}
+        inverse = _make(B, q, inv_info, inv_common, warnings, tn, sn, lt, ls)
     return forward, inverse
 
 
@@ -89,38 +147,63 @@ def _make(A, p, info: dict, common: dict, warnings: list[str], source: str, targ
                      source_layer=layer_name(ls), target_layer=layer_name(lt), meta=meta)
 
 
-def _warnings(ps: PairStats, harvest: HarvestConfig, tally: dict) -> list[str]:
+def _warnings(ps: PairStats, harvest: HarvestConfig | None, tally: dict) -> list[str]:
     out = []
     if ps.held.n < MIN_HELDOUT_ROWS:
         out.append(f"only {ps.held.n:,} held-out rows (fewer than {MIN_HELDOUT_ROWS:,}): the held-out metrics are "
                    "noisy or missing; raise the token budget or the held-out share")
-    if tally.get("corpus_exhausted") and tally["train_tokens"] + tally["heldout_tokens"] < harvest.tokens:
+    got = (tally.get("train_tokens") or 0) + (tally.get("heldout_tokens") or 0)
+    if harvest is not None and tally.get("corpus_exhausted") and got < harvest.tokens:
         out.append(f"the corpus ran out after {tally['train_tokens'] + tally['heldout_tokens']:,} of the "
                    f"{harvest.tokens:,} tokens asked for")
     return out
 
 
-def _harvest(source: LoadedModel, target: LoadedModel, ls: int, lt: int, harvest: HarvestConfig, cfg: FitConfig):
-    ds, dt = source.d_model, target.d_model
-    dev = target.device
+def _live_batches(source: LoadedModel, target: LoadedModel, ls: int, lt: int, harvest: HarvestConfig, tally: dict):
+    """``(index, x, y, heldout)`` per batch of the paired harvest (this rank's batches under torchrun)."""
+    for batch in harvest_pairs(source, target, [ls], [lt], harvest, tally, split_ranks=True):
+        yield batch.index, batch.source[ls].to(target.device), batch.target[lt], batch.heldout
+
+
+class _NormCut:
+    """The massive-activation cut: rows whose norm exceeds ``ratio`` × the median norm of the stream's first batch
+    (batch 0; rank 0 measures it and every rank receives it), so the cut is the same however the batches are
+    spread over ranks."""
+
+    def __init__(self, ratio: float | None):
+        self.ratio, self.limits, self.done = ratio, None, not ratio
+
+    def calibrate(self, index: int | None, nx: torch.Tensor | None = None, ny: torch.Tensor | None = None) -> None:
+        if self.done:
+            return
+        mine = None
+        if index == 0:
+            mine = (self.ratio * float(nx.median()), self.ratio * float(ny.median()))
+        elif distributed.rank() == 0:             # rank 0 without batch 0: an empty stream, nothing to cut
+            mine = (float("inf"), float("inf"))
+        self.limits, self.done = distributed.broadcast(mine), True
+
+    def keep(self, nx: torch.Tensor, ny: torch.Tensor) -> torch.Tensor | None:
+        return None if self.limits is None else (nx <= self.limits[0]) & (ny <= self.limits[1])
+
+
+def _harvest(batches, ds: int, dt: int, dev, cfg: FitConfig, capacity: int = 0):
+    """Statistics of ``(index, x, y, heldout)`` batches, merged over ranks: ``(PairStats, RowStore | None,
+    norms, excluded)``. Randomness is seeded per batch index, so ranks reproduce the single-process run."""
     train, held, held_kept = MomentStats(ds, dt, dev), MomentStats(ds, dt, dev), MomentStats(ds, dt, dev)
     shuffled = MomentStats(ds, dt, dev) if cfg.shuffled_control else None
     norms = {"source": NormTracker(seed=cfg.seed), "target": NormTracker(seed=cfg.seed + 1)}
     sample = Reservoir(cfg.heldout_sample, seed=cfg.seed)
-    store = RowStore(harvest.tokens, ds, dt) if cfg.method == "adamw" else None
-    gen = torch.Generator().manual_seed(cfg.seed)
+    store = RowStore(capacity, ds, dt) if cfg.method == "adamw" else None
+    cut = _NormCut(cfg.max_norm_ratio)
     excluded = 0
-    tally: dict = {}
-    for batch in harvest_pairs(source, target, [ls], [lt], harvest, tally):
-        x, y = batch.source[ls].to(dev), batch.target[lt]
+    for index, x, y, is_held in batches:
         nx, ny = x.norm(dim=-1), y.norm(dim=-1)
+        cut.calibrate(index, nx, ny)
         norms["source"].update(nx)
         norms["target"].update(ny)
-        keep = None
-        if cfg.max_norm_ratio:
-            keep = (nx <= cfg.max_norm_ratio * norms["source"].median()) & \
-                   (ny <= cfg.max_norm_ratio * norms["target"].median())
-        if batch.heldout:
+        keep = cut.keep(nx, ny)
+        if is_held:
             held.update(x, y)
             held_kept.update(*((x, y) if keep is None else (x[keep], y[keep])))
             sample.update(x, y)
@@ -130,10 +213,16 @@ def _harvest(source: LoadedModel, target: LoadedModel, ls: int, lt: int, harvest
             x, y = x[keep], y[keep]
         train.update(x, y)
         if shuffled is not None:
-            shuffled.update(x, y[torch.randperm(len(y), generator=gen).to(y.device)])
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
+            shuffled.update(x, y[torch.randperm(len(y), generator=g).to(y.device)])
         if store is not None:
             store.append(x, y)
-    if train.n < 2:
-        raise ConfigError(f"only {train.n} training rows were harvested from {harvest.tokens:,} tokens of "
-                          f"{harvest.corpus!r}; raise the token budget or use a larger corpus", option="tokens")
-    return PairStats(train, held, held_kept, shuffled, sample.x, sample.y), store, norms, tally, excluded
+    cut.calibrate(None)
+    if distributed.active():
+        if store is not None:
+            raise ConfigError("the AdamW recipe runs in one process; use the closed form under torchrun",
+                              option="method")
+        distributed.all_reduce_stats(train, held, held_kept, shuffled)
+        excluded = distributed.sum_int(excluded)
+        sample, norms = merge_over_ranks(sample, norms, cfg.seed)
+    return PairStats(train, held, held_kept, shuffled, sample.x, sample.y), store, norms, excluded

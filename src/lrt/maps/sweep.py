@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
+from .. import distributed
 from ..errors import ConfigError, ResourceError
 from ..harvest.config import HarvestConfig
 from ..harvest.paired import harvest_pairs
@@ -24,7 +25,7 @@ from ..models.layers import layer_name
 from ..models.load import LoadedModel
 from ..models.tokenizer_check import check_tokenizers
 from ..stats.moments import MomentStats
-from ..stats.samples import NormTracker, Reservoir
+from ..stats.samples import NormTracker, Reservoir, merge_over_ranks
 from .affine import AffineMap
 from .config import FitConfig, SweepConfig
 from .judge import PairStats, solve_and_judge
@@ -170,11 +171,10 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
     train, held = MomentStats(Ds, Dt, dev), MomentStats(Ds, Dt, dev)
     shuffled = MomentStats(Ds, Dt, dev) if fit.shuffled_control else None
     sample = Reservoir(fit.heldout_sample, seed=fit.seed)
-    gen = torch.Generator().manual_seed(fit.seed)
     norms: dict = {}
     tally: dict = {}
     t0 = time.time()
-    for batch in harvest_pairs(source, target, S, T, harvest, tally):
+    for batch in harvest_pairs(source, target, S, T, harvest, tally, split_ranks=True):
         x = torch.cat([batch.source[layer].to(dev) for layer in S], 1)
         y = torch.cat([batch.target[layer].to(dev) for layer in T], 1)
         if batch.heldout:
@@ -183,11 +183,14 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
             continue
         train.update(x, y)
         if shuffled is not None:
+            gen = torch.Generator().manual_seed(fit.seed * 1_000_003 + batch.index)   # the same on any rank
             shuffled.update(x, y[torch.randperm(len(y), generator=gen).to(y.device)])
         for side, layers, rows, d in (("source", S, x, ds), ("target", T, y, dt)):
             for i, layer in enumerate(layers):
                 norms.setdefault((side, layer), NormTracker(seed=fit.seed)).update(
                     rows[:, i * d:(i + 1) * d].norm(dim=-1))
+    distributed.all_reduce_stats(train, held, shuffled)       # torchrun: each rank harvested its own batches
+    sample, norms = merge_over_ranks(sample, norms, fit.seed)
     if train.n < 2:
         raise ConfigError(f"only {train.n} training rows were harvested from {harvest.tokens:,} tokens of "
                           f"{harvest.corpus!r}; raise the token budget", option="tokens")

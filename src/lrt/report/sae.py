@@ -67,3 +67,20 @@ def features_page(r: dict, style: str) -> str:
             "<h2>Best- and worst-matching latents</h2><table><tr><th>latent</th><th>kind</th><th>act. corr</th>"
             "<th>decoder cos</th><th>η² token</th><th>fires</th><th>top activations</th></tr>" + "".join(ex) +
             "</table></body></html>")
+
+
+def curve_png(history: list[dict], path) -> None:
+    """One SAE run's FVU (held-out and training) against training FLOPs, saved to ``path``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.add_subplot(1, 1, 1)
+    rows = [h for h in history if h.get("heldout_fvu") is not None]
+    ax.plot([h["flops"] for h in rows], [h["heldout_fvu"] for h in rows], marker="o", ms=3, label="held-out FVU")
+    ax.plot([h["flops"] for h in history], [h["train_fvu"] for h in history], alpha=0.6, label="training FVU")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("FVU")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -38,6 +38,9 @@ class SAETrainConfig:
     """Held-out rows (from the harvest's held-out documents) the metrics are measured on."""
     dead_tokens: int = 50_000
     """A latent is dead if it has not fired on the last this-many training tokens."""
+    checkpoint_tokens: int = 0
+    """Training tokens between checkpoints (OUT/checkpoint.safetensors, replaced atomically; 0: none). A killed run
+    continues from the last one with --resume, on CPU to the same loss curve bit for bit."""
     seed: int = 0
     """Seed of every random choice (document order, row order, initialisation, controls, random vectors)."""
 

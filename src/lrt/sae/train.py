@@ -13,7 +13,8 @@ step (the dense encoder product), plus the sparse gathers counted analytically (
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -133,6 +134,9 @@ class _Trainer:
         self.flops_per_step = int(fc.get_total_flops()) + 10 * B * self.sae.k * d
         return loss
 
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
     @torch.no_grad()
     def metrics(self, train_fvu: float) -> dict:
         row = {"step": self.step_no, "tokens": self.tokens, "flops": self.flops_per_step * self.step_no + self.extra_flops,
@@ -147,24 +151,72 @@ class _Trainer:
 
 
 def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SAETrainConfig | None = None,
-              init: SparseAutoencoder | None = None) -> TrainResult:
+              init: SparseAutoencoder | None = None, checkpoint: str | Path | None = None,
+              resume: bool = False) -> TrainResult:
     """Stream ``harvest.tokens`` tokens of ``lm`` at ``layer`` and train a TopK SAE on the training split's rows —
-    from the tied random initialisation, or from ``init`` (e.g. a transferred SAE; its latents and k are kept)."""
-    cfg = cfg or SAETrainConfig()
+    from the tied random initialisation, or from ``init`` (e.g. a transferred SAE; its latents and k are kept).
+    With ``checkpoint`` and ``cfg.checkpoint_tokens`` the run's state is saved there every that-many tokens;
+    ``resume`` continues from it (the stream is re-packed up to the saved position, tokenization only)."""
     li = lm.layer_index(layer)
+    meta = {"model": lm.name, "layer": layer_name(li), "corpus": harvest.corpus, "context_size": harvest.context,
+            "tokens": harvest.tokens}
+    data = {k: v for k, v in asdict(harvest).items() if k != "progress"}
+    return _train(lambda start: stream_rows(lm, li, harvest, start=start), lm.d_model, meta, data, cfg, init,
+                  harvest.progress, checkpoint, resume, harvest.tokens)
+
+
+def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, model: str | int = 0,
+                         init: SparseAutoencoder | None = None, checkpoint: str | Path | None = None,
+                         resume: bool = False, progress: bool = True, skip_bad_shards: bool = False) -> TrainResult:
+    """The same training on rows of an activation store (``lrt harvest``) instead of running the model."""
+    from ..harvest.store import ActivationStore
+
+    st = ActivationStore(path, skip_bad=skip_bad_shards)
+    key = st.key(model, layer)
+    info = st.models[int(key.split(".")[0])]
+    h = st.manifest["harvest"]
+    meta = {"model": info["name"], "layer": layer_name(layer), "corpus": h["corpus"], "context_size": h["context"],
+            "tokens": st.rows, "store": str(path)}
+    data = {"store": st.manifest.get("corpus_fingerprint"), "key": key}
+
+    def items(start: int):
+        """Two items per shard (its held-out rows, then its training rows), from item ``start`` on."""
+        for i, cols, held in st.batches([key], split_ranks=False, start=start // 2):
+            for j, part in enumerate((True, False)):
+                if 2 * i + j >= start:
+                    yield cols[key][held == part], part
+
+    res = _train(items, info["d_model"], meta, data, cfg, init, progress, checkpoint, resume, st.rows)
+    res.sae.meta["bad_shards_skipped"] = st.bad
+    return res
+
+
+def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None, init: SparseAutoencoder | None,
+           progress: bool, checkpoint, resume: bool, budget: int) -> TrainResult:
+    from ..io.config import flatten
+    from .checkpoint import restore_trainer, save_trainer
+
+    cfg = cfg or SAETrainConfig()
     if init is not None:
-        init.check_input(lm.d_model)
+        init.check_input(d_in)
         if init.architecture != "topk":
             raise ConfigError("training starts from a TopK SAE; this one is " + init.architecture)
         cfg = replace(cfg, k=init.k, latents=init.d_sae)
-    meta = {"model": lm.name, "layer": layer_name(li), "corpus": harvest.corpus, "context_size": harvest.context,
-            "tokens": harvest.tokens, "recipe": cfg.recipe, "k": cfg.k}
-    tr = _Trainer(cfg, lm.d_model, meta)
+    meta = {**meta, "recipe": cfg.recipe, "k": cfg.k}
+    tr = _Trainer(cfg, d_in, meta)
+    fingerprint = {"data": data, "sae": {k: v for k, v in flatten(cfg).items() if k != "checkpoint_tokens"},
+                   "meta": meta, "init": None if init is None else init.meta.get("sha256", init.d_sae)}
     buf: list[torch.Tensor] = []
-    held: list[torch.Tensor] = []
-    have = 0
-    train_fvu = float("nan")
-    bar = tqdm(desc="sae", unit="step", disable=not harvest.progress)
+    position = 0
+    if resume:
+        if checkpoint is None:
+            raise ConfigError("--resume needs a checkpoint (set --checkpoint-tokens)", option="resume")
+        buf, position = restore_trainer(Path(checkpoint), tr, fingerprint)
+    held: list[torch.Tensor] = [] if tr.eval_x is None else [tr.eval_x]
+    have = sum(len(b) for b in buf)
+    train_fvu = tr.history[-1]["train_fvu"] if tr.history else float("nan")
+    last_ckpt = tr.tokens
+    bar = tqdm(desc="sae", unit="step", initial=tr.step_no, disable=not progress)
 
     def drain(final: bool) -> None:
         """Shuffle the buffer and take every full batch; keep the rest for later (dropped at the very end)."""
@@ -182,7 +234,8 @@ def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SA
         tail = rows[full * cfg.sae_batch_size:]
         buf, have = ([], 0) if final else ([tail], len(tail))
 
-    for rows, is_held in stream_rows(lm, li, harvest):
+    for rows, is_held in items(position):
+        position += 1
         if is_held:
             if sum(len(h) for h in held) < cfg.eval_rows:
                 held.append(rows)
@@ -192,14 +245,17 @@ def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SA
         have += len(rows)
         if have >= max(cfg.shuffle_rows, cfg.sae_batch_size):
             drain(False)
+            if checkpoint is not None and cfg.checkpoint_tokens and tr.tokens - last_ckpt >= cfg.checkpoint_tokens:
+                save_trainer(Path(checkpoint), tr, buf, position, fingerprint)
+                last_ckpt = tr.tokens
     if have:
         drain(True)
     bar.close()
     if tr.sae is None or tr.step_no == 0:
-        raise ConfigError(f"{harvest.tokens:,} tokens gave fewer than one batch of {cfg.sae_batch_size} training "
+        raise ConfigError(f"{budget:,} tokens gave fewer than one batch of {cfg.sae_batch_size} training "
                           "rows; raise the token budget", option="tokens")
     if not tr.history or tr.history[-1]["step"] != tr.step_no:
         tr.history.append(tr.metrics(train_fvu))
     tr.sae.meta.update({"steps": tr.step_no, "trained_tokens": tr.tokens, "lr": tr.lr,
                         "flops": tr.flops_per_step * tr.step_no + tr.extra_flops})
-    return TrainResult(tr.sae, tr.history, tr.flops_per_step, tr.step_no, tr.tokens, round(time.time() - tr.t0, 2))
+    return TrainResult(tr.sae, tr.history, tr.flops_per_step, tr.step_no, tr.tokens, round(tr.elapsed(), 2))
