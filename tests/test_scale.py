@@ -241,3 +241,50 @@ def test_sae_run_killed_and_resumed_gives_the_same_curve(tmp_path):
     wa, wb = (load_file(tmp_path / d / "sae_weights.safetensors") for d in ("whole", "cut"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not ckpt.exists()                                           # removed once the run finished
+
+
+def test_torchrun_sae_training_is_data_parallel(tmp_path):
+    args = ["sae", "train", "--model", "zoo-xs", "--layer", 1, "--tokens", 30000, "--context", 64, "--k", 8,
+            "--latents", 256, "--sae-batch-size", 128, "--shuffle-rows", 1024, "--eval-every", 20,
+            "--eval-tokens", 2048, "--no-progress"]
+    one = _cli(*args, "--out", tmp_path / "one")
+    assert one.wait(300) == 0, one.stderr.read()
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                          "--master-port", str(_port()), "-m", "lrt", *map(str, args), "--out", tmp_path / "two"],
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]           # includes the check that both ranks' SAEs are equal
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
+    # gradients averaged over two ranks' batches: about half the steps over about the same tokens
+    assert abs(b["tokens"] - a["tokens"]) <= 2 * 128 * 2 and abs(2 * b["steps"] - a["steps"]) <= 4
+    assert b["final"]["fvu"] < 0.9 and abs(b["final"]["fvu"] - a["final"]["fvu"]) < 0.05
+    cfg = json.loads((tmp_path / "two" / "cfg.json").read_text())
+    assert cfg["metadata"]["lrt"]["ranks"] == 2
+
+
+def test_a_device_mapped_model_keeps_hooks_and_early_stop(tiny_pair, tiny_corpus, tmp_path):
+    """A model split by an accelerate device map (blocks offloaded to disk: its hooks move weights in and out)
+    gives the same captured states, early stop included, and the same fitted map as the plain model."""
+    from lrt.harvest.capture import run_with_capture
+    from lrt.maps.fit import fit_map
+
+    small, large = tiny_pair
+    dmap = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk",
+            "model.layers.2": "disk", "model.layers.3": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu",
+            "lm_head": "cpu"}
+    (tmp_path / "map.json").write_text(json.dumps(dmap))
+    plain, mapped = load_model(large), load_model(large, device_map=str(tmp_path / "map.json"))
+    assert any(hasattr(m, "_hf_hook") for m in mapped.model.modules())     # accelerate's dispatch hooks are on
+    ids = torch.randint(1, 100, (2, 12))
+    calls = []
+    handle = mapped.blocks[3].register_forward_hook(lambda *_: calls.append(1))
+    a, b = run_with_capture(plain, [1, 2], ids), run_with_capture(mapped, [1, 2], ids)
+    assert not calls                                                  # stopped after block 2
+    run_with_capture(mapped, [3], ids)
+    assert calls
+    handle.remove()
+    for layer in (1, 2):
+        torch.testing.assert_close(b[layer], a[layer], rtol=1e-5, atol=1e-5)
+    h = HarvestConfig(corpus=str(tiny_corpus), tokens=1500, context=32, progress=False)
+    src = load_model(small)
+    m1, m2 = fit_map(src, plain, 1, 2, h), fit_map(src, mapped, 1, 2, h)
+    torch.testing.assert_close(m2.A, m1.A, rtol=1e-4, atol=1e-5)

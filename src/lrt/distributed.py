@@ -138,3 +138,42 @@ def barrier(what: str = "wait for every rank") -> None:
     if active():
         with collective(what):
             _dist().barrier()
+
+
+def min_int(value: int) -> int:
+    """The minimum of an integer over every rank."""
+    if not active():
+        return value
+    import torch
+
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    with collective("agree on a count"):
+        _dist().all_reduce(t, op=_dist().ReduceOp.MIN)
+    return int(t[0])
+
+
+def average_gradients(params) -> None:
+    """Replace each parameter's gradient by its mean over the ranks (data-parallel training)."""
+    if not active():
+        return
+    n = world()
+    with collective("all-reduce the gradients"):
+        for p in params:
+            if p.grad is not None:
+                _dist().all_reduce(p.grad)
+                p.grad /= n
+
+
+def max_tensor(t) -> None:
+    """In place: the elementwise maximum of ``t`` over every rank."""
+    if active():
+        with collective("all-reduce a tensor"):
+            _dist().all_reduce(t, op=_dist().ReduceOp.MAX)
+
+
+def broadcast_tensors(tensors, src: int = 0) -> None:
+    """In place: rank ``src``'s values of ``tensors`` on every rank."""
+    if active():
+        with collective("receive the initial parameters from rank 0"):
+            for t in tensors:
+                _dist().broadcast(t, src=src)

@@ -73,13 +73,12 @@ def run(cfg: EvaluateRun) -> int:
     from ..evaluate.verdict import verdict
     from ..io.config import flatten
     from ..io.results import make_results, write_results
-    from ..models.load import load_model
     from ..pipelines.experiment import cosines_to_native, evaluate_on
     from ..report.tables import show_steering_summary
 
     check_output(cfg.out)
     quiet_progress(cfg.eval.progress)
-    lm = load_model(cfg.model, cfg.load.dtype, cfg.load.device)
+    lm = cfg.load.load(cfg.model)
     loaded = load_vectors(cfg, lm)
     native = loaded["native"]
     layer = parse_layer(cfg.layer) if cfg.layer is not None else native.layer

@@ -41,11 +41,10 @@ def run(cfg: GenerateRun) -> int:
 
     import torch
 
-    from ..models.load import load_model
     from ..steering.apply import scaled, steering
     from ..steering.vectors import SteeringVector
 
-    lm = load_model(cfg.model, cfg.load.dtype, cfg.load.device)
+    lm = cfg.load.load(cfg.model)
     v = SteeringVector.load(cfg.vector)
     v.check_model(lm)
     tok = lm.tokenizer

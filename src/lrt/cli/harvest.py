@@ -43,7 +43,6 @@ def run(cfg: HarvestRun) -> int:
     from ..errors import ConfigError
     from ..harvest.store_write import STORE_DTYPES, write_store
     from ..models.layers import layer_name, parse_layer_list
-    from ..models.load import load_model
 
     if not cfg.model:
         raise ConfigError("name at least one model (--model)", option="model")
@@ -58,7 +57,7 @@ def run(cfg: HarvestRun) -> int:
                           "store split its shards over ranks)")
     check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
-    models = [load_model(m, cfg.load.dtype, cfg.load.device) for m in cfg.model]
+    models = [cfg.load.load(m) for m in cfg.model]
     specs = cfg.layers * len(models) if len(cfg.layers) == 1 else cfg.layers
     layers = [parse_layer_list(s, lm.n_layers, lm.name) for s, lm in zip(specs, models)]
     m = write_store(models, layers, cfg.harvest, cfg.out, cfg.shard_rows, cfg.store_dtype, cfg.resume)

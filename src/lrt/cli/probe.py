@@ -44,14 +44,13 @@ class ProbeTrainRun:
 
 def run_train(cfg: ProbeTrainRun) -> int:
     from ..data.labels import labelled_documents
-    from ..models.load import load_model
     from ..probes.features import pooled_states
     from ..probes.probe import fit_probe
 
     check_output(cfg.out)
     d = cfg.data
     docs = labelled_documents(d.corpus, d.task, per_class=d.per_class, seed=d.seed)
-    lm = load_model(cfg.model, cfg.load.dtype, cfg.load.device)
+    lm = cfg.load.load(cfg.model)
     li = lm.layer_index(cfg.layer)
     tr, te = [x for x in docs if x["split"] == "train"], [x for x in docs if x["split"] == "test"]
     probe = fit_probe(pooled_states(lm, li, [x["text"] for x in tr], d.max_tokens), [x["label"] for x in tr],
@@ -92,7 +91,6 @@ def run_compare(cfg: ProbeCompareRun) -> int:
     from ..data.labels import labelled_documents
     from ..io.files import atomic_write_text, to_json
     from ..maps.affine import AffineMap
-    from ..models.load import load_model
     from ..pipelines.probes import compare_probes
 
     check_output(cfg.out)
@@ -101,8 +99,8 @@ def run_compare(cfg: ProbeCompareRun) -> int:
     down = AffineMap.load(inv) if inv else None
     d = cfg.data
     docs = labelled_documents(d.corpus, d.task, per_class=d.per_class, seed=d.seed)   # bad task: before loading
-    small = load_model(up.source, cfg.load.dtype, cfg.load.device)
-    large = load_model(up.target, cfg.load.dtype, cfg.load.device)
+    small = cfg.load.load(up.source)
+    large = cfg.load.load(up.target)
     r = {"task": d.task, "corpus": d.corpus, **compare_probes(small, large, up, down, docs, d.max_tokens, d.seed,
                                                                  progress=True)}
     if cfg.sae:

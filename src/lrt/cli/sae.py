@@ -46,14 +46,13 @@ class SAETrainRun:
 def run_train(cfg: SAETrainRun) -> int:
     from ..evaluate.sae_metrics import sae_metrics
     from ..io.files import atomic_write_text, to_json
-    from ..models.load import load_model
     from ..sae.formats import save_saelens, save_sparsify
     from ..report.sae import curve_png
     from ..sae.train import train_sae, train_sae_from_store
 
     check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
-    lm = load_model(cfg.model, cfg.load.dtype, cfg.load.device)
+    lm = cfg.load.load(cfg.model)
     li = lm.layer_index(cfg.layer)
     cfg.sae.n_latents(lm.d_model)                        # k < latents, before any work
     ckpt = None
@@ -68,6 +67,12 @@ def run_train(cfg: SAETrainRun) -> int:
                                    cfg.skip_bad_shards)
     else:
         res = train_sae(lm, li, cfg.harvest, cfg.sae, None, ckpt, cfg.resume)
+    from .. import distributed
+
+    if ckpt is not None and distributed.active():        # each rank's own checkpoint file
+        ckpt.with_name(f"checkpoint.rank{distributed.rank()}.safetensors").unlink(missing_ok=True)
+    if not distributed.is_main():                        # torchrun: rank 0 measures and writes
+        return 0
     final = sae_metrics(lm, res.sae, cfg.stitch, cfg.harvest.heldout_percent)
     out = output_dir(cfg.out)
     save_saelens(res.sae, out)
@@ -114,7 +119,6 @@ def run_transfer(cfg: SAETransferRun) -> int:
     from ..evaluate.sae_metrics import sae_metrics
     from ..io.files import atomic_write_text, to_json
     from ..maps.affine import AffineMap
-    from ..models.load import load_model
     from ..sae.formats import load_sae, save_saelens
     from ..sae.transfer import transfer_sae
 
@@ -127,8 +131,8 @@ def run_transfer(cfg: SAETransferRun) -> int:
     rows, result = [], {"maps": big.meta["maps"]}
     if cfg.evaluate:
         split = (up.meta.get("harvest") or {}).get("heldout_percent", 10.0)
-        small_lm = load_model(up.source, cfg.load.dtype, cfg.load.device)
-        large_lm = load_model(up.target, cfg.load.dtype, cfg.load.device)
+        small_lm = cfg.load.load(up.source)
+        large_lm = cfg.load.load(up.target)
         if sae.meta.get("layer") is None:
             sae.meta["layer"] = up.source_layer
         result["source"] = sae_metrics(small_lm, sae, cfg.stitch, split)
@@ -165,7 +169,6 @@ class SAEEvaluateRun:
 def run_evaluate(cfg: SAEEvaluateRun) -> int:
     from ..errors import ConfigError
     from ..evaluate.sae_metrics import sae_metrics
-    from ..models.load import load_model
     from ..sae.formats import load_sae
 
     quiet_progress(cfg.stitch.progress)
@@ -175,7 +178,7 @@ def run_evaluate(cfg: SAEEvaluateRun) -> int:
     if sae.meta.get("layer") is None:
         raise ConfigError(f"the SAE's files do not say its layer ({sae.meta.get('layer_note')}); give it",
                           option="layer")
-    r = sae_metrics(load_model(cfg.model, cfg.load.dtype, cfg.load.device), sae, cfg.stitch)
+    r = sae_metrics(cfg.load.load(cfg.model), sae, cfg.stitch)
     show([[r["model"], r["layer"], r["fvu"], r["l0"], r["dead_fraction"], r["ce"], r["delta_loss"]]],
          ["model", "layer", "FVU", "L0", "dead", "CE", "Δloss"], title=f"\n{r['tokens']:,} held-out tokens")
     return 0
@@ -256,7 +259,6 @@ class SAEFeaturesRun:
 def run_features(cfg: SAEFeaturesRun) -> int:
     from ..evaluate.sae_features import feature_match
     from ..io.files import atomic_write_text, to_json
-    from ..models.load import load_model
     from ..report.html import STYLE
     from ..report.sae import features_page
     from ..sae.formats import load_sae
@@ -264,7 +266,7 @@ def run_features(cfg: SAEFeaturesRun) -> int:
     check_output(cfg.out)
     quiet_progress(cfg.stitch.progress)
     t, n = load_sae(cfg.transferred), load_sae(cfg.native)
-    r = feature_match(load_model(cfg.model, cfg.load.dtype, cfg.load.device), t, n, cfg.stitch)
+    r = feature_match(cfg.load.load(cfg.model), t, n, cfg.stitch)
     out = output_dir(cfg.out)
     atomic_write_text(out / "features.json", to_json(r))
     atomic_write_text(out / "features.html", features_page(r, STYLE))

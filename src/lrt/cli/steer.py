@@ -43,12 +43,11 @@ class TransferRun:
 
 
 def steer(cfg: SteerRun) -> int:
-    from ..models.load import load_model
     from ..steering.vectors import compute_vector
 
     check_output(cfg.out)
     quiet_progress(cfg.vectors.progress)
-    lm = load_model(cfg.model.model, cfg.load.dtype, cfg.load.device)
+    lm = cfg.load.load(cfg.model.model)
     lm.layer_index(cfg.model.layer)
     v = compute_vector(lm, cfg.model.layer, cfg.vectors)
     out = output_dir(cfg.out)

@@ -44,15 +44,13 @@ def run_sweep_cmd(cfg: SweepRun) -> int:
     from ..io.files import atomic_write_text, to_json
     from ..io.config import flatten
     from ..models.layers import layer_name
-    from ..models.load import load_model
     from ..pipelines.sweep import resolve_layers, run_sweep, stitch_pairs
     from ..report.html import render
     from ..report.sweep import heatmap_figure, pairs_rows, PAIR_HEADERS, stitched_rows, STITCH_HEADERS
 
     check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
-    src, tgt = load_model(cfg.source, cfg.load.dtype, cfg.load.device), load_model(cfg.target, cfg.load.dtype,
-                                                                                   cfg.load.device)
+    src, tgt = cfg.load.load(cfg.source), cfg.load.load(cfg.target)
     resolve_layers(src, tgt, cfg.sweep)                    # layer errors before any harvest
     results, sw = run_sweep(src, tgt, cfg.harvest, cfg.fit, cfg.sweep, cfg.stitch, cfg.stitch_best, flatten(cfg))
     from .. import distributed
@@ -105,7 +103,6 @@ def run_stitch(cfg: StitchRun) -> int:
     from ..evaluate.stitch import stitch
     from ..io.files import atomic_write_text, to_json
     from ..maps.affine import AffineMap
-    from ..models.load import load_model
 
     check_output(cfg.out)
     quiet_progress(cfg.stitch.progress)
@@ -120,8 +117,8 @@ def run_stitch(cfg: StitchRun) -> int:
         if given and given != mine and not cfg.allow_other_models:
             raise DimensionMismatchError(f"the map's {name} model is {mine!r}, not {given!r}; give the map's models "
                                          "(or allow other models)", option=name)
-    src = load_model(cfg.source or up.source, cfg.load.dtype, cfg.load.device)
-    tgt = load_model(cfg.target or up.target, cfg.load.dtype, cfg.load.device)
+    src = cfg.load.load(cfg.source or up.source)
+    tgt = cfg.load.load(cfg.target or up.target)
     r = stitch(src, tgt, up, down, cfg.stitch, cfg.allow_other_models)
     out = output_dir(cfg.out)
     atomic_write_text(out / "stitch.json", to_json(r))

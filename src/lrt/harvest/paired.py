@@ -56,7 +56,7 @@ def pack_sequences(cfg: HarvestConfig, tokenizer, tally: dict | None = None
 
 
 def _rows(h: torch.Tensor, keep: torch.Tensor, who: str, layer: int) -> torch.Tensor:
-    rows = h[keep].float()
+    rows = h[keep.to(h.device)].float()            # a device-mapped model's layers may live on several devices
     if not torch.isfinite(rows).all():
         raise NonFiniteActivationError(f"{who} layer {layer} produced non-finite hidden states (NaN/Inf); "
                                        "load it in float32, or use a layer before the overflow", option="dtype")
@@ -87,15 +87,19 @@ def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[
 
 
 @torch.no_grad()
-def stream_rows(lm: LoadedModel, layer: int, cfg: HarvestConfig, tally: dict | None = None, start: int = 0
-                ) -> Iterator[tuple[torch.Tensor, bool]]:
+def stream_rows(lm: LoadedModel, layer: int, cfg: HarvestConfig, tally: dict | None = None, start: int = 0,
+                split_ranks: bool = False) -> Iterator[tuple[torch.Tensor | None, bool]]:
     """One model's states at ``layer`` on the packed corpus: ``(rows [n, d] float32, heldout)`` per batch, with
     the same packing, split and position rule as the paired harvest (for SAEs and probes). ``start``: skip the
-    first batches without running the model (resuming)."""
-    bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="activations", disable=not cfg.progress)
+    first batches without running the model (resuming). ``split_ranks`` (torchrun): other ranks' batches are
+    yielded as ``(None, heldout)`` without running the model, so every rank counts the same stream positions."""
+    bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="activations",
+               disable=not cfg.progress or not distributed.is_main())
     for i, (ids, mask, held) in enumerate(pack_sequences(cfg, lm.tokenizer, tally)):
-        if i < start:
+        if i < start or (split_ranks and not distributed.mine(i)):
             bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+            if i >= start:
+                yield None, held
             continue
         keep = keep_mask(mask, skip_first=not cfg.keep_first_token).to(lm.device)
         h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)[layer]

@@ -124,15 +124,19 @@ class ActivationStore:
     def batches(self, keys: list[str], split_ranks: bool = True, start: int = 0
                 ) -> Iterator[tuple[int, dict[str, torch.Tensor], torch.Tensor]]:
         """``(shard index, {key: float32 rows}, heldout mask)`` per verified shard; only ``keys`` are read."""
+        for i, shard in self.shards(split_ranks, start):
+            got = self.read(shard, keys)
+            if got is not None:
+                yield i, *got
+
+    def read(self, shard: dict, keys: list[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
+        """``({key: float32 rows}, heldout mask)`` of one shard after its check; ``None`` if skipped as bad."""
         from safetensors import safe_open
 
-        for i, shard in self.shards(split_ranks, start):
-            if not self.check(shard):
-                continue
-            with safe_open(str(self.path / shard["file"]), "pt") as f:
-                cols = {k: f.get_tensor(k).float() for k in keys}
-                held = f.get_tensor("heldout").bool()
-            yield i, cols, held
+        if not self.check(shard):
+            return None
+        with safe_open(str(self.path / shard["file"]), "pt") as f:
+            return {k: f.get_tensor(k).float() for k in keys}, f.get_tensor("heldout").bool()
 
     def summary(self) -> dict:
         """What a result built on this store records about it."""

@@ -18,6 +18,15 @@ class LoadConfig:
     """Weights dtype: float32 | bfloat16 | float16 | auto (the checkpoint's own)."""
     device: str = "cpu"
     """Torch device: cpu, cuda, cuda:1, mps, ..."""
+    device_map: str | None = None
+    """Spread a model too large for one device over several (accelerate): auto | balanced | sequential, or a JSON
+    file of {module name: device} ("disk" offloads); --device is then the device of the inputs."""
+
+    def load(self, name: str):
+        """Load model ``name`` this way (:func:`lrt.models.load.load_model`)."""
+        from .load import load_model
+
+        return load_model(name, self.dtype, self.device, device_map=self.device_map)
 
     def __post_init__(self):
         if self.dtype not in DTYPE_NAMES:
@@ -43,10 +52,8 @@ class PairConfig:
 
     def load(self, how: LoadConfig | None = None):
         """Load both models; returns ``(source, target)`` (:func:`lrt.maps.fit.fit_map` checks their tokenizers)."""
-        from .load import load_model
-
         how = how or LoadConfig()
-        return load_model(self.source, how.dtype, how.device), load_model(self.target, how.dtype, how.device)
+        return how.load(self.source), how.load(self.target)
 
     def layers(self, src, tgt) -> tuple[LayerSpec, LayerSpec]:
         """The layer pair, defaults resolved against the loaded models."""

@@ -129,8 +129,10 @@ def _hub_miss(name: str) -> ModelLoadError:
 
 
 def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "float32", device: str = "cpu",
-               tokenizer: bool = True) -> LoadedModel:
-    """Load a causal LM (hub id, local directory, ``.gguf`` file, or zoo name such as ``zoo-s``), in eval mode."""
+               tokenizer: bool = True, device_map: str | dict | None = None) -> LoadedModel:
+    """Load a causal LM (hub id, local directory, ``.gguf`` file, or zoo name such as ``zoo-s``), in eval mode.
+    ``device_map`` (accelerate: ``auto``, ``balanced``, ``sequential``, a JSON file or a dict of module → device,
+    ``"disk"`` offloading) spreads a model too large for one device; the layer hooks and early stop work the same."""
     name = str(name_or_path)
     if isinstance(dtype, str):
         if dtype != "auto" and dtype not in DTYPES:
@@ -140,8 +142,9 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "floa
     target, extra, hub = _resolve(name)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    placement = _placement(device_map)
     try:
-        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, **extra)
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype, **extra, **placement)
         tok = AutoTokenizer.from_pretrained(target, **extra) if tokenizer else None
     except (OSError, ValueError) as e:
         if hub and _not_on_hub(e):
@@ -150,7 +153,33 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "floa
         hint = ("install the GGUF extra: pip install 'lrt[gguf]'" if extra else
                 "check the name, or that the hub is reachable (HF_HUB_OFFLINE=1 uses only the local cache)")
         raise ModelLoadError(f"could not load model {name!r}: {first.rstrip('.')}; {hint}") from None
-    model.to(dev).eval()
+    if not placement:
+        model.to(dev)
+    model.eval()
     if tok is not None and tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return LoadedModel(model=model, tokenizer=tok, name=name, blocks=find_blocks(model))
+
+
+def _placement(device_map: str | dict | None) -> dict:
+    """``from_pretrained`` keywords for a device map (a JSON file is read; ``disk`` gets an offload folder)."""
+    if not device_map:
+        return {}
+    if isinstance(device_map, str) and device_map.endswith(".json"):
+        import json
+
+        try:
+            device_map = json.loads(Path(device_map).read_text())
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"cannot read the device map {device_map!r} ({e}); give auto, balanced, sequential "
+                                 "or a JSON file of {module: device}", option="device_map") from None
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise ModelLoadError("a device map needs accelerate: pip install accelerate", option="device_map") from None
+    out: dict = {"device_map": device_map}
+    if isinstance(device_map, dict) and "disk" in device_map.values():
+        import tempfile
+
+        out["offload_folder"] = tempfile.mkdtemp(prefix="lrt-offload-")
+    return out

@@ -21,7 +21,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from .. import distributed
+from ..errors import ConfigError, DistributedError
 from ..harvest.config import HarvestConfig
 from ..harvest.paired import stream_rows
 from ..models.layers import LayerSpec, layer_name
@@ -77,12 +78,15 @@ class _Trainer:
         self.eval_x: torch.Tensor | None = None
         self.t0 = time.time()
         self.lr = cfg.learning_rate(self.n)
+        self.world = distributed.world()
 
     def start(self, rows: torch.Tensor, init: SparseAutoencoder | None = None) -> None:
         if init is not None:
             self.sae = unit_decoder_copy(init, self.meta)
         else:
-            self.sae = init_sae(self.d_in, self.n, self.cfg.k, rows.double().mean(0), self.cfg.seed, self.meta)
+            mean = rows.double().mean(0) if len(rows) else torch.zeros(self.d_in, dtype=torch.float64)
+            self.sae = init_sae(self.d_in, self.n, self.cfg.k, mean, self.cfg.seed, self.meta)
+        distributed.broadcast_tensors([p.data for p in self.sae.parameters()])   # DDP: rank 0's start everywhere
         self.opt = torch.optim.Adam(self.sae.parameters(), lr=self.lr)
 
     def step(self, x: torch.Tensor) -> float:
@@ -104,12 +108,14 @@ class _Trainer:
             self.extra_flops += 2 * x.shape[0] * x.shape[1] * self.n + 6 * x.shape[0] * k_aux * x.shape[1]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(sae.parameters())      # DDP: every rank takes the same step
         sae.remove_gradient_parallel_to_decoder_directions()
         self.opt.step()
         sae.set_decoder_norm_to_unit_norm()
         self.step_no += 1
-        self.tokens += len(x)
+        self.tokens += len(x) * self.world
         self.last_fired[idx[vals.detach() > 0].unique()] = self.tokens
+        distributed.max_tensor(self.last_fired)                # a latent is alive if it fired on any rank
         return float(loss.detach())
 
     def auxk_loss(self, x: torch.Tensor, e: torch.Tensor, total: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
@@ -131,7 +137,7 @@ class _Trainer:
         # FlopCounterMode counts the dense encoder matmul (2·B·d·latents); the sparse parts are gathers it does not
         # see: the decoder's forward and its two gradients, the encoder's two gradients, 2·B·k·d each
         B, d = x.shape
-        self.flops_per_step = int(fc.get_total_flops()) + 10 * B * self.sae.k * d
+        self.flops_per_step = (int(fc.get_total_flops()) + 10 * B * self.sae.k * d) * self.world   # every rank's
         return loss
 
     def elapsed(self) -> float:
@@ -161,8 +167,8 @@ def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SA
     meta = {"model": lm.name, "layer": layer_name(li), "corpus": harvest.corpus, "context_size": harvest.context,
             "tokens": harvest.tokens}
     data = {k: v for k, v in asdict(harvest).items() if k != "progress"}
-    return _train(lambda start: stream_rows(lm, li, harvest, start=start), lm.d_model, meta, data, cfg, init,
-                  harvest.progress, checkpoint, resume, harvest.tokens)
+    return _train(lambda start: stream_rows(lm, li, harvest, start=start, split_ranks=True), lm.d_model, meta, data,
+                  cfg, init, harvest.progress, checkpoint, resume, harvest.tokens)
 
 
 def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, model: str | int = 0,
@@ -181,10 +187,11 @@ def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, mo
 
     def items(start: int):
         """Two items per shard (its held-out rows, then its training rows), from item ``start`` on."""
-        for i, cols, held in st.batches([key], split_ranks=False, start=start // 2):
+        for i, shard in st.shards(split_ranks=False, start=start // 2):
+            got = st.read(shard, [key]) if distributed.mine(i) else None
             for j, part in enumerate((True, False)):
                 if 2 * i + j >= start:
-                    yield cols[key][held == part], part
+                    yield (None if got is None else got[0][key][got[1] == part]), part
 
     res = _train(items, info["d_model"], meta, data, cfg, init, progress, checkpoint, resume, st.rows)
     res.sae.meta["bad_shards_skipped"] = st.bad
@@ -206,6 +213,10 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
     tr = _Trainer(cfg, d_in, meta)
     fingerprint = {"data": data, "sae": {k: v for k, v in flatten(cfg).items() if k != "checkpoint_tokens"},
                    "meta": meta, "init": None if init is None else init.meta.get("sha256", init.d_sae)}
+    if tr.world > 1:
+        fingerprint["ranks"] = tr.world
+        if checkpoint is not None:
+            checkpoint = Path(checkpoint).with_name(f"{Path(checkpoint).stem}.rank{distributed.rank()}.safetensors")
     buf: list[torch.Tensor] = []
     position = 0
     if resume:
@@ -216,16 +227,16 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
     have = sum(len(b) for b in buf)
     train_fvu = tr.history[-1]["train_fvu"] if tr.history else float("nan")
     last_ckpt = tr.tokens
-    bar = tqdm(desc="sae", unit="step", initial=tr.step_no, disable=not progress)
+    bar = tqdm(desc="sae", unit="step", initial=tr.step_no, disable=not progress or not distributed.is_main())
 
     def drain(final: bool) -> None:
         """Shuffle the buffer and take every full batch; keep the rest for later (dropped at the very end)."""
         nonlocal buf, have, train_fvu
-        rows = torch.cat(buf)
+        rows = torch.cat(buf) if buf else torch.empty(0, d_in)
         rows = rows[torch.randperm(len(rows), generator=tr.g)]
         if tr.sae is None:
             tr.start(rows, init)
-        full = len(rows) // cfg.sae_batch_size
+        full = distributed.min_int(len(rows) // cfg.sae_batch_size)    # DDP: the same number of steps on every rank
         for i in range(full):
             train_fvu = tr.timed_step(rows[i * cfg.sae_batch_size:(i + 1) * cfg.sae_batch_size])
             bar.update(1)
@@ -234,22 +245,33 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
         tail = rows[full * cfg.sae_batch_size:]
         buf, have = ([], 0) if final else ([tail], len(tail))
 
+    threshold = max(cfg.shuffle_rows, cfg.sae_batch_size)
     for rows, is_held in items(position):
         position += 1
-        if is_held:
+        if rows is not None and is_held:
             if sum(len(h) for h in held) < cfg.eval_rows:
                 held.append(rows)
                 tr.eval_x = torch.cat(held)[:cfg.eval_rows]
-            continue
-        buf.append(rows)
-        have += len(rows)
-        if have >= max(cfg.shuffle_rows, cfg.sae_batch_size):
+        elif rows is not None:
+            buf.append(rows)
+            have += len(rows)
+        if tr.world > 1:          # DDP: ranks decide together at the end of each round of `world` stream items
+            if position % tr.world:
+                continue
+            go = distributed.sum_int(have) >= tr.world * threshold
+        else:
+            go = not is_held and have >= threshold
+        if go:
             drain(False)
             if checkpoint is not None and cfg.checkpoint_tokens and tr.tokens - last_ckpt >= cfg.checkpoint_tokens:
                 save_trainer(Path(checkpoint), tr, buf, position, fingerprint)
                 last_ckpt = tr.tokens
-    if have:
+    if (distributed.sum_int(have) if tr.world > 1 else have):
         drain(True)
+    if tr.world > 1 and tr.sae is not None:
+        sums = distributed.gather(float(sum(p.double().sum() for p in tr.sae.parameters())))
+        if len(set(sums)) != 1:
+            raise DistributedError(f"the SAE's parameters differ between ranks ({sums}); report this as a bug")
     bar.close()
     if tr.sae is None or tr.step_no == 0:
         raise ConfigError(f"{budget:,} tokens gave fewer than one batch of {cfg.sae_batch_size} training "
@@ -257,5 +279,5 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
     if not tr.history or tr.history[-1]["step"] != tr.step_no:
         tr.history.append(tr.metrics(train_fvu))
     tr.sae.meta.update({"steps": tr.step_no, "trained_tokens": tr.tokens, "lr": tr.lr,
-                        "flops": tr.flops_per_step * tr.step_no + tr.extra_flops})
+                        "flops": tr.flops_per_step * tr.step_no + tr.extra_flops, "ranks": tr.world})
     return TrainResult(tr.sae, tr.history, tr.flops_per_step, tr.step_no, tr.tokens, round(tr.elapsed(), 2))
