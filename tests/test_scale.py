@@ -110,17 +110,26 @@ def test_harvest_killed_with_sigkill_resumes_to_the_identical_store(tmp_path):
     assert a["corpus_fingerprint"] == b["corpus_fingerprint"] and a["rows"] == b["rows"]
 
 
+def _accumulate(src, tgt):
+    from lrt.maps.accumulate import FitAccumulator
+    from lrt.maps.fit import _live_batches
+
+    acc = FitAccumulator(src.d_model, tgt.d_model, "cpu", FitConfig())
+    for batch in _live_batches(src, tgt, 1, 2, _harvest_cfg(), {}):
+        acc.add(*batch)
+    ps, _, norms, excluded = acc.finish()
+    return ps, norms, excluded
+
+
 def _rank_harvest(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from lrt import distributed
-    from lrt.maps.fit import _harvest, _live_batches
 
     assert distributed.setup("cpu") and distributed.world() == world
     src, tgt = load_model("zoo-xs"), load_model("zoo-s")
-    ps, _, norms, excluded = _harvest(_live_batches(src, tgt, 1, 2, _harvest_cfg(), {}), src.d_model, tgt.d_model,
-                                      "cpu", FitConfig())
+    ps, norms, excluded = _accumulate(src, tgt)
     from safetensors.torch import save_file
 
     save_file({"train": ps.train.pack(), "held": ps.held.pack(), "shuffled": ps.shuffled.pack(),
@@ -132,12 +141,8 @@ def _rank_harvest(rank: int, world: int, port: int, out: str) -> None:
 def test_two_gloo_ranks_harvest_the_single_process_statistics(pair, tmp_path):
     import torch.multiprocessing as mp
 
-    from lrt.maps.fit import _harvest, _live_batches
-
     mp.spawn(_rank_harvest, args=(2, _port(), str(tmp_path)), nprocs=2, join=True)
-    src, tgt = pair
-    ps, _, norms, excluded = _harvest(_live_batches(src, tgt, 1, 2, _harvest_cfg(), {}), src.d_model, tgt.d_model,
-                                      "cpu", FitConfig())
+    ps, norms, excluded = _accumulate(*pair)
     got = [load_file(tmp_path / f"rank{r}.safetensors") for r in range(2)]
     assert torch.equal(got[0]["train"], got[1]["train"])             # every rank ends with the same statistics
     for name, whole in (("train", ps.train), ("held", ps.held), ("shuffled", ps.shuffled)):
@@ -288,3 +293,35 @@ def test_a_device_mapped_model_keeps_hooks_and_early_stop(tiny_pair, tiny_corpus
     src = load_model(small)
     m1, m2 = fit_map(src, plain, 1, 2, h), fit_map(src, mapped, 1, 2, h)
     torch.testing.assert_close(m2.A, m1.A, rtol=1e-4, atol=1e-5)
+
+
+def test_fit_killed_and_resumed_gives_the_uninterrupted_map(pair, tmp_path):
+    """A fit interrupted right after a checkpoint (any later work lost, as with SIGKILL) and resumed gives the
+    bit-identical map, row sample and norm summaries included."""
+    import lrt.maps.accumulate as accumulate
+
+    src, tgt = pair
+    h = _harvest_cfg(8000)
+    whole, _ = fit_map_pair(src, tgt, 1, 2, h, both=False)
+    ckpt = tmp_path / "checkpoint.safetensors"
+    real_save, saves = accumulate.FitAccumulator.save, []
+
+    def save_then_die(self, path, position, fingerprint):
+        real_save(self, path, position, fingerprint)
+        saves.append(position)
+        if len(saves) == 3:
+            raise KeyboardInterrupt                                   # killed after the third checkpoint
+
+    accumulate.FitAccumulator.save = save_then_die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit_map_pair(src, tgt, 1, 2, h, both=False, checkpoint=ckpt, checkpoint_tokens=1000)
+    finally:
+        accumulate.FitAccumulator.save = real_save
+    assert saves[-1] > 0 and ckpt.exists()
+    resumed, _ = fit_map_pair(src, tgt, 1, 2, h, both=False, checkpoint=ckpt, resume=True)
+    assert torch.equal(resumed.A, whole.A) and torch.equal(resumed.p, whole.p)
+    for key in ("tokens", "norms", "metrics", "ridge"):
+        assert resumed.meta[key] == whole.meta[key], key
+    with pytest.raises(Exception, match="another fit"):
+        fit_map_pair(src, tgt, 0, 2, h, both=False, checkpoint=ckpt, resume=True)

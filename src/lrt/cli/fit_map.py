@@ -33,6 +33,10 @@ class FitMapRun:
     """Pairs read from each contrast file."""
     chat: bool = False
     """Wrap the contrast questions in the tokenizer's chat template (instruct models)."""
+    checkpoint_tokens: int = 0
+    """Save the harvest's state to OUT/checkpoint.safetensors every this-many tokens (0: never; one process)."""
+    resume: bool = False
+    """Continue a killed fit from OUT/checkpoint.safetensors (same options): the same map as an uninterrupted run."""
     store: str | None = None
     """Fit from an activation store (lrt harvest) instead of running the models: its first model is the source,
     its second the target (--source/--target, if given, must be their names); layers default to the store's own
@@ -63,7 +67,11 @@ def run(cfg: FitMapRun) -> int:
     else:
         src, tgt = cfg.pair.load(cfg.load)
         ls, lt = cfg.pair.layers(src, tgt)
-        m, inv = fit_map_pair(src, tgt, ls, lt, cfg.harvest, cfg.fit, both=cfg.both)
+        ckpt = output_dir(cfg.out) / "checkpoint.safetensors" if cfg.checkpoint_tokens or cfg.resume else None
+        m, inv = fit_map_pair(src, tgt, ls, lt, cfg.harvest, cfg.fit, cfg.both, ckpt, cfg.checkpoint_tokens,
+                              cfg.resume)
+        if ckpt is not None:
+            ckpt.unlink(missing_ok=True)
     if not distributed.is_main():                 # torchrun: rank 0 writes
         return 0
     if cfg.contrast_sets:

@@ -64,15 +64,20 @@ def _rows(h: torch.Tensor, keep: torch.Tensor, who: str, layer: int) -> torch.Te
 
 
 def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[int], target_layers: list[int],
-                  cfg: HarvestConfig, tally: dict | None = None, split_ranks: bool = False) -> Iterator[PairedBatch]:
+                  cfg: HarvestConfig, tally: dict | None = None, split_ranks: bool = False, start: int = 0
+                  ) -> Iterator[PairedBatch]:
     """Yield :class:`PairedBatch` rows for the requested layers of both models (``tally``: see
     :func:`lrt.data.packing.pack_sequences`). With ``split_ranks`` under ``torchrun``, this rank runs only the
     batches it owns (``index % world == rank``; every rank packs the whole stream, which is only tokenization), so
-    the union over ranks is exactly the single-process harvest; the bar is rank 0's."""
+    the union over ranks is exactly the single-process harvest; the bar is rank 0's. ``start``: skip the first
+    batches without running the models (resuming)."""
     world = distributed.world() if split_ranks else 1
     bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest",
                disable=not cfg.progress or not distributed.is_main())
     for i, (ids, mask, held) in enumerate(pack_sequences(cfg, source.tokenizer, tally)):
+        if i < start:                              # resuming: packed (for the tally), not run
+            bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+            continue
         if split_ranks and not distributed.mine(i):
             continue
         keep = keep_mask(mask, skip_first=not cfg.keep_first_token)

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from pathlib import Path
 
-import torch
 
 from .. import distributed
 from ..errors import ConfigError
 from ..harvest.config import HarvestConfig
 from ..harvest.paired import harvest_pairs
-from ..harvest.rowstore import RowStore
 from ..models.layers import LayerSpec, layer_name
 from ..models.load import LoadedModel
 from ..models.tokenizer_check import check_tokenizers
-from ..stats.moments import MomentStats
-from ..stats.samples import NormTracker, Reservoir, merge_over_ranks
 from .adamw import fit_adamw
+from .accumulate import FitAccumulator
 from .affine import AffineMap
 from .config import FitConfig
 from .judge import MIN_HELDOUT_ROWS, PairStats, choose_ridge, judge, solve_and_judge
@@ -34,19 +32,35 @@ def fit_map(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, t
 
 
 def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSpec, target_layer: LayerSpec,
-                 harvest: HarvestConfig, cfg: FitConfig | None = None, both: bool = True
+                 harvest: HarvestConfig, cfg: FitConfig | None = None, both: bool = True,
+                 checkpoint: str | Path | None = None, checkpoint_tokens: int = 0, resume: bool = False
                  ) -> tuple[AffineMap, AffineMap | None]:
     """``(forward, inverse)``: the map source → target and, with ``both``, target → source (closed form) from
     the same harvest. Under ``torchrun`` each rank harvests its share of the batches and the statistics are
-    all-reduced; every rank returns the same maps (rank 0's alone carry the held-out row-sample metrics)."""
+    all-reduced; every rank returns the same maps (rank 0's alone carry the held-out row-sample metrics).
+    ``checkpoint`` + ``checkpoint_tokens``: the harvest's state is saved there every that-many tokens (one
+    process); ``resume`` continues from it, to the map an uninterrupted run gives."""
     cfg = cfg or FitConfig()
     _check_both(both, cfg)
     check_tokenizers(source.tokenizer, target.tokenizer, source.name, target.name)
     ls, lt = source.layer_index(source_layer), target.layer_index(target_layer)
+    if (checkpoint_tokens or resume) and (distributed.active() or cfg.method != "closed-form"):
+        raise ConfigError("fit checkpoints are for one process and the closed form; under torchrun, harvest to a "
+                          "store (lrt harvest, resumable) and fit from it", option="checkpoint_tokens")
     t0 = time.time()
     tally: dict = {}
-    ps, store, norms, excluded = _harvest(_live_batches(source, target, ls, lt, harvest, tally),
-                                          source.d_model, target.d_model, target.device, cfg, harvest.tokens)
+    acc = FitAccumulator(source.d_model, target.d_model, target.device, cfg, harvest.tokens)
+    fingerprint = {"source": source.name, "target": target.name, "layers": [ls, lt], "fit": asdict(cfg),
+                   "harvest": {k: v for k, v in asdict(harvest).items() if k != "progress"}}
+    start = acc.restore(Path(checkpoint), fingerprint) if resume else 0
+    last = start
+    for index, x, y, is_held in _live_batches(source, target, ls, lt, harvest, tally, start):
+        acc.add(index, x, y, is_held)
+        if checkpoint is not None and checkpoint_tokens and \
+                (index + 1 - last) * harvest.batch_size * harvest.context >= checkpoint_tokens:
+            acc.save(Path(checkpoint), index + 1, fingerprint)
+            last = index + 1
+    ps, store, norms, excluded = acc.finish()
     if ps.train.n < 2:
         raise ConfigError(f"only {ps.train.n} training rows were harvested from {harvest.tokens:,} tokens of "
                           f"{harvest.corpus!r}; raise the token budget or use a larger corpus", option="tokens")
@@ -79,7 +93,10 @@ def fit_map_from_store(path, source_layer: int, target_layer: int, cfg: FitConfi
                 if rows.any():
                     yield 2 * i + part, cols[kx][rows], cols[ky][rows], part
 
-    ps, store, norms, excluded = _harvest(batches(), st.width(kx), st.width(ky), "cpu", cfg, st.rows)
+    acc = FitAccumulator(st.width(kx), st.width(ky), "cpu", cfg, st.rows)
+    for batch in batches():
+        acc.add(*batch)
+    ps, store, norms, excluded = acc.finish()
     bad = distributed.gather(st.bad)
     st.bad = sorted({b for part in bad for b in part})
     if ps.train.n < 2:
@@ -159,70 +176,9 @@ def _warnings(ps: PairStats, harvest: HarvestConfig | None, tally: dict) -> list
     return out
 
 
-def _live_batches(source: LoadedModel, target: LoadedModel, ls: int, lt: int, harvest: HarvestConfig, tally: dict):
-    """``(index, x, y, heldout)`` per batch of the paired harvest (this rank's batches under torchrun)."""
-    for batch in harvest_pairs(source, target, [ls], [lt], harvest, tally, split_ranks=True):
+def _live_batches(source: LoadedModel, target: LoadedModel, ls: int, lt: int, harvest: HarvestConfig, tally: dict,
+                  start: int = 0):
+    """``(index, x, y, heldout)`` per batch of the paired harvest (this rank's batches under torchrun), from batch
+    ``start`` on."""
+    for batch in harvest_pairs(source, target, [ls], [lt], harvest, tally, split_ranks=True, start=start):
         yield batch.index, batch.source[ls].to(target.device), batch.target[lt], batch.heldout
-
-
-class _NormCut:
-    """The massive-activation cut: rows whose norm exceeds ``ratio`` × the median norm of the stream's first batch
-    (batch 0; rank 0 measures it and every rank receives it), so the cut is the same however the batches are
-    spread over ranks."""
-
-    def __init__(self, ratio: float | None):
-        self.ratio, self.limits, self.done = ratio, None, not ratio
-
-    def calibrate(self, index: int | None, nx: torch.Tensor | None = None, ny: torch.Tensor | None = None) -> None:
-        if self.done:
-            return
-        mine = None
-        if index == 0:
-            mine = (self.ratio * float(nx.median()), self.ratio * float(ny.median()))
-        elif distributed.rank() == 0:             # rank 0 without batch 0: an empty stream, nothing to cut
-            mine = (float("inf"), float("inf"))
-        self.limits, self.done = distributed.broadcast(mine), True
-
-    def keep(self, nx: torch.Tensor, ny: torch.Tensor) -> torch.Tensor | None:
-        return None if self.limits is None else (nx <= self.limits[0]) & (ny <= self.limits[1])
-
-
-def _harvest(batches, ds: int, dt: int, dev, cfg: FitConfig, capacity: int = 0):
-    """Statistics of ``(index, x, y, heldout)`` batches, merged over ranks: ``(PairStats, RowStore | None,
-    norms, excluded)``. Randomness is seeded per batch index, so ranks reproduce the single-process run."""
-    train, held, held_kept = MomentStats(ds, dt, dev), MomentStats(ds, dt, dev), MomentStats(ds, dt, dev)
-    shuffled = MomentStats(ds, dt, dev) if cfg.shuffled_control else None
-    norms = {"source": NormTracker(seed=cfg.seed), "target": NormTracker(seed=cfg.seed + 1)}
-    sample = Reservoir(cfg.heldout_sample, seed=cfg.seed)
-    store = RowStore(capacity, ds, dt) if cfg.method == "adamw" else None
-    cut = _NormCut(cfg.max_norm_ratio)
-    excluded = 0
-    for index, x, y, is_held in batches:
-        nx, ny = x.norm(dim=-1), y.norm(dim=-1)
-        cut.calibrate(index, nx, ny)
-        norms["source"].update(nx)
-        norms["target"].update(ny)
-        keep = cut.keep(nx, ny)
-        if is_held:
-            held.update(x, y)
-            held_kept.update(*((x, y) if keep is None else (x[keep], y[keep])))
-            sample.update(x, y)
-            continue
-        if keep is not None:
-            excluded += int((~keep).sum())
-            x, y = x[keep], y[keep]
-        train.update(x, y)
-        if shuffled is not None:
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
-            shuffled.update(x, y[torch.randperm(len(y), generator=g).to(y.device)])
-        if store is not None:
-            store.append(x, y)
-    cut.calibrate(None)
-    if distributed.active():
-        if store is not None:
-            raise ConfigError("the AdamW recipe runs in one process; use the closed form under torchrun",
-                              option="method")
-        distributed.all_reduce_stats(train, held, held_kept, shuffled)
-        excluded = distributed.sum_int(excluded)
-        sample, norms = merge_over_ranks(sample, norms, cfg.seed)
-    return PairStats(train, held, held_kept, shuffled, sample.x, sample.y), store, norms, excluded
