@@ -125,8 +125,12 @@ def test_cli_train_transfer_and_bad_input(tmp_path, capsys):
     assert main(["sae", "train", "--model", "zoo-xs", "--layer", "0", "--tokens", "30000", "--context", "64",
                  "--k", "8", "--expansion", "4", "--lr", "0.001", "--sae-batch-size", "256",
                  "--eval-tokens", "1500", "--out", str(sae_dir), "-q"]) == 0
-    final = json.loads((sae_dir / "metrics.json").read_text())["final"]
+    metrics = json.loads((sae_dir / "metrics.json").read_text())
+    final, rows = metrics["final"], metrics["history"]
     assert final["fvu"] < 0.6 and final["l0"] == pytest.approx(8, abs=0.01) and final["delta_loss"] > 0
+    # every metric row measures Δloss on the same held-out tokens: it falls as the SAE learns
+    assert len(rows) >= 3 and all(r["delta_loss"] > 0 for r in rows)
+    assert rows[-1]["delta_loss"] < 0.8 * rows[0]["delta_loss"]
     assert main(["fit-map", "--source", "zoo-xs", "--target", "zoo-m", "--source-layer", "0", "--target-layer", "0",
                  "--tokens", "20000", "--context", "64", "--both", "--out", str(map_dir), "-q"]) == 0
     assert main(["sae", "transfer", "--sae", str(sae_dir), "--up", str(map_dir), "--eval-tokens", "1500",

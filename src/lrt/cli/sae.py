@@ -58,15 +58,22 @@ def run_train(cfg: SAETrainRun) -> int:
     ckpt = None
     if cfg.sae.checkpoint_tokens or cfg.resume:
         ckpt = output_dir(cfg.out) / "checkpoint.safetensors"
+    probe = None
+    if cfg.sae.delta_loss_tokens:                        # Δloss in every metric row, on fixed held-out tokens
+        from dataclasses import replace
+
+        quick = replace(cfg.stitch, eval_tokens=cfg.sae.delta_loss_tokens, progress=False)
+        split = cfg.harvest.heldout_percent
+        probe = lambda sae: {"delta_loss": sae_metrics(lm, sae, quick, split)["delta_loss"]}  # noqa: E731
     if cfg.store:
         from ..harvest.store import ActivationStore
 
         st = ActivationStore(cfg.store, verify=False)
         name = lm.name if lm.name in [m["name"] for m in st.models] else 0 if len(st.models) == 1 else lm.name
         res = train_sae_from_store(cfg.store, li, cfg.sae, name, None, ckpt, cfg.resume, cfg.harvest.progress,
-                                   cfg.skip_bad_shards)
+                                   cfg.skip_bad_shards, probe)
     else:
-        res = train_sae(lm, li, cfg.harvest, cfg.sae, None, ckpt, cfg.resume)
+        res = train_sae(lm, li, cfg.harvest, cfg.sae, None, ckpt, cfg.resume, probe)
     from .. import distributed
 
     if ckpt is not None and distributed.active():        # each rank's own checkpoint file

@@ -70,11 +70,10 @@ def features_page(r: dict, style: str) -> str:
 
 
 def curve_png(history: list[dict], path) -> None:
-    """One SAE run's FVU (held-out and training) against training FLOPs, saved to ``path``."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5, 3.2))
-    ax = fig.add_subplot(1, 1, 1)
+    """One SAE run's FVU (held-out and training) and, where measured, Δloss against training FLOPs."""
+    dl = [h for h in history if h.get("delta_loss") is not None]
+    fig = Figure(figsize=(9.5 if dl else 5, 3.2))
+    ax = fig.add_subplot(1, 2 if dl else 1, 1)
     rows = [h for h in history if h.get("heldout_fvu") is not None]
     ax.plot([h["flops"] for h in rows], [h["heldout_fvu"] for h in rows], marker="o", ms=3, label="held-out FVU")
     ax.plot([h["flops"] for h in history], [h["train_fvu"] for h in history], alpha=0.6, label="training FVU")
@@ -82,5 +81,10 @@ def curve_png(history: list[dict], path) -> None:
     ax.set_ylabel("FVU")
     ax.set_yscale("log")
     ax.legend()
+    if dl:
+        ax2 = fig.add_subplot(1, 2, 2)
+        ax2.plot([h["flops"] for h in dl], [h["delta_loss"] for h in dl], marker="o", ms=3, color="C2")
+        ax2.set_xlabel("training FLOPs")
+        ax2.set_ylabel("Δloss (nats / token, held out)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -36,6 +36,9 @@ class SAETrainConfig:
     """Steps between metric rows (held-out FVU, L0, dead latents, FLOPs)."""
     eval_rows: int = 4096
     """Held-out rows (from the harvest's held-out documents) the metrics are measured on."""
+    delta_loss_tokens: int = 2048
+    """Held-out tokens on which each metric row also measures Δloss (next-token CE with the reconstruction
+    spliced in, minus without; 0: only in the final metrics)."""
     dead_tokens: int = 50_000
     """A latent is dead if it has not fired on the last this-many training tokens."""
     checkpoint_tokens: int = 0

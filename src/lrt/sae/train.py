@@ -79,6 +79,7 @@ class _Trainer:
         self.t0 = time.time()
         self.lr = cfg.learning_rate(self.n)
         self.world = distributed.world()
+        self.probe = None
 
     def start(self, rows: torch.Tensor, init: SparseAutoencoder | None = None) -> None:
         if init is not None:
@@ -147,6 +148,8 @@ class _Trainer:
     def metrics(self, train_fvu: float) -> dict:
         row = {"step": self.step_no, "tokens": self.tokens, "flops": self.flops_per_step * self.step_no + self.extra_flops,
                "train_fvu": round(train_fvu, 6), "seconds": round(time.time() - self.t0, 2)}
+        if self.probe is not None and distributed.is_main():
+            row.update(self.probe(self.sae))
         if self.eval_x is not None and len(self.eval_x):
             z = self.sae.encode(self.eval_x)
             row["heldout_fvu"] = round(self.sae.fvu(self.eval_x, z), 6)
@@ -158,22 +161,24 @@ class _Trainer:
 
 def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SAETrainConfig | None = None,
               init: SparseAutoencoder | None = None, checkpoint: str | Path | None = None,
-              resume: bool = False) -> TrainResult:
+              resume: bool = False, probe=None) -> TrainResult:
     """Stream ``harvest.tokens`` tokens of ``lm`` at ``layer`` and train a TopK SAE on the training split's rows —
     from the tied random initialisation, or from ``init`` (e.g. a transferred SAE; its latents and k are kept).
     With ``checkpoint`` and ``cfg.checkpoint_tokens`` the run's state is saved there every that-many tokens;
-    ``resume`` continues from it (the stream is re-packed up to the saved position, tokenization only)."""
+    ``resume`` continues from it (the stream is re-packed up to the saved position, tokenization only).
+    ``probe(sae) -> dict``: extra numbers for each metric row (the CLI's Δloss on held-out text)."""
     li = lm.layer_index(layer)
     meta = {"model": lm.name, "layer": layer_name(li), "corpus": harvest.corpus, "context_size": harvest.context,
             "tokens": harvest.tokens}
     data = {k: v for k, v in asdict(harvest).items() if k != "progress"}
     return _train(lambda start: stream_rows(lm, li, harvest, start=start, split_ranks=True), lm.d_model, meta, data,
-                  cfg, init, harvest.progress, checkpoint, resume, harvest.tokens)
+                  cfg, init, harvest.progress, checkpoint, resume, harvest.tokens, probe)
 
 
 def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, model: str | int = 0,
                          init: SparseAutoencoder | None = None, checkpoint: str | Path | None = None,
-                         resume: bool = False, progress: bool = True, skip_bad_shards: bool = False) -> TrainResult:
+                         resume: bool = False, progress: bool = True, skip_bad_shards: bool = False,
+                         probe=None) -> TrainResult:
     """The same training on rows of an activation store (``lrt harvest``) instead of running the model."""
     from ..harvest.store import ActivationStore
 
@@ -193,13 +198,13 @@ def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, mo
                 if 2 * i + j >= start:
                     yield (None if got is None else got[0][key][got[1] == part]), part
 
-    res = _train(items, info["d_model"], meta, data, cfg, init, progress, checkpoint, resume, st.rows)
+    res = _train(items, info["d_model"], meta, data, cfg, init, progress, checkpoint, resume, st.rows, probe)
     res.sae.meta["bad_shards_skipped"] = st.bad
     return res
 
 
 def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None, init: SparseAutoencoder | None,
-           progress: bool, checkpoint, resume: bool, budget: int) -> TrainResult:
+           progress: bool, checkpoint, resume: bool, budget: int, probe=None) -> TrainResult:
     from ..io.config import flatten
     from .checkpoint import restore_trainer, save_trainer
 
@@ -211,6 +216,7 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
         cfg = replace(cfg, k=init.k, latents=init.d_sae)
     meta = {**meta, "recipe": cfg.recipe, "k": cfg.k}
     tr = _Trainer(cfg, d_in, meta)
+    tr.probe = probe
     fingerprint = {"data": data, "sae": {k: v for k, v in flatten(cfg).items() if k != "checkpoint_tokens"},
                    "meta": meta, "init": None if init is None else init.meta.get("sha256", init.d_sae)}
     if tr.world > 1:
