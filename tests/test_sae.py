@@ -192,6 +192,12 @@ def test_compare_init_cli_transferred_start_is_ahead(tmp_path):
     assert r["zero_shot_fvu"] < 0.8 and warm[0]["heldout_fvu"] < scratch[0]["heldout_fvu"] - 0.1
     assert r["accountings"]["sae, nothing charged"]["saving"] > 0.1
     assert (out / "fvu_vs_flops.png").stat().st_size > 1000
+    page = (out / "report.html").read_text()
+    assert "FLOPs to the target FVU" in page and "data:image/png;base64," in page
+    saved = r["accountings"]["sae, nothing charged"]["saving"]
+    assert f"{saved:.0%}" in page                                    # the table shows the measured saving
+    assert main(["report", str(out), "-o", str(tmp_path / "again.html")]) == 0   # lrt report reads the kind
+    assert (tmp_path / "again.html").read_text() == page
 
 
 def test_sparse_moments_and_s2l_map(trained):

@@ -44,7 +44,7 @@ class SAETrainRun:
 
 
 def run_train(cfg: SAETrainRun) -> int:
-    from ..evaluate.sae_metrics import sae_metrics
+    from ..evaluate.sae_metrics import delta_loss_probe, sae_metrics
     from ..io.files import atomic_write_text, to_json
     from ..sae.formats import save_saelens, save_sparsify
     from ..report.sae import curve_png
@@ -58,13 +58,7 @@ def run_train(cfg: SAETrainRun) -> int:
     ckpt = None
     if cfg.sae.checkpoint_tokens or cfg.resume:
         ckpt = output_dir(cfg.out) / "checkpoint.safetensors"
-    probe = None
-    if cfg.sae.delta_loss_tokens:                        # Δloss in every metric row, on fixed held-out tokens
-        from dataclasses import replace
-
-        quick = replace(cfg.stitch, eval_tokens=cfg.sae.delta_loss_tokens, progress=False)
-        split = cfg.harvest.heldout_percent
-        probe = lambda sae: {"delta_loss": sae_metrics(lm, sae, quick, split)["delta_loss"]}  # noqa: E731
+    probe = delta_loss_probe(lm, cfg.stitch, cfg.sae.delta_loss_tokens, cfg.harvest.heldout_percent)
     if cfg.store:
         from ..harvest.store import ActivationStore
 
@@ -197,7 +191,7 @@ class SAECompareInitRun:
     the same held-out FVU, the transfer's cost charged."""
 
     out: str
-    """Output directory (results.json, fvu_vs_flops.png, config.json)."""
+    """Output directory (results.json, report.html, fvu_vs_flops.png, config.json)."""
     pair: PairConfig = field(default_factory=PairConfig)
     """The two models and the layer pair (the SAEs' layers)."""
     small_sae: str | None = None
@@ -232,8 +226,12 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
                      replace(h, tokens=cfg.small_tokens, seed=h.seed + 1), replace(h, tokens=cfg.map_tokens,
                                                                                    seed=h.seed + 2),
                      h, cfg.sae, cfg.sae, given)
+    from ..report.html import STYLE
+    from ..report.sae import init_page
+
     out = output_dir(cfg.out)
     atomic_write_text(out / "results.json", to_json(r))
+    atomic_write_text(out / "report.html", init_page(r, STYLE))
     init_curves_figure(r).savefig(out / "fvu_vs_flops.png", dpi=110)
     record(out, cfg)
     f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731

@@ -55,3 +55,14 @@ def sae_metrics(lm: LoadedModel, sae: SparseAutoencoder, cfg: StitchConfig | Non
             "dead_fraction": round(1 - float(fired.float().mean()), 6), "ce": round(ce, 6),
             "ce_reconstructed": round(ce_rec, 6), "delta_loss": round(ce_rec - ce, 6),
             "kl": round(sc.kl["reconstructed"] / n, 6), "model": lm.name, "layer": sae.meta.get("layer")}
+
+
+def delta_loss_probe(lm: LoadedModel, cfg: StitchConfig, tokens: int, split_percent: float = 10.0):
+    """``sae -> {"delta_loss": ...}`` on the same first ``tokens`` held-out tokens each call (for the training
+    curve's metric rows); ``None`` when ``tokens`` is 0."""
+    if not tokens:
+        return None
+    from dataclasses import replace
+
+    quick = replace(cfg, eval_tokens=tokens, progress=False)
+    return lambda sae: {"delta_loss": sae_metrics(lm, sae, quick, split_percent)["delta_loss"]}

@@ -27,6 +27,9 @@ REQUIRED = ("command", "settings", "models", "vectors", "steering", "verdict")
 SWEEP_KIND = "lrt_sweep"            # ``lrt sweep-layers``: models, source/target layers, pairs, stitched, ...
 SWEEP_FORMAT_VERSION = 1
 SWEEP_REQUIRED = ("command", "models", "source_layers", "target_layers", "pairs")
+SAE_INIT_KIND = "lrt_sae_init"      # ``lrt sae compare-init``: curves, charges, accountings, zero-shot FVU
+SAE_INIT_FORMAT_VERSION = 1
+SAE_INIT_REQUIRED = ("command", "models", "target_fvu", "charges", "accountings", "curves")
 
 
 def make_results(command: str, settings: dict, models: dict, vectors: dict, steering: dict, verdict: dict,
@@ -53,9 +56,10 @@ def load_results(path: str | Path) -> dict:
         results = json.loads(f.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{f} is not valid JSON ({e})") from None
-    kinds = {KIND: (FORMAT_VERSION, REQUIRED), SWEEP_KIND: (SWEEP_FORMAT_VERSION, SWEEP_REQUIRED)}
+    kinds = {KIND: (FORMAT_VERSION, REQUIRED), SWEEP_KIND: (SWEEP_FORMAT_VERSION, SWEEP_REQUIRED),
+             SAE_INIT_KIND: (SAE_INIT_FORMAT_VERSION, SAE_INIT_REQUIRED)}
     if not isinstance(results, dict) or results.get("kind") not in kinds:
-        raise ArtifactError(f"{f} is not an lrt results file (no kind {KIND!r} or {SWEEP_KIND!r})")
+        raise ArtifactError(f"{f} is not an lrt results file (no kind {', '.join(map(repr, kinds))})")
     version, required = kinds[results["kind"]]
     if results.get("format_version", 0) > version:
         raise ArtifactError(f"{f} has format version {results['format_version']}, newer than this lrt "

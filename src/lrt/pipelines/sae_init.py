@@ -27,8 +27,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..harvest.capture import run_with_capture
 from ..harvest.config import HarvestConfig
 from ..harvest.paired import pack_sequences, stream_rows
+from ..io.results import SAE_INIT_FORMAT_VERSION, SAE_INIT_KIND
 from ..maps.config import FitConfig
 from ..maps.fit import fit_map_pair
+from ..models.layers import layer_name
 from ..models.load import LoadedModel
 from ..sae.config import SAETrainConfig
 from ..sae.model import SparseAutoencoder
@@ -101,7 +103,10 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
     target = scratch.history[-1]["heldout_fvu"]
     charges = {"sae, nothing charged": 0.0, "sae": small_sae_flops + map_stats, "sae, small SAE given": map_stats,
                "all-in": small_sae_flops + small_fwd + map_stats + map_forward}
-    out = {"target_fvu": target, "charges": charges, "accountings": {}, "curves": {
+    out = {"kind": SAE_INIT_KIND, "format_version": SAE_INIT_FORMAT_VERSION, "command": "sae compare-init",
+           "models": {"source": small.name, "target": large.name, "source_layer": layer_name(ls),
+                      "target_layer": layer_name(lt)},
+           "target_fvu": target, "charges": charges, "accountings": {}, "curves": {
         "scratch": scratch.history, "transferred": warm.history},
         "zero_shot_fvu": round(start.fvu(heldout_rows(large, lt, large_data)), 6),
         "small_sae": small_run.history[-1] if small_run else small_sae.meta,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ArtifactError, OutputDirError
 from ..io.files import atomic_write_text
-from ..io.results import SWEEP_KIND, load_results
+from ..io.results import SAE_INIT_KIND, SWEEP_KIND, load_results
 from . import sections
 from .sweep import render_sweep
 from .plots import named, plot_curves, plot_slopes, random_names, shaded_range
@@ -88,6 +88,10 @@ def plots_section(s: dict) -> str:
 def render(results: dict) -> str:
     if results.get("kind") == SWEEP_KIND:
         return render_sweep(results, STYLE)
+    if results.get("kind") == SAE_INIT_KIND:
+        from .sae import init_page
+
+        return init_page(results, STYLE)
     check_results(results)
     s = results["steering"]
     parts = [header(results)]

@@ -88,3 +88,33 @@ def curve_png(history: list[dict], path) -> None:
         ax2.set_ylabel("Δloss (nats / token, held out)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def init_page(r: dict, style: str) -> str:
+    """One HTML page of ``lrt sae compare-init``: the curves, FLOPs to the target under each accounting, the power
+    laws, the zero-shot FVU and the maps' quality."""
+    import html
+
+    from .plots import _png
+    from .sections import fmt, table
+
+    pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
+    rows = [[name, fmt(r["charges"][name]), fmt(a["scratch_flops"]), fmt(a["transferred_flops"]), pct(a["saving"]),
+             fmt(a["power_law"]["scratch"].get("beta") if a["power_law"]["scratch"] else None),
+             fmt(a["power_law"]["transferred"].get("beta") if a["power_law"]["transferred"] else None)]
+            for name, a in r["accountings"].items()]
+    models = r.get("models", {})
+    head = (f"{html.escape(str(models.get('source')))} L{models.get('source_layer')} → "
+            f"{html.escape(str(models.get('target')))} L{models.get('target_layer')}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>lrt SAE initialisation</title><style>{style}"
+            f"</style></head><body><h1>The large model's SAE: from scratch vs from the transferred SAE</h1>"
+            f"<p>{head}. Target: the scratch run's final held-out FVU {fmt(r['target_fvu'])}. The transferred SAE "
+            f"starts at FVU {fmt(r.get('zero_shot_fvu'))} zero-shot; maps held-out R² up "
+            f"{fmt((r.get('maps') or {}).get('up_r2'))}, down {fmt((r.get('maps') or {}).get('down_r2'))}. "
+            f"Tokens: {html.escape(str(r.get('tokens')))}.</p>" + _png(init_curves_figure(r)) +
+            "<h2>FLOPs to the target FVU</h2>" +
+            table(rows, ["accounting (charged to the transferred run)", "charge", "scratch", "transferred", "saved",
+                         "β scratch", "β transferred"]) +
+            "<p class='caption'>FVU(C) = a·C<sup>−β</sup> fitted to each curve (FLOPs C, the charge included). "
+            "'sae': the small SAE's training and the maps' statistics are charged; 'small SAE given': only the maps; "
+            "'all-in': also every model forward pass.</p></body></html>")
