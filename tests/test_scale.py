@@ -325,3 +325,19 @@ def test_fit_killed_and_resumed_gives_the_uninterrupted_map(pair, tmp_path):
         assert resumed.meta[key] == whole.meta[key], key
     with pytest.raises(Exception, match="another fit"):
         fit_map_pair(src, tgt, 0, 2, h, both=False, checkpoint=ckpt, resume=True)
+
+
+def test_sweep_from_a_store_equals_the_live_sweep(pair, tmp_path):
+    from lrt.maps.sweep import sweep_layers
+
+    src, tgt = pair
+    h = _harvest_cfg(5000)
+    write_store([src, tgt], [[0, 1], [1, 2]], h, tmp_path / "st", shard_rows=900)
+    fit = FitConfig(shuffled_control=False)
+    live = sweep_layers(src, tgt, [0, 1], [1, 2], h, fit)
+    stored = sweep_layers(src, tgt, [0, 1], [1, 2], h, fit, store=str(tmp_path / "st"))
+    assert len(stored.pairs) == 4 and stored.meta["harvest"] == {"store": str(tmp_path / "st")}
+    for a, b in zip(live.pairs, stored.pairs):
+        assert b["heldout_r2"] == pytest.approx(a["heldout_r2"], abs=1e-6) and b["cka"] == pytest.approx(a["cka"])
+    with pytest.raises(StoreError, match="not 3"):
+        sweep_layers(src, tgt, [0, 1], [3], h, fit, store=str(tmp_path / "st"))

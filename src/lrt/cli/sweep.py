@@ -28,6 +28,11 @@ class SweepRun:
     """Stitched loss for each source layer's best k target layers by held-out R² (0: none)."""
     save_maps: bool = True
     """Save each stitched pair's map and inverse under OUT/maps/."""
+    store: str | None = None
+    """Read the rows from an activation store holding the swept layers of --source and --target (lrt harvest
+    --model SOURCE --model TARGET) instead of harvesting; the models still score the stitched loss."""
+    skip_bad_shards: bool = False
+    """With --store: leave out shards whose sha256 does not match instead of stopping."""
     load: LoadConfig = field(default_factory=LoadConfig)
     """How the models are loaded."""
     sweep: SweepConfig = field(default_factory=SweepConfig)
@@ -52,7 +57,8 @@ def run_sweep_cmd(cfg: SweepRun) -> int:
     quiet_progress(cfg.harvest.progress)
     src, tgt = cfg.load.load(cfg.source), cfg.load.load(cfg.target)
     resolve_layers(src, tgt, cfg.sweep)                    # layer errors before any harvest
-    results, sw = run_sweep(src, tgt, cfg.harvest, cfg.fit, cfg.sweep, cfg.stitch, cfg.stitch_best, flatten(cfg))
+    results, sw = run_sweep(src, tgt, cfg.harvest, cfg.fit, cfg.sweep, cfg.stitch, cfg.stitch_best, flatten(cfg),
+                            cfg.store, cfg.skip_bad_shards)
     from .. import distributed
 
     if not distributed.is_main():                 # torchrun: every rank harvested its share; rank 0 writes

@@ -149,15 +149,40 @@ class Sweep:
         return rows
 
 
+def _batches(source, target, S, T, harvest, tally, store, skip_bad):
+    """``(index, {layer: source rows}, {layer: target rows}, heldout)``: this rank's batches of a live harvest or of
+    a store's shards."""
+    if not store:
+        for b in harvest_pairs(source, target, S, T, harvest, tally, split_ranks=True):
+            yield b.index, b.source, b.target, b.heldout
+        return
+    from ..harvest.store import ActivationStore
+
+    st = ActivationStore(store, skip_bad=skip_bad)
+    for i, name in enumerate((source.name, target.name)):
+        if st.models[min(i, len(st.models) - 1)]["name"] != name:
+            raise ConfigError(f"the store {store} holds {[m['name'] for m in st.models]}; the sweep's models are "
+                              f"{source.name!r} → {target.name!r} (harvest them in that order)", option="store")
+    keys = {("s", a): st.key(0, a) for a in S} | {("t", b): st.key(1, b) for b in T}
+    for i, cols, held in st.batches(list(keys.values())):
+        for part in (False, True):
+            rows = held == part
+            if rows.any():
+                yield (2 * i + part, {a: cols[keys["s", a]][rows] for a in S},
+                       {b: cols[keys["t", b]][rows] for b in T}, part)
+
+
 def _score(row: dict) -> float:
     v = row.get("heldout_r2")
     return float("-inf") if v is None else v
 
 
 def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[int], target_layers: list[int],
-                 harvest: HarvestConfig, fit: FitConfig | None = None, sweep: SweepConfig | None = None) -> Sweep:
+                 harvest: HarvestConfig, fit: FitConfig | None = None, sweep: SweepConfig | None = None,
+                 store: str | None = None, skip_bad_shards: bool = False) -> Sweep:
     """Harvest every layer in ``source_layers`` and ``target_layers`` (indices, ``-1`` = embed) in one pass and
-    judge the one-to-one map of every pair (ridge chosen per pair on held-out rows)."""
+    judge the one-to-one map of every pair (ridge chosen per pair on held-out rows). With ``store``, the rows come
+    from an activation store holding those layers of the two models (its first two) instead of a harvest."""
     fit, sweep = fit or FitConfig(), sweep or SweepConfig()
     if fit.method != "closed-form":
         raise ConfigError("a sweep solves every pair in closed form from one harvest; use method closed-form",
@@ -174,16 +199,16 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
     norms: dict = {}
     tally: dict = {}
     t0 = time.time()
-    for batch in harvest_pairs(source, target, S, T, harvest, tally, split_ranks=True):
-        x = torch.cat([batch.source[layer].to(dev) for layer in S], 1)
-        y = torch.cat([batch.target[layer].to(dev) for layer in T], 1)
-        if batch.heldout:
+    for index, xs, ys, is_held in _batches(source, target, S, T, harvest, tally, store, skip_bad_shards):
+        x = torch.cat([xs[layer].to(dev) for layer in S], 1)
+        y = torch.cat([ys[layer].to(dev) for layer in T], 1)
+        if is_held:
             held.update(x, y)
             sample.update(x, y)
             continue
         train.update(x, y)
         if shuffled is not None:
-            gen = torch.Generator().manual_seed(fit.seed * 1_000_003 + batch.index)   # the same on any rank
+            gen = torch.Generator().manual_seed(fit.seed * 1_000_003 + index)   # the same on any rank
             shuffled.update(x, y[torch.randperm(len(y), generator=gen).to(y.device)])
         for side, layers, rows, d in (("source", S, x, ds), ("target", T, y, dt)):
             for i, layer in enumerate(layers):
@@ -194,6 +219,8 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
     if train.n < 2:
         raise ConfigError(f"only {train.n} training rows were harvested from {harvest.tokens:,} tokens of "
                           f"{harvest.corpus!r}; raise the token budget", option="tokens")
+    if store:
+        harvest = None
     harvest_s = time.time() - t0
     ps = PairStats(train, held, held, shuffled, sample.x, sample.y)
     summary = {k: v.summary() for k, v in norms.items()}
@@ -202,7 +229,8 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
     pair_norms.update({("down", a, b): {"source": v["target"], "target": v["source"]}
                        for (_, a, b), v in list(pair_norms.items())})
     result = Sweep(source.name, target.name, S, T, ds, dt, ps, replace(fit, max_norm_ratio=None),
-                   meta={"harvest": {k: v for k, v in asdict(harvest).items() if k != "progress"},
+                   meta={"harvest": ({k: v for k, v in asdict(harvest).items() if k != "progress"} if harvest
+                                     else {"store": store}),
                          "tokens": {"train_rows": train.n, "heldout_rows": held.n,
                                     "train_tokens": tally.get("train_tokens"),
                                     "heldout_tokens": tally.get("heldout_tokens")},

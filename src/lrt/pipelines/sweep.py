@@ -31,14 +31,14 @@ def stitch_pairs(sw: Sweep, best_k: int) -> list[tuple[int, int]]:
 
 
 def run_sweep(source: LoadedModel, target: LoadedModel, harvest: HarvestConfig, fit: FitConfig, sweep: SweepConfig,
-              stitch_cfg: StitchConfig | None, stitch_best: int = 1, settings: dict | None = None
-              ) -> tuple[dict, Sweep]:
+              stitch_cfg: StitchConfig | None, stitch_best: int = 1, settings: dict | None = None,
+              store: str | None = None, skip_bad_shards: bool = False) -> tuple[dict, Sweep]:
     """Sweep, then (unless ``stitch_cfg`` is None or ``stitch_best`` is 0) the stitched CE of each source layer's
     best target layers (with the inverse map: reverse and round trips) and of each of those target layers'
     many-to-one map. Returns ``(results, sweep)``."""
     t0 = time.time()
     S, T = resolve_layers(source, target, sweep)
-    sw = sweep_layers(source, target, S, T, harvest, fit, sweep)
+    sw = sweep_layers(source, target, S, T, harvest, fit, sweep, store, skip_bad_shards)
     timings = {"harvest": sw.meta["seconds"]["harvest"], "solve": sw.meta["seconds"]["solve"]}
     t1 = time.time()
     many = sw.many_to_one(sweep.window)
