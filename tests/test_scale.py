@@ -341,3 +341,19 @@ def test_sweep_from_a_store_equals_the_live_sweep(pair, tmp_path):
         assert b["heldout_r2"] == pytest.approx(a["heldout_r2"], abs=1e-6) and b["cka"] == pytest.approx(a["cka"])
     with pytest.raises(StoreError, match="not 3"):
         sweep_layers(src, tgt, [0, 1], [3], h, fit, store=str(tmp_path / "st"))
+
+
+def test_store_cli_errors_are_one_line_and_create_nothing(tmp_path, capsys):
+    from lrt.cli import main
+
+    assert main(["fit-map", "--store", str(tmp_path / "nope"), "--out", str(tmp_path / "m")]) == 2
+    assert "is not an activation store" in capsys.readouterr().err and not (tmp_path / "m").exists()
+    assert main(["harvest", "--model", "zoo-xs", "--layers", "99", "--out", str(tmp_path / "s"), "-q"]) == 2
+    assert "out of range" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    assert main(["harvest", "--model", "zoo-xs", "--layers", "1", "--tokens", "600", "--out", str(tmp_path / "s"),
+                 "-q"]) == 0
+    assert main(["harvest", "--model", "zoo-xs", "--layers", "1", "--tokens", "600", "--out", str(tmp_path / "s"),
+                 "-q"]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(["fit-map", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "m")]) == 2
+    assert "holds one model" in capsys.readouterr().err and not (tmp_path / "m").exists()
