@@ -357,3 +357,14 @@ def test_store_cli_errors_are_one_line_and_create_nothing(tmp_path, capsys):
     assert "pass --resume" in capsys.readouterr().err
     assert main(["fit-map", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "m")]) == 2
     assert "holds one model" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
+def test_commands_that_do_not_split_refuse_torchrun(monkeypatch, tmp_path, capsys):
+    from lrt.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["harvest", "--model", "zoo-xs", "--layers", "1", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "lrt harvest runs in one process" in err and "lrt fit-map, lrt sweep-layers, lrt sae train" in err
+    assert main(["sae", "transfer", "--sae", "x", "--up", "y", "--out", str(tmp_path / "t")]) == 2
+    assert "lrt sae transfer runs in one process" in capsys.readouterr().err and not any(tmp_path.iterdir())

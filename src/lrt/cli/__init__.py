@@ -13,8 +13,11 @@ import warnings
 
 from .. import __version__
 from .. import distributed
-from ..errors import LRTError
+from ..errors import ConfigError, LRTError
 from . import demo, evaluate, fit_map, generate, harvest, probe, report, sae, steer, sweep, zoo
+
+DATA_PARALLEL = ("fit-map", "sweep-layers", "sae train")
+"""Commands that split their work over ``torchrun`` ranks; the others refuse to be launched by it."""
 
 COMMANDS = (harvest, fit_map, sweep, steer, evaluate, sae, probe, report, generate, demo, zoo)
 
@@ -70,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("default", module="lrt")
     try:
         if distributed.launched():                 # torchrun: join the process group (gloo on CPU, nccl on GPUs)
+            name = " ".join(x for x in (args.command, getattr(args, "sae_command", None)) if x)
+            if name not in DATA_PARALLEL:
+                raise ConfigError(f"lrt {name} runs in one process; launch it without torchrun (data-parallel "
+                                  f"commands: {', '.join('lrt ' + c for c in DATA_PARALLEL)})")
             distributed.setup(_device_of(args))
         return int(args.handler(args) or 0)
     except LRTError as e:

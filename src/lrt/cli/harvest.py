@@ -39,7 +39,6 @@ class HarvestRun:
 
 
 def run(cfg: HarvestRun) -> int:
-    from .. import distributed
     from ..errors import ConfigError
     from ..harvest.store_write import STORE_DTYPES, write_store
     from ..models.layers import layer_name, parse_layer_list
@@ -52,9 +51,6 @@ def run(cfg: HarvestRun) -> int:
         raise ConfigError(f"store dtype must be one of {', '.join(STORE_DTYPES)}", option="store_dtype")
     if cfg.shard_rows < 1:
         raise ConfigError("shard_rows must be positive", option="shard_rows")
-    if distributed.active():
-        raise ConfigError("lrt harvest writes one store from one process; run it without torchrun (readers of the "
-                          "store split its shards over ranks)")
     check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
     models = [cfg.load.load(m) for m in cfg.model]
