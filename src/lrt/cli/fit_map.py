@@ -96,6 +96,7 @@ def _from_store(cfg: FitMapRun):
     from ..errors import ConfigError
     from ..harvest.store import ActivationStore
     from ..maps.fit import fit_map_from_store
+
     st = ActivationStore(cfg.store, verify=False)
     if len(st.models) < 2:
         raise ConfigError(f"the store {cfg.store} holds one model; a map needs two (lrt harvest --model S --model T)",

@@ -14,8 +14,8 @@ from .options import command
 @dataclass
 class HarvestRun:
     """Run a corpus through one or more models once and store the hidden states of the requested layers
-    (sharded safetensors + manifest.json with per-shard sha256); lrt fit-map, lrt sae train and lrt probe read it
-    with --store instead of running the models again. Resumable: an interrupted harvest goes on with --resume."""
+    (sharded safetensors + manifest.json with per-shard sha256); lrt fit-map, lrt sweep-layers and lrt sae train
+    read it with --store instead of running the models again. Resumable: an interrupted harvest goes on with --resume."""
 
     out: str
     """Store directory (manifest.json + shard-NNNNN.safetensors)."""

@@ -69,10 +69,11 @@ def run_train(cfg: SAETrainRun) -> int:
     else:
         res = train_sae(lm, li, cfg.harvest, cfg.sae, None, ckpt, cfg.resume, probe)
     from .. import distributed
+    from ..sae.checkpoint import rank_path
 
-    if ckpt is not None and distributed.active():        # each rank's own checkpoint file
-        ckpt.with_name(f"checkpoint.rank{distributed.rank()}.safetensors").unlink(missing_ok=True)
     if not distributed.is_main():                        # torchrun: rank 0 measures and writes
+        if ckpt is not None:
+            rank_path(ckpt).unlink(missing_ok=True)
         return 0
     final = sae_metrics(lm, res.sae, cfg.stitch, cfg.harvest.heldout_percent)
     out = output_dir(cfg.out)
@@ -85,7 +86,7 @@ def run_train(cfg: SAETrainRun) -> int:
     curve_png(res.history, out / "curve.png")
     record(out, cfg)
     if ckpt is not None:
-        ckpt.unlink(missing_ok=True)                     # the run finished: its outputs replace the checkpoint
+        rank_path(ckpt).unlink(missing_ok=True)          # the run finished: its outputs replace the checkpoint
     show([[lm.name, res.sae.meta["layer"], res.sae.d_sae, res.sae.k, res.tokens, res.steps,
            f"{res.sae.meta['flops']:.3g}", final["fvu"], final["l0"], final["dead_fraction"],
            final["delta_loss"]]],

@@ -129,6 +129,16 @@ class ActivationStore:
             if got is not None:
                 yield i, *got
 
+    def parts(self, keys: list[str]) -> Iterator[tuple[int, dict[str, torch.Tensor], bool]]:
+        """``(index, {key: rows}, heldout)``: each of this rank's shards split into its training rows (index
+        ``2·shard``) and its held-out rows (``2·shard + 1``), empty parts left out — the batches a fit or a sweep
+        folds in (the index seeds per-batch randomness, as a live harvest's batch index does)."""
+        for i, cols, held in self.batches(keys):
+            for part in (False, True):
+                rows = held == part
+                if rows.any():
+                    yield 2 * i + part, {k: v[rows] for k, v in cols.items()}, part
+
     def read(self, shard: dict, keys: list[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor] | None:
         """``({key: float32 rows}, heldout mask)`` of one shard after its check; ``None`` if skipped as bad."""
         from safetensors import safe_open

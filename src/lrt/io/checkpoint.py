@@ -25,8 +25,11 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], state: d
     return path
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """``(tensors, state)`` of a checkpoint written by :func:`save_checkpoint`."""
+def load_checkpoint(path: str | Path, fingerprint: dict | None = None, what: str = "run"
+                    ) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(tensors, state)`` of a checkpoint written by :func:`save_checkpoint`. With ``fingerprint`` (what the run
+    that resumes is: models, data, options), a checkpoint whose ``state["fingerprint"]`` differs is refused, naming
+    the parts that differ."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -41,6 +44,11 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     except Exception as e:
         raise StoreError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete it and start again "
                          "without --resume", option="resume") from None
+    if fingerprint is not None and state.get("fingerprint") != fingerprint:
+        saved = state.get("fingerprint") or {}
+        diff = sorted(k for k in set(fingerprint) | set(saved) if fingerprint.get(k) != saved.get(k))
+        raise StoreError(f"the checkpoint {path} belongs to another {what} (it differs in {', '.join(diff)}); resume "
+                         "with the same options, or start again without --resume", option="resume")
     return tensors, state
 
 

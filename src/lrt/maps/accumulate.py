@@ -107,11 +107,7 @@ class FitAccumulator:
 
     def restore(self, path: Path, fingerprint: dict) -> int:
         """Load a checkpoint of the same fit; returns the stream position to continue from."""
-        t, state = load_checkpoint(path)
-        if state["fingerprint"] != fingerprint:
-            raise ConfigError(f"the checkpoint {path} belongs to another fit (other models, layers, data or "
-                              "options); resume with the same options, or start again without --resume",
-                              option="resume")
+        t, state = load_checkpoint(path, fingerprint, "fit")
         for name in MOMENTS:
             if name in t:
                 setattr(self, name, MomentStats.unpack(t[name], self.ds, self.dt))

@@ -10,7 +10,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-
 from .. import distributed
 from ..errors import ConfigError
 from ..harvest.config import HarvestConfig
@@ -86,16 +85,9 @@ def fit_map_from_store(path, source_layer: int, target_layer: int, cfg: FitConfi
     kx, ky = st.key(source, source_layer), st.key(target, target_layer)
     t0 = time.time()
 
-    def batches():
-        for i, cols, held in st.batches([kx, ky]):
-            for part in (False, True):
-                rows = held == part
-                if rows.any():
-                    yield 2 * i + part, cols[kx][rows], cols[ky][rows], part
-
     acc = FitAccumulator(st.width(kx), st.width(ky), "cpu", cfg, st.rows)
-    for batch in batches():
-        acc.add(*batch)
+    for index, cols, is_held in st.parts([kx, ky]):
+        acc.add(index, cols[kx], cols[ky], is_held)
     ps, store, norms, excluded = acc.finish()
     bad = distributed.gather(st.bad)
     st.bad = sorted({b for part in bad for b in part})
@@ -171,8 +163,7 @@ def _warnings(ps: PairStats, harvest: HarvestConfig | None, tally: dict) -> list
                    "noisy or missing; raise the token budget or the held-out share")
     got = (tally.get("train_tokens") or 0) + (tally.get("heldout_tokens") or 0)
     if harvest is not None and tally.get("corpus_exhausted") and got < harvest.tokens:
-        out.append(f"the corpus ran out after {tally['train_tokens'] + tally['heldout_tokens']:,} of the "
-                   f"{harvest.tokens:,} tokens asked for")
+        out.append(f"the corpus ran out after {got:,} of the {harvest.tokens:,} tokens asked for")
     return out
 
 

@@ -163,13 +163,9 @@ def _batches(source, target, S, T, harvest, tally, store, skip_bad):
         if st.models[min(i, len(st.models) - 1)]["name"] != name:
             raise ConfigError(f"the store {store} holds {[m['name'] for m in st.models]}; the sweep's models are "
                               f"{source.name!r} → {target.name!r} (harvest them in that order)", option="store")
-    keys = {("s", a): st.key(0, a) for a in S} | {("t", b): st.key(1, b) for b in T}
-    for i, cols, held in st.batches(list(keys.values())):
-        for part in (False, True):
-            rows = held == part
-            if rows.any():
-                yield (2 * i + part, {a: cols[keys["s", a]][rows] for a in S},
-                       {b: cols[keys["t", b]][rows] for b in T}, part)
+    ks, kt = {a: st.key(0, a) for a in S}, {b: st.key(1, b) for b in T}
+    for index, cols, is_held in st.parts([*ks.values(), *kt.values()]):
+        yield index, {a: cols[k] for a, k in ks.items()}, {b: cols[k] for b, k in kt.items()}, is_held
 
 
 def _score(row: dict) -> float:
@@ -219,8 +215,6 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
     if train.n < 2:
         raise ConfigError(f"only {train.n} training rows were harvested from {harvest.tokens:,} tokens of "
                           f"{harvest.corpus!r}; raise the token budget", option="tokens")
-    if store:
-        harvest = None
     harvest_s = time.time() - t0
     ps = PairStats(train, held, held, shuffled, sample.x, sample.y)
     summary = {k: v.summary() for k, v in norms.items()}
@@ -229,8 +223,8 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
     pair_norms.update({("down", a, b): {"source": v["target"], "target": v["source"]}
                        for (_, a, b), v in list(pair_norms.items())})
     result = Sweep(source.name, target.name, S, T, ds, dt, ps, replace(fit, max_norm_ratio=None),
-                   meta={"harvest": ({k: v for k, v in asdict(harvest).items() if k != "progress"} if harvest
-                                     else {"store": store}),
+                   meta={"harvest": ({"store": store} if store else
+                                     {k: v for k, v in asdict(harvest).items() if k != "progress"}),
                          "tokens": {"train_rows": train.n, "heldout_rows": held.n,
                                     "train_tokens": tally.get("train_tokens"),
                                     "heldout_tokens": tally.get("heldout_tokens")},

@@ -9,9 +9,16 @@ from pathlib import Path
 
 import torch
 
-from ..errors import StoreError
+from .. import distributed
 from ..io.checkpoint import load_checkpoint, load_optimizer, optimizer_tensors, save_checkpoint
 from .model import SparseAutoencoder
+
+def rank_path(path: str | Path) -> Path:
+    """This process's checkpoint file: ``path`` itself, or ``STEM.rankR.safetensors`` under torchrun (each rank keeps
+    its own shuffle buffer, generator and held-out rows)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.rank{distributed.rank()}{path.suffix}") if distributed.active() else path
+
 
 COUNTERS = ("step_no", "tokens", "flops_per_step", "extra_flops", "history", "lr")
 
@@ -32,12 +39,7 @@ def save_trainer(path: Path, tr, buf: list[torch.Tensor], position: int, fingerp
 def restore_trainer(path: Path, tr, fingerprint: dict) -> tuple[list[torch.Tensor], int]:
     """Load a checkpoint into trainer ``tr``; returns ``(shuffle buffer, stream position)``. Refuses a checkpoint
     of another run (model, layer, data or training options)."""
-    tensors, state = load_checkpoint(path)
-    if state["fingerprint"] != fingerprint:
-        diff = sorted(k for k in set(fingerprint) | set(state["fingerprint"])
-                      if fingerprint.get(k) != state["fingerprint"].get(k))
-        raise StoreError(f"the checkpoint {path} belongs to another run (it differs in {', '.join(diff)}); resume "
-                         "with the same options, or start again without --resume", option="resume")
+    tensors, state = load_checkpoint(path, fingerprint, "run")
     sae_t = {k[4:]: v for k, v in tensors.items() if k.startswith("sae.")}
     tr.sae = SparseAutoencoder.from_tensors(sae_t, "topk", tr.cfg.k, True, tr.meta)
     tr.opt = torch.optim.Adam(tr.sae.parameters(), lr=tr.lr)

@@ -147,7 +147,7 @@ class _Trainer:
     @torch.no_grad()
     def metrics(self, train_fvu: float) -> dict:
         row = {"step": self.step_no, "tokens": self.tokens, "flops": self.flops_per_step * self.step_no + self.extra_flops,
-               "train_fvu": round(train_fvu, 6), "seconds": round(time.time() - self.t0, 2)}
+               "train_fvu": round(train_fvu, 6), "seconds": round(self.elapsed(), 2)}
         if self.probe is not None and distributed.is_main():
             row.update(self.probe(self.sae))
         if self.eval_x is not None and len(self.eval_x):
@@ -206,7 +206,7 @@ def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, mo
 def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None, init: SparseAutoencoder | None,
            progress: bool, checkpoint, resume: bool, budget: int, probe=None) -> TrainResult:
     from ..io.config import flatten
-    from .checkpoint import restore_trainer, save_trainer
+    from .checkpoint import rank_path, restore_trainer, save_trainer
 
     cfg = cfg or SAETrainConfig()
     if init is not None:
@@ -221,14 +221,14 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
                    "meta": meta, "init": None if init is None else init.meta.get("sha256", init.d_sae)}
     if tr.world > 1:
         fingerprint["ranks"] = tr.world
-        if checkpoint is not None:
-            checkpoint = Path(checkpoint).with_name(f"{Path(checkpoint).stem}.rank{distributed.rank()}.safetensors")
+    if checkpoint is not None:
+        checkpoint = rank_path(checkpoint)
     buf: list[torch.Tensor] = []
     position = 0
     if resume:
         if checkpoint is None:
             raise ConfigError("--resume needs a checkpoint (set --checkpoint-tokens)", option="resume")
-        buf, position = restore_trainer(Path(checkpoint), tr, fingerprint)
+        buf, position = restore_trainer(checkpoint, tr, fingerprint)
     held: list[torch.Tensor] = [] if tr.eval_x is None else [tr.eval_x]
     have = sum(len(b) for b in buf)
     train_fvu = tr.history[-1]["train_fvu"] if tr.history else float("nan")
@@ -270,7 +270,7 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
         if go:
             drain(False)
             if checkpoint is not None and cfg.checkpoint_tokens and tr.tokens - last_ckpt >= cfg.checkpoint_tokens:
-                save_trainer(Path(checkpoint), tr, buf, position, fingerprint)
+                save_trainer(checkpoint, tr, buf, position, fingerprint)
                 last_ckpt = tr.tokens
     if (distributed.sum_int(have) if tr.world > 1 else have):
         drain(True)

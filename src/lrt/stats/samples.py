@@ -34,7 +34,6 @@ class Reservoir:
             self.y[j[hit]] = y[rest[hit]]
         self.seen += len(x)
 
-
     @classmethod
     def merged(cls, parts: list["Reservoir"], cap: int, seed: int = 0) -> "Reservoir":
         """One uniform sample of at most ``cap`` rows of the union of the rows ``parts`` saw (reservoirs of
