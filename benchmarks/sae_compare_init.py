@@ -28,7 +28,9 @@ def main() -> None:
     ap.add_argument("--large-tokens", type=int, default=400_000)
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--latents", type=int, default=1024)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam lr (0: the recipe's)")
+    ap.add_argument("--recipe", default="stitching")
+    ap.add_argument("--refit-tokens", type=int, default=0, help="also the transferred SAE with its decoder refitted")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-control", action="store_true", help="fit the maps without the shuffled-row control")
@@ -46,22 +48,28 @@ def main() -> None:
     a, b = (int(x) for x in args.layers.split(":"))
     H = lambda n, seed=0: HarvestConfig(corpus=args.corpus, tokens=n, context=128, batch_size=8,  # noqa: E731
                                         progress=False, seed=seed)
-    cfg = SAETrainConfig(k=args.k, latents=args.latents, lr=args.lr, sae_batch_size=args.batch, eval_every=10)
+    cfg = SAETrainConfig(k=args.k, latents=args.latents, lr=args.lr or None, recipe=args.recipe,
+                         sae_batch_size=args.batch, eval_every=10, delta_loss_tokens=0)
     from lrt.maps.config import FitConfig
 
     r = compare_init(small, large, a, b, H(args.small_tokens, 1), H(args.map_tokens, 2), H(args.large_tokens), cfg, cfg,
-                     map_fit=FitConfig(shuffled_control=not args.no_control))
+                     map_fit=FitConfig(shuffled_control=not args.no_control), refit_tokens=args.refit_tokens)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"args": vars(args), **r}, indent=2))
     print(f"target FVU {r['target_fvu']:.4f}; zero-shot FVU of the transferred SAE {r['zero_shot_fvu']:.4f}; "
           f"small SAE {r['small_sae'].get('heldout_fvu')}; maps R² up {r['maps']['up_r2']:.3f} down "
           f"{r['maps']['down_r2']:.3f}")
-    print(f"{'accounting':24s} {'charge':>10s} {'scratch':>10s} {'transferred':>12s} {'saving':>7s}")
+    if r.get("decoder_refit"):
+        print("decoder refit:", r["decoder_refit"])
+    print(f"{'accounting':24s} {'charge':>10s} {'scratch':>10s} {'transferred':>12s} {'saving':>7s} "
+          f"{'refit':>10s} {'saving':>7s}")
+    f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
     for name, acc in r["accountings"].items():
-        f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
+        ref = acc.get("refit", {})
         print(f"{name:24s} {f(r['charges'][name]):>10s} {f(acc['scratch_flops']):>10s} "
-              f"{f(acc['transferred_flops']):>12s} {acc['saving'] if acc['saving'] is not None else '—':>7}")
+              f"{f(acc['transferred_flops']):>12s} {f(acc['saving']):>7s} {f(ref.get('flops')):>10s} "
+              f"{f(ref.get('saving')):>7s}")
     fig = init_curves_figure(r)
     fig.savefig(out / "fvu_vs_flops.png", dpi=110)
 

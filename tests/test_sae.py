@@ -18,7 +18,7 @@ from lrt.sae.config import SAETrainConfig
 from lrt.sae.formats import layer_of_hook, load_sae, save_saelens, save_sparsify
 from lrt.sae.model import SparseAutoencoder
 from lrt.sae.train import init_sae, train_sae
-from lrt.sae.transfer import transfer_sae
+from lrt.sae.transfer import refit_decoder, transfer_sae
 
 
 def random_sae(d=24, n=96, arch="topk", k=6, seed=0, c=True) -> SparseAutoencoder:
@@ -171,6 +171,39 @@ def test_cli_train_transfer_and_bad_input(tmp_path, capsys):
         SAETrainConfig(k=64, latents=64)
 
 
+def test_decoder_refit_recovers_the_true_directions():
+    """Data made by a known k-sparse dictionary (orthonormal rows, so the tied encoder finds the true codes); the
+    SAE's decoder is replaced by random rows: the refit puts back the true directions and bias, FVU ≈ 0."""
+    g = torch.Generator().manual_seed(0)
+    d, n, k = 64, 48, 4
+    D = torch.linalg.qr(torch.randn(d, n, generator=g))[0].T          # [n, d], orthonormal rows
+    b = torch.randn(d, generator=g)
+
+    def batch(m):
+        z = torch.zeros(m, n)
+        idx = torch.rand(m, n, generator=g).argsort(1)[:, :k]
+        z.scatter_(1, idx, torch.rand(m, k, generator=g) + 0.5)
+        return z @ D + b
+
+    items = [(batch(500), i % 5 == 4) for i in range(20)]
+    sae = SparseAutoencoder(d, n, "topk", k, True)
+    W = torch.randn(n, d, generator=g)
+    sae.W_enc.data, sae.b_dec.data = D.T.clone(), b.clone()
+    sae.W_dec.data = 3 * W / W.norm(dim=1, keepdim=True)      # wrong directions, norm 3 (folded into the encoder)
+    ev = torch.cat([x for x, h in items if h])
+    out, info = refit_decoder(sae, iter(items), rows=4000)
+    assert sae.fvu(ev) > 0.5 and info["heldout_fvu_before"] > 0.5
+    assert info["rows"] == 4000 and info["latents_refitted"] == n
+    cos = (out.W_dec * D).sum(1)
+    assert cos.min() > 0.999 and torch.allclose(out.W_dec.norm(dim=1), torch.ones(n), atol=1e-5)
+    assert torch.allclose(out.b_dec, b, atol=1e-3)
+    assert torch.allclose(out.W_enc, sae.W_enc * 3, rtol=1e-5)  # encoder: only the folded norm
+    # the codes are 3× the true ones (norm folded), the unit directions are right: the refit row norm says so
+    assert abs(info["refitted_row_norm"]["median"] - 1 / 3) < 0.01
+    with pytest.raises(ConfigError, match="refit"):
+        refit_decoder(sae, iter(items[:1]), rows=0)
+
+
 def test_flops_to_reach_and_power_law_recover_a_known_curve():
     from lrt.pipelines.sae_init import flops_to_reach, power_law
 
@@ -186,9 +219,14 @@ def test_compare_init_cli_transferred_start_is_ahead(tmp_path):
     out = tmp_path / "ci"
     assert main(["sae", "compare-init", "--tokens", "30000", "--small-tokens", "15000", "--map-tokens", "8000",
                  "--context", "64", "--k", "8", "--expansion", "4", "--lr", "0.001", "--sae-batch-size", "256",
-                 "--eval-every", "10", "--out", str(out), "-q"]) == 0
+                 "--eval-every", "10", "--refit-tokens", "10000", "--out", str(out), "-q"]) == 0
     r = json.loads((out / "results.json").read_text())
     scratch, warm = r["curves"]["scratch"], r["curves"]["transferred"]
+    refit = r["curves"]["refit"]            # the decoder refitted on the large model's states: ahead of both
+    assert r["decoder_refit"]["heldout_fvu_after"] < r["decoder_refit"]["heldout_fvu_before"] - 0.05
+    assert refit[0]["heldout_fvu"] < warm[0]["heldout_fvu"] - 0.05 and refit[-1]["heldout_fvu"] < warm[-1]["heldout_fvu"]
+    acc = r["accountings"]["sae, nothing charged"]
+    assert acc["refit"]["saving"] > acc["saving"]
     assert r["zero_shot_fvu"] < 0.8 and warm[0]["heldout_fvu"] < scratch[0]["heldout_fvu"] - 0.1
     assert r["accountings"]["sae, nothing charged"]["saving"] > 0.1
     assert (out / "fvu_vs_flops.png").stat().st_size > 1000

@@ -201,6 +201,9 @@ class SAECompareInitRun:
     """Tokens the small SAE is trained on."""
     map_tokens: int = 60_000
     """Tokens the up and down maps are fitted on."""
+    refit_tokens: int = 50_000
+    """Also train from the transferred SAE with its decoder refitted in closed form on this many of the large
+    model's tokens (lrt.sae.transfer.refit_decoder; its FLOPs charged); 0: only scratch vs transferred."""
     load: LoadConfig = field(default_factory=LoadConfig)
     """How the models are loaded."""
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
@@ -226,7 +229,7 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
     r = compare_init(small, large, small.layer_index(ls), large.layer_index(lt),
                      replace(h, tokens=cfg.small_tokens, seed=h.seed + 1), replace(h, tokens=cfg.map_tokens,
                                                                                    seed=h.seed + 2),
-                     h, cfg.sae, cfg.sae, given)
+                     h, cfg.sae, cfg.sae, given, refit_tokens=cfg.refit_tokens)
     from ..report.html import STYLE
     from ..report.sae import init_page
 
@@ -236,9 +239,13 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
     init_curves_figure(r).savefig(out / "fvu_vs_flops.png", dpi=110)
     record(out, cfg)
     f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
-    show([[name, f(r["charges"][name]), f(a["scratch_flops"]), f(a["transferred_flops"]),
-           "—" if a["saving"] is None else f"{a['saving']:.0%}"] for name, a in r["accountings"].items()],
-         ["accounting", "charge", "scratch FLOPs", "transferred FLOPs", "saved"],
+    pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
+    refit = [lambda a: f(a.get("refit", {}).get("flops")), lambda a: pct(a.get("refit", {}).get("saving"))] \
+        if "refit" in r["curves"] else []
+    show([[name, f(r["charges"][name]), f(a["scratch_flops"]), f(a["transferred_flops"]), pct(a["saving"])] +
+          [g(a) for g in refit] for name, a in r["accountings"].items()],
+         ["accounting", "charge", "scratch FLOPs", "transferred FLOPs", "saved"] +
+         (["+ decoder refit FLOPs", "saved"] if refit else []),
          title=f"\nFLOPs to the target FVU {r['target_fvu']:.4f} (scratch's final); zero-shot FVU of the "
                f"transferred SAE {r['zero_shot_fvu']:.4f}; results in {out}")
     return 0

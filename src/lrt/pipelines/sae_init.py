@@ -11,6 +11,11 @@ against FLOPs, with the cost of the transferred route charged to it. Three accou
 - ``all-in``: also every model forward pass that produced activations (the small model's for its SAE, both
   models' for the maps, the large model's for either large SAE), counted on one batch and scaled by tokens.
 
+With ``refit_tokens``, a third run starts from the transferred SAE with its decoder refitted in closed form on the
+large model's first ``refit_tokens`` training tokens (:func:`lrt.sae.transfer.refit_decoder`), its FLOPs charged
+on top of the transferred run's charge (and, all-in, those tokens' forward passes; "nothing charged" still
+charges nothing).
+
 For each, the FLOPs to reach the target FVU (the scratch run's final held-out FVU, by linear interpolation
 between metric rows) and the saving ``1 − transferred / scratch``; and ``FVU(C) = a·C^(−β)`` fitted to both
 curves (least squares in log–log over the rows with C > 0).
@@ -35,7 +40,7 @@ from ..models.load import LoadedModel
 from ..sae.config import SAETrainConfig
 from ..sae.model import SparseAutoencoder
 from ..sae.train import TrainResult, train_sae
-from ..sae.transfer import transfer_sae
+from ..sae.transfer import refit_decoder, transfer_sae
 
 
 def flops_to_reach(history: list[dict], target: float, offset: float = 0.0) -> float | None:
@@ -79,7 +84,8 @@ def forward_flops_per_token(lm: LoadedModel, layer: int, harvest: HarvestConfig)
 def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large_layer: int,
                  small_data: HarvestConfig, map_data: HarvestConfig, large_data: HarvestConfig,
                  small_cfg: SAETrainConfig, large_cfg: SAETrainConfig,
-                 small_sae: SparseAutoencoder | None = None, map_fit: FitConfig | None = None) -> dict:
+                 small_sae: SparseAutoencoder | None = None, map_fit: FitConfig | None = None,
+                 refit_tokens: int = 0) -> dict:
     """Run the comparison (see the module docstring); returns curves, costs, targets and savings."""
     ls, lt = small.layer_index(small_layer), large.layer_index(large_layer)
     small_run: TrainResult | None = None
@@ -97,6 +103,11 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
     cfg = replace(large_cfg, k=small_sae.k, latents=small_sae.d_sae)
     scratch = train_sae(large, lt, large_data, cfg)
     warm = train_sae(large, lt, large_data, cfg, init=start)
+    refit = refit_run = None
+    if refit_tokens:
+        refit_start, refit = refit_decoder(start, stream_rows(large, lt, replace(large_data, progress=False)),
+                                           refit_tokens)
+        refit_run = train_sae(large, lt, large_data, cfg, init=refit_start)
     small_sae_flops = small_run.sae.meta["flops"] if small_run else 0
     small_fwd = small_run.tokens * fwd_s if small_run else 0
     large_fwd_per_flop = fwd_t / (warm.flops_per_step / cfg.sae_batch_size)   # forward FLOPs per SAE FLOP
@@ -108,22 +119,36 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
                       "target_layer": layer_name(lt)},
            "target_fvu": target, "charges": charges, "accountings": {}, "curves": {
         "scratch": scratch.history, "transferred": warm.history},
-        "zero_shot_fvu": round(start.fvu(heldout_rows(large, lt, large_data)), 6),
+        "zero_shot_fvu": round(start.fvu(heldout_rows(large, lt, large_data)), 6), "decoder_refit": refit,
         "small_sae": small_run.history[-1] if small_run else small_sae.meta,
         "maps": {"up_r2": up.meta["metrics"]["heldout"].get("r2"), "down_r2": down.meta["metrics"]["heldout"].get("r2")},
         "tokens": {"small_sae": small_run.tokens if small_run else 0, "maps": map_tokens,
                    "large_sae": scratch.tokens}}
+    if refit_run is not None:
+        out["curves"]["refit"] = refit_run.history
+        refit_fwd = (refit["rows"] + refit["heldout_rows"]) * fwd_t          # its rows' forward passes
+        out["refit_charges"] = {name: 0.0 if name == "sae, nothing charged" else
+                                c + refit["flops"] + refit_fwd * (name == "all-in") for name, c in charges.items()}
     for name, charge in charges.items():
         scale = 1 + large_fwd_per_flop if name == "all-in" else 1
-        s_cost = flops_to_reach([{**r, "flops": r["flops"] * scale} for r in scratch.history], target)
-        t_cost = flops_to_reach([{**r, "flops": r["flops"] * scale} for r in warm.history], target, charge)
-        out["accountings"][name] = {
-            "scratch_flops": s_cost, "transferred_flops": t_cost,
-            "saving": None if not (s_cost and t_cost) else round(1 - t_cost / s_cost, 4),
-            "power_law": {"scratch": power_law([{**r, "flops": r["flops"] * scale} for r in scratch.history]),
-                          "transferred": power_law([{**r, "flops": r["flops"] * scale} for r in warm.history],
-                                                   charge)}}
+        scaled = lambda h: [{**r, "flops": r["flops"] * scale} for r in h]  # noqa: E731
+        s_cost = flops_to_reach(scaled(scratch.history), target)
+        t_cost = flops_to_reach(scaled(warm.history), target, charge)
+        acc = out["accountings"][name] = {
+            "scratch_flops": s_cost, "transferred_flops": t_cost, "saving": saving(s_cost, t_cost),
+            "power_law": {"scratch": power_law(scaled(scratch.history)),
+                          "transferred": power_law(scaled(warm.history), charge)}}
+        if refit_run is not None:
+            c = out["refit_charges"][name]
+            r_cost = flops_to_reach(scaled(refit_run.history), target, c)
+            acc["refit"] = {"flops": r_cost, "saving": saving(s_cost, r_cost),
+                            "power_law": power_law(scaled(refit_run.history), c)}
     return out
+
+
+def saving(scratch: float | None, other: float | None) -> float | None:
+    """``1 − other / scratch`` (None when either run never reached the target)."""
+    return None if not (scratch and other) else round(1 - other / scratch, 4)
 
 
 def heldout_rows(lm: LoadedModel, layer: int, data: HarvestConfig, n: int = 4096) -> torch.Tensor:

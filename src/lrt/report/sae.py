@@ -15,7 +15,14 @@ def init_curves_figure(r: dict) -> Figure:
             ("transferred", r["charges"]["sae"], "-", "transferred (small SAE charged)"),
             ("transferred", r["charges"]["sae, small SAE given"], ":", "transferred (small SAE given)")):
         h = [x for x in r["curves"][name] if x.get("heldout_fvu") is not None]
-        ax.plot([x["flops"] + charge for x in h], [x["heldout_fvu"] for x in h], style, label=label)
+        ax.plot([x["flops"] + charge for x in h], [x["heldout_fvu"] for x in h], style, label=label,
+                color="C0" if name == "scratch" else "C1")
+    if "refit" in r["curves"]:
+        h = [x for x in r["curves"]["refit"] if x.get("heldout_fvu") is not None]
+        for charge, style, label in ((r["refit_charges"]["sae"], "-", "+ decoder refit (small SAE charged)"),
+                                     (r["refit_charges"]["sae, small SAE given"], ":",
+                                      "+ decoder refit (small SAE given)")):
+            ax.plot([x["flops"] + charge for x in h], [x["heldout_fvu"] for x in h], style, label=label, color="C2")
     ax.axhline(r["target_fvu"], color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -99,9 +106,12 @@ def init_page(r: dict, style: str) -> str:
     from .sections import fmt, table
 
     pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
-    rows = [[name, fmt(r["charges"][name]), fmt(a["scratch_flops"]), fmt(a["transferred_flops"]), pct(a["saving"]),
-             fmt(a["power_law"]["scratch"].get("beta") if a["power_law"]["scratch"] else None),
-             fmt(a["power_law"]["transferred"].get("beta") if a["power_law"]["transferred"] else None)]
+    beta = lambda law: fmt(law.get("beta") if law else None)  # noqa: E731
+    refit = "refit" in r["curves"]
+    rows = [[name, fmt(r["charges"][name]), fmt(a["scratch_flops"]), fmt(a["transferred_flops"]), pct(a["saving"])] +
+            ([fmt(a["refit"]["flops"]), pct(a["refit"]["saving"])] if refit else []) +
+            [beta(a["power_law"]["scratch"]), beta(a["power_law"]["transferred"])] +
+            ([beta(a["refit"]["power_law"])] if refit else [])
             for name, a in r["accountings"].items()]
     models = r.get("models", {})
     head = (f"{html.escape(str(models.get('source')))} L{models.get('source_layer')} → "
@@ -113,8 +123,13 @@ def init_page(r: dict, style: str) -> str:
             f"{fmt((r.get('maps') or {}).get('up_r2'))}, down {fmt((r.get('maps') or {}).get('down_r2'))}. "
             f"Tokens: {html.escape(str(r.get('tokens')))}.</p>" + _png(init_curves_figure(r)) +
             "<h2>FLOPs to the target FVU</h2>" +
-            table(rows, ["accounting (charged to the transferred run)", "charge", "scratch", "transferred", "saved",
-                         "β scratch", "β transferred"]) +
+            table(rows, ["accounting (charged to the transferred run)", "charge", "scratch", "transferred", "saved"] +
+                  (["+ decoder refit", "saved"] if refit else []) + ["β scratch", "β transferred"] +
+                  (["β refit"] if refit else [])) +
             "<p class='caption'>FVU(C) = a·C<sup>−β</sup> fitted to each curve (FLOPs C, the charge included). "
             "'sae': the small SAE's training and the maps' statistics are charged; 'small SAE given': only the maps; "
-            "'all-in': also every model forward pass.</p></body></html>")
+            "'all-in': also every model forward pass. '+ decoder refit': the transferred SAE with its decoder refitted "
+            "in closed form on the large model's states (its FLOPs charged too)" +
+            (f": {r['decoder_refit']['rows']:,} rows, held-out FVU {fmt(r['decoder_refit']['heldout_fvu_before'])} "
+             f"→ {fmt(r['decoder_refit']['heldout_fvu_after'])}" if r.get("decoder_refit") else "") +
+            ".</p></body></html>")

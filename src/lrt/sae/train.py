@@ -29,6 +29,7 @@ from ..models.layers import LayerSpec, layer_name
 from ..models.load import LoadedModel
 from .config import SAETrainConfig
 from .model import SparseAutoencoder
+from .transfer import unit_decoder_copy
 
 
 @dataclass
@@ -49,18 +50,6 @@ def init_sae(d_in: int, n: int, k: int, mean: torch.Tensor, seed: int, meta: dic
     sae = SparseAutoencoder(d_in, n, "topk", k, True, meta)
     sae.W_dec.data, sae.W_enc.data, sae.b_dec.data = W.clone(), W.T.clone(), mean.float().clone()
     return sae
-
-
-def unit_decoder_copy(sae: SparseAutoencoder, meta: dict) -> SparseAutoencoder:
-    """A copy of ``sae`` with unit-norm decoder rows, each row's norm folded into its encoder column and bias (the
-    reconstruction of any given codes is unchanged; a TopK selection may change). For starting training from a
-    transferred SAE, whose decoder rows are not unit norm."""
-    t = sae.tensors()
-    n = t["W_dec"].norm(dim=1).clamp_min(1e-12)
-    t = {**t, "W_dec": t["W_dec"] / n[:, None], "W_enc": t["W_enc"] * n, "b_enc": t["b_enc"] * n}
-    out = SparseAutoencoder.from_tensors(t, sae.architecture, sae.k, sae.apply_b_dec_to_input,
-                                         {**meta, "init": {k: v for k, v in sae.meta.items() if k != "layer_note"}})
-    return out
 
 
 class _Trainer:
