@@ -73,14 +73,14 @@ def test_no_option_means_two_things(name):
     import dataclasses
     import typing
 
-    from lrt.cli import demo, evaluate, fit_map, generate, probe, sae, steer, sweep
+    from lrt.cli import demo, evaluate, fit_map, generate, probe, sae, sae_study, steer, sweep
     from lrt.io.config import group_type
 
     cls = {"fit-map": fit_map.FitMapRun, "steer": steer.SteerRun, "transfer": steer.TransferRun,
            "evaluate": evaluate.EvaluateRun, "generate": generate.GenerateRun, "demo": demo.DemoRun,
            "sweep-layers": sweep.SweepRun, "stitch": sweep.StitchRun, "sae-train": sae.SAETrainRun,
            "sae-transfer": sae.SAETransferRun, "sae-evaluate": sae.SAEEvaluateRun,
-           "sae-compare-init": sae.SAECompareInitRun, "probe-train": probe.ProbeTrainRun,
+           "sae-compare-init": sae_study.SAECompareInitRun, "probe-train": probe.ProbeTrainRun,
            "probe-compare": probe.ProbeCompareRun}[name]
     owners: dict[str, list[str]] = {}
 

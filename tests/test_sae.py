@@ -145,15 +145,28 @@ def test_cli_train_transfer_and_bad_input(tmp_path, capsys):
     r = sae_metrics(lm, rnd, StitchConfig(eval_tokens=1500, progress=False))
     assert src["fvu"] < tr["fvu"] < r["fvu"] - 0.3 and tr_n == 512
     assert tr["delta_loss"] < r["delta_loss"] - 0.5
+    # the large model's SAE trained from the transferred one, its decoder refitted first
+    warm = tmp_path / "warm"
+    assert main(["sae", "train", "--model", "zoo-m", "--layer", "0", "--init", str(big), "--refit-tokens", "8000",
+                 "--tokens", "20000", "--context", "64", "--lr", "0.001", "--sae-batch-size", "256",
+                 "--eval-every", "5", "--eval-tokens", "1500", "--delta-loss-tokens", "0", "--out", str(warm),
+                 "-q"]) == 0
+    w = json.loads((warm / "metrics.json").read_text())
+    assert w["history"][0]["heldout_fvu"] < tr["fvu"] - 0.05 and load_sae(warm).d_sae == tr_n
     # bad input: each one clear error, nothing written
     capsys.readouterr()
     assert main(["sae", "train", "--model", "zoo-xs", "--layer", "0", "--k", "600", "--expansion", "4",
                  "--out", str(tmp_path / "no1"), "-q"]) == 2
     assert main(["sae", "transfer", "--sae", str(map_dir), "--up", str(map_dir), "--out", str(tmp_path / "no2"),
                  "-q"]) == 2
+    assert main(["sae", "train", "--model", "zoo-m", "--layer", "0", "--refit-tokens", "100",
+                 "--out", str(tmp_path / "no3"), "-q"]) == 2
+    assert main(["sae", "train", "--model", "zoo-m", "--layer", "1", "--init", str(big),
+                 "--out", str(tmp_path / "no4"), "-q"]) == 2
     err = capsys.readouterr().err
-    assert err.count("lrt: error:") == 2 and "sae_weights.safetensors" in err and "k (600)" in err
-    assert not (tmp_path / "no1").exists() and not (tmp_path / "no2").exists()
+    assert err.count("lrt: error:") == 4 and "sae_weights.safetensors" in err and "k (600)" in err
+    assert "--init" in err and "layer 0, not 1" in err
+    assert not any((tmp_path / f"no{i}").exists() for i in range(1, 5))
     with pytest.raises(DimensionMismatchError, match="width 128"):
         load_sae(big).encode(torch.zeros(3, 128))
     j = tmp_path / "jr"

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 from ..evaluate.config import StitchConfig
 from ..harvest.config import HarvestConfig
-from ..models.config import LoadConfig, PairConfig
+from ..models.config import LoadConfig
 from ..models.layers import LayerSpec
 from ..sae.config import SAETrainConfig
+from . import sae_study
 from .common import check_output, output_dir, quiet_progress, record, show
 from .options import command
 
@@ -33,6 +34,12 @@ class SAETrainRun:
     """With --store: leave out shards whose sha256 does not match (counted in metrics.json) instead of stopping."""
     resume: bool = False
     """Continue a killed run from OUT/checkpoint.safetensors (written every --checkpoint-tokens tokens)."""
+    init: str | None = None
+    """Start from this SAE of the same model and layer (e.g. lrt sae transfer's output) instead of the tied random
+    initialisation; its latents and k are kept."""
+    refit_tokens: int = 0
+    """With --init: first refit its decoder in closed form on this many of the model's training tokens given its
+    codes (lrt.sae.transfer.refit_decoder: a transferred SAE's better start; 0: none)."""
     load: LoadConfig = field(default_factory=LoadConfig)
     """How the model is loaded."""
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
@@ -46,15 +53,36 @@ class SAETrainRun:
 def run_train(cfg: SAETrainRun) -> int:
     from ..evaluate.sae_metrics import delta_loss_probe, sae_metrics
     from ..io.files import atomic_write_text, to_json
-    from ..sae.formats import save_saelens, save_sparsify
+    from ..sae.formats import load_sae, save_saelens, save_sparsify
     from ..report.sae import curve_png
     from ..sae.train import train_sae, train_sae_from_store
 
+    from ..errors import ConfigError, DimensionMismatchError
+    from ..models.layers import layer_name
+
     check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
+    if cfg.refit_tokens and (not cfg.init or cfg.store):
+        raise ConfigError("--refit-tokens refits the decoder of an --init SAE on the live model's states (not with "
+                          "--store)", option="refit_tokens")
+    init = load_sae(cfg.init) if cfg.init else None
     lm = cfg.load.load(cfg.model)
     li = lm.layer_index(cfg.layer)
-    cfg.sae.n_latents(lm.d_model)                        # k < latents, before any work
+    if init is not None:
+        init.check_input(lm.d_model)
+        if init.meta.get("layer") is not None and str(init.meta["layer"]) != str(layer_name(li)):
+            raise DimensionMismatchError(f"the --init SAE is for layer {init.meta['layer']}, not {layer_name(li)}")
+    else:
+        cfg.sae.n_latents(lm.d_model)                    # k < latents, before any work
+    if init is not None and cfg.refit_tokens:
+        from dataclasses import replace
+
+        from ..harvest.paired import stream_rows
+        from ..sae.transfer import refit_decoder
+
+        init, info = refit_decoder(init, stream_rows(lm, li, replace(cfg.harvest, progress=False)), cfg.refit_tokens)
+        print(f"decoder refitted on {info['rows']:,} rows: held-out FVU {info['heldout_fvu_before']} → "
+              f"{info['heldout_fvu_after']} ({info['flops']:.3g} FLOPs)")
     ckpt = None
     if cfg.sae.checkpoint_tokens or cfg.resume:
         ckpt = output_dir(cfg.out) / "checkpoint.safetensors"
@@ -64,10 +92,10 @@ def run_train(cfg: SAETrainRun) -> int:
 
         st = ActivationStore(cfg.store, verify=False)
         name = lm.name if lm.name in [m["name"] for m in st.models] else 0 if len(st.models) == 1 else lm.name
-        res = train_sae_from_store(cfg.store, li, cfg.sae, name, None, ckpt, cfg.resume, cfg.harvest.progress,
+        res = train_sae_from_store(cfg.store, li, cfg.sae, name, init, ckpt, cfg.resume, cfg.harvest.progress,
                                    cfg.skip_bad_shards, probe)
     else:
-        res = train_sae(lm, li, cfg.harvest, cfg.sae, None, ckpt, cfg.resume, probe)
+        res = train_sae(lm, li, cfg.harvest, cfg.sae, init, ckpt, cfg.resume, probe)
     from .. import distributed
     from ..sae.checkpoint import rank_path
 
@@ -186,111 +214,6 @@ def run_evaluate(cfg: SAEEvaluateRun) -> int:
     return 0
 
 
-@dataclass
-class SAECompareInitRun:
-    """Train the large model's SAE from scratch and from the small model's SAE carried through the maps; FLOPs to
-    the same held-out FVU, the transfer's cost charged."""
-
-    out: str
-    """Output directory (results.json, report.html, fvu_vs_flops.png, config.json)."""
-    pair: PairConfig = field(default_factory=PairConfig)
-    """The two models and the layer pair (the SAEs' layers)."""
-    small_sae: str | None = None
-    """An existing SAE of the small model (default: train one on small_tokens tokens)."""
-    small_tokens: int = 100_000
-    """Tokens the small SAE is trained on."""
-    map_tokens: int = 60_000
-    """Tokens the up and down maps are fitted on."""
-    refit_tokens: int = 50_000
-    """Also train from the transferred SAE with its decoder refitted in closed form on this many of the large
-    model's tokens (lrt.sae.transfer.refit_decoder; its FLOPs charged); 0: only scratch vs transferred."""
-    load: LoadConfig = field(default_factory=LoadConfig)
-    """How the models are loaded."""
-    harvest: HarvestConfig = field(default_factory=HarvestConfig)
-    """The text (corpus, packing) and the large SAEs' token budget (tokens)."""
-    sae: SAETrainConfig = field(default_factory=SAETrainConfig)
-    """The recipe of all three SAEs (the large ones keep the small SAE's latents and k)."""
-
-
-def run_compare_init(cfg: SAECompareInitRun) -> int:
-    from dataclasses import replace
-
-    from ..io.files import atomic_write_text, to_json
-    from ..pipelines.sae_init import compare_init
-    from ..report.sae import init_curves_figure
-    from ..sae.formats import load_sae
-
-    check_output(cfg.out)
-    quiet_progress(cfg.harvest.progress)
-    given = load_sae(cfg.small_sae) if cfg.small_sae else None
-    small, large = cfg.pair.load(cfg.load)
-    ls, lt = cfg.pair.layers(small, large)
-    h = cfg.harvest
-    r = compare_init(small, large, small.layer_index(ls), large.layer_index(lt),
-                     replace(h, tokens=cfg.small_tokens, seed=h.seed + 1), replace(h, tokens=cfg.map_tokens,
-                                                                                   seed=h.seed + 2),
-                     h, cfg.sae, cfg.sae, given, refit_tokens=cfg.refit_tokens)
-    from ..report.html import STYLE
-    from ..report.sae import init_page
-
-    out = output_dir(cfg.out)
-    atomic_write_text(out / "results.json", to_json(r))
-    atomic_write_text(out / "report.html", init_page(r, STYLE))
-    init_curves_figure(r).savefig(out / "fvu_vs_flops.png", dpi=110)
-    record(out, cfg)
-    f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
-    pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
-    refit = [lambda a: f(a.get("refit", {}).get("flops")), lambda a: pct(a.get("refit", {}).get("saving"))] \
-        if "refit" in r["curves"] else []
-    show([[name, f(r["charges"][name]), f(a["scratch_flops"]), f(a["transferred_flops"]), pct(a["saving"])] +
-          [g(a) for g in refit] for name, a in r["accountings"].items()],
-         ["accounting", "charge", "scratch FLOPs", "transferred FLOPs", "saved"] +
-         (["+ decoder refit FLOPs", "saved"] if refit else []),
-         title=f"\nFLOPs to the target FVU {r['target_fvu']:.4f} (scratch's final); zero-shot FVU of the "
-               f"transferred SAE {r['zero_shot_fvu']:.4f}; results in {out}")
-    return 0
-
-
-@dataclass
-class SAEFeaturesRun:
-    """Latent by latent: does the transferred SAE match the large model's own SAE, and which kinds transfer?"""
-
-    transferred: str
-    """The transferred SAE folder (lrt sae transfer)."""
-    native: str
-    """The large model's own SAE folder (same layer)."""
-    model: str
-    """The large model."""
-    out: str
-    """Output directory (features.json, features.html, config.json)."""
-    load: LoadConfig = field(default_factory=LoadConfig)
-    """How the model is loaded."""
-    stitch: StitchConfig = field(default_factory=StitchConfig)
-    """The held-out text."""
-
-
-def run_features(cfg: SAEFeaturesRun) -> int:
-    from ..evaluate.sae_features import feature_match
-    from ..io.files import atomic_write_text, to_json
-    from ..report.html import STYLE
-    from ..report.sae import features_page
-    from ..sae.formats import load_sae
-
-    check_output(cfg.out)
-    quiet_progress(cfg.stitch.progress)
-    t, n = load_sae(cfg.transferred), load_sae(cfg.native)
-    r = feature_match(cfg.load.load(cfg.model), t, n, cfg.stitch)
-    out = output_dir(cfg.out)
-    atomic_write_text(out / "features.json", to_json(r))
-    atomic_write_text(out / "features.html", features_page(r, STYLE))
-    record(out, cfg)
-    show([[k, (v["activation_corr"] or {}).get("n"), (v["activation_corr"] or {}).get("median"),
-           (v["decoder_cos"] or {}).get("median")] for k, v in r["by_kind"].items()],
-         ["kind", "latents", "median best activation corr", "median best decoder cos"],
-         title=f"\nfeature-level transfer on {r['tokens']:,} held-out tokens: {out}/features.html")
-    return 0
-
-
 def register(sub) -> None:
     s = sub.add_parser("sae", help="sparse autoencoders: train, transfer to the large model, evaluate"
                        ).add_subparsers(dest="sae_command", metavar="SAE")
@@ -298,7 +221,4 @@ def register(sub) -> None:
     command(s, "transfer", "carry an SAE to the large model through the up and down maps", run_transfer,
             SAETransferRun)
     command(s, "evaluate", "FVU, L0, dead latents and Δloss of an SAE on a model", run_evaluate, SAEEvaluateRun)
-    command(s, "features", "latent-level match of a transferred SAE with the large model's own, by kind",
-            run_features, SAEFeaturesRun)
-    command(s, "compare-init", "the large model's SAE from scratch vs from the transferred SAE: FLOPs to the same "
-            "FVU", run_compare_init, SAECompareInitRun)
+    sae_study.register(s)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..data.contrasts import Item
 from ..models.hooks import hooks, register_layer_hook
 from ..models.load import LoadedModel
+from ..models.kv import cache_arg, output_cache
 from .propensity import _score
 
 
@@ -29,7 +30,7 @@ def answer_rows(lm: LoadedModel, layer: int, item: Item, deltas: torch.Tensor, b
     cache = None
     if prefix:
         out = lm.model(input_ids=torch.tensor([prefix], device=dev), use_cache=True)
-        cache = out.past_key_values
+        cache = output_cache(out)
     current = {}
 
     def add(h: torch.Tensor) -> torch.Tensor:
@@ -44,7 +45,7 @@ def answer_rows(lm: LoadedModel, layer: int, item: Item, deltas: torch.Tensor, b
             if cache is not None:
                 c = copy.deepcopy(cache)
                 c.batch_repeat_interleave(len(chunk))
-                kw = {"past_key_values": c,
+                kw = {cache_arg(lm.model): c,
                       "attention_mask": torch.ones(len(chunk), len(item.ids), dtype=torch.long, device=dev)}
             logits = lm.model(input_ids=torch.full((len(chunk), 1), last, device=dev), use_cache=cache is not None,
                               **kw).logits[:, -1].float().cpu()

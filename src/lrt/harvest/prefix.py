@@ -24,6 +24,7 @@ import torch
 
 from ..errors import DatasetError
 from ..models.hooks import StopForward, hooks, register_layer_hook
+from ..models.kv import cache_arg
 from ..models.load import LoadedModel
 from .capture import capture_batches, keep_mask, run_with_capture
 
@@ -59,7 +60,7 @@ def _forward(lm: LoadedModel, layer: int, ids: torch.Tensor, cache) -> torch.Ten
     mask = torch.ones(ids.shape[0], cache.get_seq_length() + ids.shape[1], dtype=torch.long, device=ids.device)
     with hooks([register_layer_hook(lm, layer, grab)]):
         try:
-            lm.model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True)
+            lm.model(input_ids=ids, attention_mask=mask, use_cache=True, **{cache_arg(lm.model): cache})
         except StopForward:
             pass
     return out["h"]
