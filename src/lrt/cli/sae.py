@@ -51,14 +51,13 @@ class SAETrainRun:
 
 
 def run_train(cfg: SAETrainRun) -> int:
+    from ..errors import ConfigError, DimensionMismatchError
     from ..evaluate.sae_metrics import delta_loss_probe, sae_metrics
     from ..io.files import atomic_write_text, to_json
+    from ..models.layers import layer_name
     from ..sae.formats import load_sae, save_saelens, save_sparsify
     from ..report.sae import curve_png
     from ..sae.train import train_sae, train_sae_from_store
-
-    from ..errors import ConfigError, DimensionMismatchError
-    from ..models.layers import layer_name
 
     check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)

@@ -67,10 +67,10 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
     record(out, cfg)
     f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
     pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
-    refit = [lambda a: f(a.get("refit", {}).get("flops")), lambda a: pct(a.get("refit", {}).get("saving"))] \
-        if "refit" in r["curves"] else []
+    refit = "refit" in r["curves"]
     show([[name, f(r["charges"][name]), f(a["scratch_flops"]), f(a["transferred_flops"]), pct(a["saving"])] +
-          [g(a) for g in refit] for name, a in r["accountings"].items()],
+          ([f(a["refit"]["flops"]), pct(a["refit"]["saving"])] if refit else [])
+          for name, a in r["accountings"].items()],
          ["accounting", "charge", "scratch FLOPs", "transferred FLOPs", "saved"] +
          (["+ decoder refit FLOPs", "saved"] if refit else []),
          title=f"\nFLOPs to the target FVU {r['target_fvu']:.4f} (scratch's final); zero-shot FVU of the "

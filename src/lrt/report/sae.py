@@ -6,23 +6,22 @@ from matplotlib.figure import Figure
 
 
 def init_curves_figure(r: dict) -> Figure:
-    """The result of :func:`lrt.pipelines.sae_init.compare_init`: both curves, the transferred one shifted by
-    its charge (small SAE trained for it, solid; small SAE given, dotted), the target FVU as a grey line."""
+    """The result of :func:`lrt.pipelines.sae_init.compare_init`: the curves, the transferred ones (and the
+    refitted, where run) shifted by their charge (small SAE trained for it, solid; small SAE given, dotted), the
+    target FVU as a grey line."""
     fig = Figure(figsize=(6, 3.6))
     ax = fig.add_subplot(1, 1, 1)
-    for name, charge, style, label in (
-            ("scratch", 0, "-", "scratch"),
-            ("transferred", r["charges"]["sae"], "-", "transferred (small SAE charged)"),
-            ("transferred", r["charges"]["sae, small SAE given"], ":", "transferred (small SAE given)")):
-        h = [x for x in r["curves"][name] if x.get("heldout_fvu") is not None]
-        ax.plot([x["flops"] + charge for x in h], [x["heldout_fvu"] for x in h], style, label=label,
-                color="C0" if name == "scratch" else "C1")
+    lines = [("scratch", {"sae": 0}, "C0", "scratch")]
+    lines.append(("transferred", r["charges"], "C1", "transferred"))
     if "refit" in r["curves"]:
-        h = [x for x in r["curves"]["refit"] if x.get("heldout_fvu") is not None]
-        for charge, style, label in ((r["refit_charges"]["sae"], "-", "+ decoder refit (small SAE charged)"),
-                                     (r["refit_charges"]["sae, small SAE given"], ":",
-                                      "+ decoder refit (small SAE given)")):
-            ax.plot([x["flops"] + charge for x in h], [x["heldout_fvu"] for x in h], style, label=label, color="C2")
+        lines.append(("refit", r["refit_charges"], "C2", "+ decoder refit"))
+    for name, charges, color, label in lines:
+        h = [x for x in r["curves"][name] if x.get("heldout_fvu") is not None]
+        for acc, style, note in (("sae", "-", " (small SAE charged)"),
+                                 ("sae, small SAE given", ":", " (small SAE given)")):
+            if acc in charges:
+                ax.plot([x["flops"] + charges[acc] for x in h], [x["heldout_fvu"] for x in h], style, color=color,
+                        label=label + (note if name != "scratch" else ""))
     ax.axhline(r["target_fvu"], color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -89,7 +89,8 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     ``x ≈ W·z + b`` by the streaming closed form (:meth:`MomentStats.of_sparse`; the ridge chosen on held-out rows,
     of which up to ``rows // 4`` are used). Each latent that fired gets the unit-norm direction of its refitted
     column, ``b_dec`` the fitted bias; a latent that never fired keeps its row; the encoder is unchanged. ``info``:
-    rows, ridge, held-out FVU before and after (on those held-out rows), the refitted rows' norms, and the FLOPs
+    rows, ridge, held-out FVU before and after (on a sample of ≤ 4,096 of those held-out rows), the refitted rows'
+    norms, and the FLOPs
     (dense encoder product ``2·n·d·latents``, sparse moments ``2·n·(k² + k·d) + 2·n·d²``, one solve of
     ``(latents+1)³`` per ridge tried — counted, not measured: sparse products are invisible to FlopCounterMode)."""
     from ..maps.judge import PairStats, solve_and_judge
@@ -99,12 +100,11 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     if rows < 1:
         raise ConfigError(f"the decoder refit needs rows >= 1, got {rows}", option="refit_tokens")
     cfg = cfg or FitConfig(shuffled_control=False)
-    base = unit_decoder_copy(sae, {k: v for k, v in sae.meta.items() if k != "init"})
-    base.meta = dict(sae.meta)
+    base = unit_decoder_copy(sae, {})
+    base.meta = dict(sae.meta)                                   # the same SAE, only its decoder scale moved
     n, d = base.d_sae, base.d_in
     train, held = MomentStats(n, d), MomentStats(n, d)
     sample = Reservoir(4096, seed=cfg.seed)
-    held_x: list[torch.Tensor] = []
     for x, is_held in items:
         if x is None:
             continue
@@ -120,7 +120,6 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
         (held if is_held else train).merge(MomentStats.of_sparse(z, x, "cpu"))
         if is_held:
             sample.update(z, x)
-            held_x.append(x)
     if train.n < 2:
         raise ConfigError(f"the decoder refit got {train.n} training rows; give more tokens", option="refit_tokens")
     W, b, fit = solve_and_judge(PairStats(train, held, held, None, sample.x, sample.y), cfg)   # x ≈ W·z + b
@@ -131,7 +130,7 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
                                          dict(base.meta))
     out.W_dec.data[fired] = cols[fired] / norms[fired, None].clamp_min(1e-12)
     out.b_dec.data = b.float()
-    ev = torch.cat(held_x)[:4096] if held_x else None
+    ev = sample.y                                                # held-out rows (≤ 4096), or None
     k = base.k or n
     grid = 1 if cfg.ridge is not None else len(cfg.ridge_grid)
     flops = int(2 * (train.n + held.n) * (d * n + k * k + k * d + d * d) + grid * (n + 1) ** 3)
