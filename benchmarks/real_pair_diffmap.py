@@ -45,7 +45,14 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def lobo_fit(diffs: dict, vecs: dict, train: list[str], A0) -> tuple[torch.Tensor, float]:
-    """Choose λ by leave-one-behaviour-out within ``train`` (mean cosine), then fit on all of ``train``."""
+    """Choose λ by leave-one-behaviour-out within ``train`` (mean cosine), then fit on all of ``train``: the
+    product's ``lrt.maps.contrast`` (``lrt fit-map --contrast-sets``) when shrunk toward a prior ``A0``."""
+    if A0 is not None:
+        from lrt.maps.contrast import choose_lambda, shrunk_fit
+
+        lam, _ = choose_lambda({b: diffs[b] for b in train}, A0, GRID)
+        return shrunk_fit(torch.cat([diffs[b][0] for b in train]), torch.cat([diffs[b][1] for b in train]), lam,
+                          A0), lam
     best = None
     for lam in GRID:
         score = 0.0
@@ -74,6 +81,12 @@ def main() -> None:
                     "items, answer position, α search, 8 random vectors): native vs A·v through the text map and the "
                     "diff→text map")
     ap.add_argument("--items", type=int, default=24)
+    ap.add_argument("--positions", default="answer", choices=["answer", "all"],
+                    help="steer the answer position only (cheap) or every position (the LRT paper's intervention)")
+    ap.add_argument("--alpha-steps", type=int, default=7, help="points of the α grid built from the α search")
+    ap.add_argument("--search-items", type=int, default=16, help="items the α search probes on")
+    ap.add_argument("--no-text-vector", action="store_true", help="evaluate native and diff→text only (saves a "
+                    "tenth of the grid)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -148,18 +161,27 @@ def main() -> None:
                               chat=True)
         vectors = {"native": v_nat.vector, "A·v (text map)": A_text @ vecs[b][0],
                    "A·v (diff→text map)": A_s @ vecs[b][0]}
+        if args.no_text_vector:
+            del vectors["A·v (text map)"]
+        tb = time.time()
         ev = evaluate_vectors(tgt, lt, test, vectors, v_nat.median_norm,
-                              EvalConfig(alpha_search=True, n_random=8, bootstrap=200, positions="answer",
-                                         eval_batch_size=64, progress=False))
+                              EvalConfig(alpha_search=True, n_random=8, bootstrap=200, positions=args.positions,
+                                         eval_batch_size=64, progress=False, alpha_steps=args.alpha_steps,
+                                         search_items=args.search_items))
         key = "slope_monotonic" if "monotonic_range" in ev else "slope"
         rnd = [abs(x) for x in ev["random"]["slopes"]]
         for name, vec in vectors.items():
             r = {"behaviour": b, "vector": name, "slope": ev["curves"][name][key], "max_abs_random": max(rnd),
                  "mean_abs_random": sum(rnd) / len(rnd), "cos_native": cos(vec, v_nat.vector),
-                 "r_odd": ev.get("comparison", {}).get(name, {}).get("mean_r_odd"), "alpha_max": ev["alphas"][-1]}
+                 "r_odd": ev.get("comparison", {}).get(name, {}).get("mean_r_odd"), "alpha_max": ev["alphas"][-1],
+                 "positions": args.positions, "lambda": lam, "native_slope": ev["curves"]["native"][key],
+                 "random_slopes": ev["random"]["slopes"], "clear_of_random": ev["alpha_search"]["clear_of_random"],
+                 "alpha_probe": ev["alpha_search"]["probe"], "seconds": round(time.time() - tb)}
             evaluated.append(r)
             print(f"{b:24s} {name:22s} slope {r['slope']:7.3f} max|rand| {r['max_abs_random']:.3f} "
                   f"cos {r['cos_native']:.2f} r_odd {r['r_odd']} α≤{r['alpha_max']}", flush=True)
+        name = f"evaluated-{args.positions}-{args.evaluate.replace(',', '+')}.json"      # after every behaviour
+        (out / name).write_text(json.dumps({"args": vars(args), "evaluated": evaluated}, indent=2))
     (out / "cosines.json").write_text(json.dumps({"args": vars(args), "rows": rows, "mean": mean,
                                                   "evaluated": evaluated}, indent=2))
     print(f"total {time.time() - t0:.0f} s")

@@ -71,3 +71,35 @@ def test_alpha_search_runs_inside_the_evaluation(tmp_path, tiny_tokenizer):
     res = evaluate_vectors(lm, 1, items, {"native": v}, 1.0, EvalConfig(alpha_search=True, n_random=4, bootstrap=20,
                                                                         positions="answer"))
     assert res["alpha_search"]["chosen"] == res["alphas"][-1] and len(res["alphas"]) == 7
+
+
+def test_alpha_search_stops_at_the_turnover_and_agrees_with_the_full_probe():
+    """A grid whose native curve turns over after α = 0.5: the stepwise search probes up to the first
+    non-monotonic level (1.0) and no further, and chooses what choose_alpha chooses on the whole probe grid."""
+    from lrt.evaluate.alpha_search import PROBE, choose_alpha, search_alpha
+
+    def native(a):
+        return a if abs(a) <= 0.5 else (0.5 - (abs(a) - 0.5)) * (1 if a > 0 else -1)
+
+    asked = []
+
+    def grid_fn(lm, layer, items, dirs, alphas, median_norm, batch_size):
+        asked.extend(alphas)
+        curve = torch.tensor([[native(a)] + [0.05 * a] * (len(dirs) - 1) for a in alphas]).T      # [V, A]
+        return curve[:, :, None].expand(-1, -1, len(items)).clone(), None
+
+    alpha, rec = search_alpha(None, 0, list(range(20)), torch.zeros(4), torch.zeros(3, 4), 1.0, grid_fn, 8, n_items=6)
+    full = [-a for a in reversed(PROBE)] + [0.0] + list(PROBE)
+    want, _ = choose_alpha(list(PROBE), [native(a) for a in full], [[0.05 * a for a in full]] * 3)
+    assert alpha == want == 0.5 and rec["probed"] == [0.0625, 0.125, 0.25, 0.5, 1.0] and rec["items"] == 6
+    assert 2.0 not in asked and max(asked) == 1.0
+
+
+def test_alpha_steps_and_search_items_are_checked():
+    from lrt.errors import ConfigError
+    from lrt.evaluate.config import EvalConfig
+
+    assert len(EvalConfig(alpha_steps=5).alphas) == 5 and 0 in EvalConfig(alpha_steps=5).alphas
+    for bad in ({"alpha_steps": 4}, {"alpha_steps": 1}, {"search_items": 1}):
+        with pytest.raises(ConfigError):
+            EvalConfig(**bad)

@@ -46,11 +46,23 @@ def choose_alpha(probe: list[float], native: list[float], randoms: list[list[flo
 
 def search_alpha(lm, layer: int, items, native_dir: torch.Tensor, random_dirs: torch.Tensor, median_norm: float,
                  grid_fn, batch_size: int, n_items: int = 16) -> tuple[float, dict]:
-    """Run the probe (``grid_fn``: the propensity grid in use) on the first ``n_items`` items and choose α."""
-    probe_grid = [-a for a in reversed(PROBE)] + [0.0] + list(PROBE)
+    """Run the probe (``grid_fn``: the propensity grid in use) on the first ``n_items`` items and choose α.
+
+    The probe runs one ±α level at a time, smallest first, and stops at the first level where the native curve
+    turns over: larger α cannot be chosen then (:func:`choose_alpha` stops there too), so they are not computed.
+    """
     dirs = torch.cat([native_dir[None], random_dirs])
-    prop, _ = grid_fn(lm, layer, items[:n_items], dirs, probe_grid, median_norm, batch_size)
-    curves = prop.mean(-1).tolist()
-    alpha, record = choose_alpha(list(PROBE), curves[0], curves[1:])
-    record["items"] = min(n_items, len(items))
+    sub = items[:n_items]
+    lows, highs, zero = [], [], None
+    for j, a in enumerate(PROBE):
+        prop, _ = grid_fn(lm, layer, sub, dirs, [-a, 0.0, a], median_norm, batch_size)     # [V, 3, N]
+        zero = prop[:, 1].mean(-1) if zero is None else zero
+        lows.insert(0, prop[:, 0].mean(-1))
+        highs.append(prop[:, 2].mean(-1))
+        curves = torch.stack(lows + [zero] + highs, 1).tolist()      # [V, 2j + 3] on the symmetric grid
+        alpha, record = choose_alpha(list(PROBE[:j + 1]), curves[0], curves[1:])
+        if not record["probe"][-1]["monotonic"]:
+            break
+    record["items"] = len(sub)
+    record["probed"] = list(PROBE[:j + 1])
     return alpha, record

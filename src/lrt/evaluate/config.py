@@ -21,9 +21,13 @@ class EvalConfig:
     """α values (fractions of the layer's median token norm); must contain 0. Default: 7 steps in ±alpha_max."""
     alpha_max: float = 0.25
     """Half-width of the default α grid."""
+    alpha_steps: int = 7
+    """Points of the α grid built from alpha_max or from the α search (odd, so 0 is one of them)."""
     alpha_search: bool = False
     """Choose alpha_max from the native vector's own curve: the largest α (probed on ±1/16 … ±2) where it is still
     monotonic and clearly above every random vector (recorded in the results)."""
+    search_items: int = 16
+    """Test items the α search probes on (the first ones; the search stops at the native curve's turnover)."""
     positions: str = field(default="all", metadata={"choices": ("all", "answer")})
     """Steer every position (as the LRT paper did), or only the answer position: the prompt's KV cache is then
     computed once per item and shared by every vector and α (much cheaper; a weaker intervention)."""
@@ -43,8 +47,13 @@ class EvalConfig:
     def __post_init__(self):
         if self.alpha_max <= 0:
             raise ConfigError(f"alpha_max must be positive, got {self.alpha_max}", option="alpha_max")
+        if self.alpha_steps < 3 or self.alpha_steps % 2 == 0:
+            raise ConfigError(f"alpha_steps must be odd and at least 3 (0 and ±alpha_max), got {self.alpha_steps}",
+                              option="alpha_steps")
+        if self.search_items < 2:
+            raise ConfigError(f"search_items must be at least 2, got {self.search_items}", option="search_items")
         if self.alphas is None:
-            self.alphas = default_alphas(self.alpha_max)
+            self.alphas = default_alphas(self.alpha_max, self.alpha_steps)
         self.alphas = sorted(float(a) + 0.0 for a in self.alphas)
         if not self.alphas:
             raise ConfigError("the α grid is empty; give at least one α (e.g. -0.2, 0, 0.2)", option="alphas")

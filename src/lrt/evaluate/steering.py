@@ -58,8 +58,8 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     search = None
     if cfg.alpha_search and reference in names:
         alpha, search = search_alpha(lm, li, items, units[names.index(reference)], rand[:4], median_norm, grid,
-                                     cfg.eval_batch_size)
-        cfg = replace(cfg, alphas=default_alphas(alpha), alpha_max=alpha, alpha_search=False)
+                                     cfg.eval_batch_size, cfg.search_items)
+        cfg = replace(cfg, alphas=default_alphas(alpha, cfg.alpha_steps), alpha_max=alpha, alpha_search=False)
     prop, mld = grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size,
                      progress=cfg.progress)
     grid_seconds = time.time() - t0
