@@ -4,7 +4,7 @@
 # chosen from the native curve against 8 random vectors. The numbers in docs/real-pair.md ("All-position steering")
 # come from benchmarks/real_pair_diffmap.py, which calls the same library functions for all seven behaviours.
 #   bash ../shared/scripts/get-qwen-pair.sh          # once
-#   bash benchmarks/real_pair_cli.sh corrigible-neutral-HHH runs/cli-pair        # ≈ 20 min on 2 CPU cores
+#   bash benchmarks/real_pair_cli.sh corrigible-neutral-HHH runs/cli-pair   # ≈ 35 min on 2 idle CPU cores (50 items)
 # Any pair: S=... T=... LS=... LT=... bash benchmarks/real_pair_cli.sh BEHAVIOUR OUT
 set -euo pipefail
 B=${1:?behaviour, e.g. corrigible-neutral-HHH}; OUT=${2:-runs/cli-pair}
