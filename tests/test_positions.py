@@ -92,7 +92,20 @@ def test_alpha_search_stops_at_the_turnover_and_agrees_with_the_full_probe():
     full = [-a for a in reversed(PROBE)] + [0.0] + list(PROBE)
     want, _ = choose_alpha(list(PROBE), [native(a) for a in full], [[0.05 * a for a in full]] * 3)
     assert alpha == want == 0.5 and rec["probed"] == [0.0625, 0.125, 0.25, 0.5, 1.0] and rec["items"] == 6
-    assert 2.0 not in asked and max(asked) == 1.0
+    assert 2.0 not in asked and max(asked) == 1.0 and asked.count(0.0) == 1      # the unsteered rows run once
+
+
+def test_propensity_grid_without_zero_matches_the_grid_with_it(tmp_path, tiny_tokenizer):
+    """The α = 0 rows are only computed when 0 is asked for; the other rows do not depend on them."""
+    from lrt.evaluate.propensity import propensity_grid
+
+    lm = load_model(tiny_model_dir(tmp_path, "llama", tiny_tokenizer, width=32, layers=3, seed=4))
+    g = torch.Generator().manual_seed(2)
+    items = [Item(ids=torch.randint(1, 300, (n,), generator=g).tolist(), positive=[5], negative=[11]) for n in (4, 9)]
+    dirs = torch.nn.functional.normalize(torch.randn(2, 32, generator=g), dim=-1)
+    full, _ = propensity_grid(lm, 1, items, dirs, [-1.0, 0.0, 1.0], 3.0, 4)
+    part, _ = propensity_grid(lm, 1, items, dirs, [-1.0, 1.0], 3.0, 4)
+    assert part.shape == (2, 2, 2) and torch.allclose(part, full[:, [0, 2]], atol=1e-5)
 
 
 def test_alpha_steps_and_search_items_are_checked():

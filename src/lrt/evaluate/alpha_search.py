@@ -53,12 +53,12 @@ def search_alpha(lm, layer: int, items, native_dir: torch.Tensor, random_dirs: t
     """
     dirs = torch.cat([native_dir[None], random_dirs])
     sub = items[:n_items]
-    lows, highs, zero = [], [], None
+    zero = grid_fn(lm, layer, sub, dirs, [0.0], median_norm, batch_size)[0][:, 0].mean(-1)      # unsteered, once
+    lows, highs = [], []
     for j, a in enumerate(PROBE):
-        prop, _ = grid_fn(lm, layer, sub, dirs, [-a, 0.0, a], median_norm, batch_size)     # [V, 3, N]
-        zero = prop[:, 1].mean(-1) if zero is None else zero
+        prop, _ = grid_fn(lm, layer, sub, dirs, [-a, a], median_norm, batch_size)     # [V, 2, N]
         lows.insert(0, prop[:, 0].mean(-1))
-        highs.append(prop[:, 2].mean(-1))
+        highs.append(prop[:, 1].mean(-1))
         curves = torch.stack(lows + [zero] + highs, 1).tolist()      # [V, 2j + 3] on the symmetric grid
         alpha, record = choose_alpha(list(PROBE[:j + 1]), curves[0], curves[1:])
         if not record["probe"][-1]["monotonic"]:

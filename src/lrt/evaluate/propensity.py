@@ -172,11 +172,11 @@ def propensity_grid(lm: LoadedModel, layer: int, items: list[Item], directions: 
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Propensities ``[V, A, N]`` (and m_LD) for unit ``directions [V, d]`` at ``α · median_norm``.
 
-    The α = 0 rows are shared by all vectors and run once.
+    The α = 0 rows are shared by all vectors and run once (and not at all when 0 is not in ``alphas``).
     """
     V, A, N = len(directions), len(alphas), len(items)
     rows, where = [], {}
-    for i in range(N):
+    for i in range(N if 0 in alphas else 0):
         where[(None, i)] = len(rows)
         rows.append((i, None))
     for v in range(V):
