@@ -217,6 +217,47 @@ def test_decoder_refit_recovers_the_true_directions():
         refit_decoder(sae, iter(items[:1]), rows=0)
 
 
+def test_encoder_completion_recovers_a_tied_encoder_seen_through_a_rank_deficient_map():
+    """A tied encoder (s × the decoder's transpose) projected on a rank-16 subspace of 32 dims, as a down map
+    would: the basis is that subspace and γ = 1 puts the tied encoder back exactly. On data made by that dictionary
+    the refit's γ search picks a completion that takes the held-out FVU from 0.35 to near the tied SAE's 0.05."""
+    from lrt.sae.transfer import complete_encoder, encoder_basis
+
+    g = torch.Generator().manual_seed(3)
+    d, n, r, k = 32, 64, 16, 2
+    D = torch.randn(n, d, generator=g)
+    D /= D.norm(dim=1, keepdim=True)
+    Q = torch.linalg.qr(torch.randn(d, r, generator=g, dtype=torch.float64))[0]
+
+    def projected(scale):
+        sae = SparseAutoencoder(d, n, "topk", k, False)
+        sae.W_dec.data = D.clone()
+        sae.W_enc.data = (Q @ Q.T @ (scale * D.T).double()).float()
+        return sae
+
+    sae = projected(2.5)
+    basis = encoder_basis(sae)
+    assert basis.shape == (d, r) and torch.allclose(basis @ basis.T, Q @ Q.T, atol=1e-5)
+    assert torch.allclose(complete_encoder(sae, 1.0, basis).W_enc, 2.5 * D.T, atol=1e-4)
+    half = complete_encoder(sae, 0.5, basis).W_enc
+    assert torch.allclose(half, sae.W_enc + 0.5 * (2.5 * D.T - sae.W_enc), atol=1e-4)
+    assert encoder_basis(complete_encoder(sae, 1.0, basis)) is None          # full rank: nothing to complete
+
+    def batch(m):
+        z = torch.zeros(m, n)
+        z.scatter_(1, torch.rand(m, n, generator=g).argsort(1)[:, :k], torch.rand(m, k, generator=g) + 1.0)
+        return z @ D
+
+    items = [(batch(500), i % 5 == 4) for i in range(20)]
+    ev = torch.cat([x for x, h in items if h])
+    tied = complete_encoder(projected(1.0), 1.0, basis).fvu(ev)
+    out, info = refit_decoder(projected(1.0), iter(items), rows=4000)
+    comp = info["encoder_completion"]
+    assert tied < 0.08 and info["heldout_fvu_before"] > 0.3
+    assert comp["rank"] == r and comp["gamma"] >= 0.5 and comp["fvu_by_gamma"]["0.0"] > 0.3
+    assert info["heldout_fvu_after"] < tied + 0.03 and encoder_basis(out) is None
+
+
 def test_flops_to_reach_and_power_law_recover_a_known_curve():
     from lrt.pipelines.sae_init import flops_to_reach, power_law
 

@@ -39,7 +39,8 @@ class SAETrainRun:
     initialisation; its latents and k are kept."""
     refit_tokens: int = 0
     """With --init: first refit its decoder in closed form on this many of the model's training tokens given its
-    codes (lrt.sae.transfer.refit_decoder: a transferred SAE's better start; 0: none)."""
+    codes, and complete a transferred encoder outside the down map's image (lrt.sae.transfer.refit_decoder: a
+    transferred SAE's better start; 0: none)."""
     load: LoadConfig = field(default_factory=LoadConfig)
     """How the model is loaded."""
     harvest: HarvestConfig = field(default_factory=HarvestConfig)

@@ -30,7 +30,8 @@ class SAECompareInitRun:
     """Tokens the up and down maps are fitted on."""
     refit_tokens: int = 50_000
     """Also train from the transferred SAE with its decoder refitted in closed form on this many of the large
-    model's tokens (lrt.sae.transfer.refit_decoder; its FLOPs charged); 0: only scratch vs transferred."""
+    model's tokens and its encoder completed (lrt.sae.transfer.refit_decoder; its FLOPs charged); 0: only scratch
+    vs transferred."""
     load: LoadConfig = field(default_factory=LoadConfig)
     """How the models are loaded."""
     harvest: HarvestConfig = field(default_factory=HarvestConfig)

@@ -12,7 +12,8 @@ against FLOPs, with the cost of the transferred route charged to it. Three accou
   models' for the maps, the large model's for either large SAE), counted on one batch and scaled by tokens.
 
 With ``refit_tokens``, a third run starts from the transferred SAE with its decoder refitted in closed form on the
-large model's first ``refit_tokens`` training tokens (:func:`lrt.sae.transfer.refit_decoder`), its FLOPs charged
+large model's first ``refit_tokens`` training tokens and its encoder completed outside the down map's image
+(:func:`lrt.sae.transfer.refit_decoder`), its FLOPs charged
 on top of the transferred run's charge (and, all-in, those tokens' forward passes; "nothing charged" still
 charges nothing).
 

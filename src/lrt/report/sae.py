@@ -14,7 +14,7 @@ def init_curves_figure(r: dict) -> Figure:
     lines = [("scratch", {"sae": 0}, "C0", "scratch")]
     lines.append(("transferred", r["charges"], "C1", "transferred"))
     if "refit" in r["curves"]:
-        lines.append(("refit", r["refit_charges"], "C2", "+ decoder refit"))
+        lines.append(("refit", r["refit_charges"], "C2", "+ refit"))
     for name, charges, color, label in lines:
         h = [x for x in r["curves"][name] if x.get("heldout_fvu") is not None]
         for acc, style, note in (("sae", "-", " (small SAE charged)"),
@@ -123,12 +123,15 @@ def init_page(r: dict, style: str) -> str:
             f"Tokens: {html.escape(str(r.get('tokens')))}.</p>" + _png(init_curves_figure(r)) +
             "<h2>FLOPs to the target FVU</h2>" +
             table(rows, ["accounting (charged to the transferred run)", "charge", "scratch", "transferred", "saved"] +
-                  (["+ decoder refit", "saved"] if refit else []) + ["β scratch", "β transferred"] +
+                  (["+ refit", "saved"] if refit else []) + ["β scratch", "β transferred"] +
                   (["β refit"] if refit else [])) +
             "<p class='caption'>FVU(C) = a·C<sup>−β</sup> fitted to each curve (FLOPs C, the charge included). "
             "'sae': the small SAE's training and the maps' statistics are charged; 'small SAE given': only the maps; "
-            "'all-in': also every model forward pass. '+ decoder refit': the transferred SAE with its decoder refitted "
-            "in closed form on the large model's states (its FLOPs charged too)" +
+            "'all-in': also every model forward pass. '+ refit': the transferred SAE with its decoder refitted "
+            "in closed form on the large model's states and its encoder completed outside the down map's image "
+            "(its FLOPs charged too)" +
             (f": {r['decoder_refit']['rows']:,} rows, held-out FVU {fmt(r['decoder_refit']['heldout_fvu_before'])} "
-             f"→ {fmt(r['decoder_refit']['heldout_fvu_after'])}" if r.get("decoder_refit") else "") +
+             f"→ {fmt(r['decoder_refit']['heldout_fvu_after'])}" +
+             (f", encoder completion γ {r['decoder_refit']['encoder_completion']['gamma']}"
+              if r["decoder_refit"].get("encoder_completion") else "") if r.get("decoder_refit") else "") +
             ".</p></body></html>")
