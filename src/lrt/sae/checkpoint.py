@@ -42,7 +42,7 @@ def restore_trainer(path: Path, tr, fingerprint: dict) -> tuple[list[torch.Tenso
     tensors, state = load_checkpoint(path, fingerprint, "run")
     sae_t = {k[4:]: v for k, v in tensors.items() if k.startswith("sae.")}
     tr.sae = SparseAutoencoder.from_tensors(sae_t, "topk", tr.cfg.k, True, tr.meta)
-    tr.opt = torch.optim.Adam(tr.sae.parameters(), lr=tr.lr)
+    tr.opt = tr.new_optimizer()
     load_optimizer(tr.opt, tensors, state["optimizer"])
     tr.last_fired = tensors["last_fired"]
     tr.g.set_state(tensors["rng"])
