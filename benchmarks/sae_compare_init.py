@@ -70,6 +70,9 @@ def main() -> None:
         print(f"{name:24s} {f(r['charges'][name]):>10s} {f(acc['scratch_flops']):>10s} "
               f"{f(acc['transferred_flops']):>12s} {f(acc['saving']):>7s} {f(ref.get('flops')):>10s} "
               f"{f(ref.get('saving')):>7s}")
+    print("wall seconds to the target FVU (maps and refit charged):",
+          {k: None if v is None else round(v, 1) for k, v in r["wall_seconds_to_target"].items()},
+          f"(maps {r['seconds']['maps']} s, refit {(r.get('decoder_refit') or {}).get('seconds')} s)")
     fig = init_curves_figure(r)
     fig.savefig(out / "fvu_vs_flops.png", dpi=110)
 

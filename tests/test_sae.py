@@ -290,6 +290,11 @@ def test_compare_init_cli_transferred_start_is_ahead(tmp_path):
     assert f"{saved:.0%}" in page                                    # the table shows the measured saving
     assert main(["report", str(out), "-o", str(tmp_path / "again.html")]) == 0   # lrt report reads the kind
     assert (tmp_path / "again.html").read_text() == page
+    comp = r["decoder_refit"]["encoder_completion"]     # zoo-xs → zoo-m: the transferred encoder has rank 128 of 256
+    assert comp["rank"] == 128 and comp["fvu_by_gamma"][str(comp["gamma"])] == min(comp["fvu_by_gamma"].values())
+    wall = r["wall_seconds_to_target"]
+    assert set(wall) == {"scratch", "transferred", "refit"} and 0 < wall["scratch"] <= scratch[-1]["seconds"]
+    assert "Wall time to the target" in page
 
 
 def test_sparse_moments_and_s2l_map(trained):

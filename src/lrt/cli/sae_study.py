@@ -73,9 +73,11 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
           ([f(a["refit"]["flops"]), pct(a["refit"]["saving"])] if refit else [])
           for name, a in r["accountings"].items()],
          ["accounting", "charge", "scratch FLOPs", "transferred FLOPs", "saved"] +
-         (["+ decoder refit FLOPs", "saved"] if refit else []),
+         (["+ refit FLOPs", "saved"] if refit else []),
          title=f"\nFLOPs to the target FVU {r['target_fvu']:.4f} (scratch's final); zero-shot FVU of the "
                f"transferred SAE {r['zero_shot_fvu']:.4f}; results in {out}")
+    wall = ", ".join(f"{k} {'—' if v is None else f'{v:.1f} s'}" for k, v in r["wall_seconds_to_target"].items())
+    print(f"wall time to the target (maps and refit charged): {wall}")
     return 0
 
 

@@ -19,12 +19,15 @@ charges nothing).
 
 For each, the FLOPs to reach the target FVU (the scratch run's final held-out FVU, by linear interpolation
 between metric rows) and the saving ``1 − transferred / scratch``; and ``FVU(C) = a·C^(−β)`` fitted to both
-curves (least squares in log–log over the rows with C > 0).
+curves (least squares in log–log over the rows with C > 0). Also the wall seconds each run takes to the target
+(streaming the large model included), the transferred and refitted runs charged the maps' (and the refit's)
+seconds — the small SAE taken as given.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 
 import torch
@@ -93,8 +96,10 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
     if small_sae is None:
         small_run = train_sae(small, ls, small_data, small_cfg)
         small_sae = small_run.sae
+    t0 = time.perf_counter()
     with FlopCounterMode(display=False) as fc:
         up, down = fit_map_pair(small, large, ls, lt, map_data, map_fit)
+    map_seconds = round(time.perf_counter() - t0, 2)
     fwd_s = forward_flops_per_token(small, ls, map_data)
     fwd_t = forward_flops_per_token(large, lt, map_data)
     map_tokens = up.meta["tokens"]["harvested"]
@@ -123,11 +128,12 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
         "zero_shot_fvu": round(start.fvu(heldout_rows(large, lt, large_data)), 6), "decoder_refit": refit,
         "small_sae": small_run.history[-1] if small_run else small_sae.meta,
         "maps": {"up_r2": up.meta["metrics"]["heldout"].get("r2"), "down_r2": down.meta["metrics"]["heldout"].get("r2")},
+        "seconds": {"maps": map_seconds, "small_sae": small_run.seconds if small_run else 0.0},
         "tokens": {"small_sae": small_run.tokens if small_run else 0, "maps": map_tokens,
                    "large_sae": scratch.tokens}}
     if refit_run is not None:
         out["curves"]["refit"] = refit_run.history
-        refit_fwd = (refit["rows"] + refit["heldout_rows"]) * fwd_t          # its rows' forward passes
+        refit_fwd = refit["streamed_rows"] * fwd_t          # the forward passes of every row its stream produced
         out["refit_charges"] = {name: 0.0 if name == "sae, nothing charged" else
                                 c + refit["flops"] + refit_fwd * (name == "all-in") for name, c in charges.items()}
     for name, charge in charges.items():
@@ -144,6 +150,10 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
             r_cost = flops_to_reach(scaled(refit_run.history), target, c)
             acc["refit"] = {"flops": r_cost, "saving": saving(s_cost, r_cost),
                             "power_law": power_law(scaled(refit_run.history), c)}
+    secs = lambda h, off=0.0: flops_to_reach([{**x, "flops": x["seconds"]} for x in h], target, off)  # noqa: E731
+    out["wall_seconds_to_target"] = {"scratch": secs(scratch.history), "transferred": secs(warm.history, map_seconds)}
+    if refit_run is not None:
+        out["wall_seconds_to_target"]["refit"] = secs(refit_run.history, map_seconds + refit["seconds"])
     return out
 
 

@@ -134,4 +134,7 @@ def init_page(r: dict, style: str) -> str:
              f"→ {fmt(r['decoder_refit']['heldout_fvu_after'])}" +
              (f", encoder completion γ {r['decoder_refit']['encoder_completion']['gamma']}"
               if r["decoder_refit"].get("encoder_completion") else "") if r.get("decoder_refit") else "") +
+            ". Wall time to the target (the large model's forwards included; the maps' and the refit's seconds "
+            "charged): " + ", ".join(f"{html.escape(k)} {'—' if v is None else f'{v:.1f} s'}"
+                                     for k, v in r.get("wall_seconds_to_target", {}).items()) +
             ".</p></body></html>")

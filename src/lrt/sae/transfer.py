@@ -27,6 +27,8 @@ from :data:`GAMMAS` by held-out FVU. On zoo-xs → zoo-m it chose 0.375 and rais
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from typing import Iterable
@@ -99,8 +101,9 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     column, ``b_dec`` the fitted bias; a latent that never fired keeps its row. If the encoder's rank is below its
     width (a transferred SAE), it is then completed (:func:`complete_encoder`) with the γ of :data:`GAMMAS` that gives
     the lowest FVU on ≤ 2,048 held-out rows (γ = 0: unchanged); otherwise the encoder is unchanged. ``info``:
-    rows, ridge, held-out FVU before and after (on a sample of ≤ 4,096 of those held-out rows), the refitted rows'
-    norms, the completion (rank, γ, FVU by γ), and the FLOPs
+    rows (and the rows streamed to find them), ridge, held-out FVU before and after (on a sample of ≤ 4,096 of
+    those held-out rows), the refitted rows' norms, the completion (rank, γ, FVU by γ), the wall time (streaming
+    the rows included), and the FLOPs
     (dense encoder product ``2·n·d·latents``, sparse moments ``2·n·(k² + k·d) + 2·n·d²``, one solve of
     ``(latents+1)³`` per ridge tried, the γ search's encodes and decodes — counted, not measured: sparse products
     are invisible to FlopCounterMode)."""
@@ -111,14 +114,17 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     if rows < 1:
         raise ConfigError(f"the decoder refit needs rows >= 1, got {rows}", option="refit_tokens")
     cfg = cfg or FitConfig(shuffled_control=False)
+    t0 = time.perf_counter()
     base = unit_decoder_copy(sae, {})
     base.meta = dict(sae.meta)                                   # the same SAE, only its decoder scale moved
     n, d = base.d_sae, base.d_in
     train, held = MomentStats(n, d), MomentStats(n, d)
     sample = Reservoir(4096, seed=cfg.seed)
+    streamed = 0                                                 # rows the stream produced (used or passed over)
     for x, is_held in items:
         if x is None:
             continue
+        streamed += len(x)
         if is_held:
             if held.n >= max(rows // 4, 1):
                 continue
@@ -145,7 +151,8 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     k = base.k or n
     grid = 1 if cfg.ridge is not None else len(cfg.ridge_grid)
     flops = int(2 * (train.n + held.n) * (d * n + k * k + k * d + d * d) + grid * (n + 1) ** 3)
-    info = {"rows": train.n, "heldout_rows": held.n, "ridge": fit["ridge"], "latents_refitted": int(fired.sum()),
+    info = {"rows": train.n, "heldout_rows": held.n, "streamed_rows": streamed, "ridge": fit["ridge"],
+            "latents_refitted": int(fired.sum()),
             "heldout_fvu_before": None if ev is None else round(base.fvu(ev), 6),
             "heldout_fvu_after": None if ev is None else round(out.fvu(ev), 6),
             "refitted_row_norm": {"median": round(float(norms[fired].median()), 4) if fired.any() else None},
@@ -162,6 +169,7 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
                                       "fvu_by_gamma": {str(g): round(v, 6) for g, v in fvus.items()}}
         info["flops"] += cost
         info["heldout_fvu_after"] = round(out.fvu(ev), 6)
+    info["seconds"] = round(time.perf_counter() - t0, 2)                 # with the rows' forward passes
     out.meta = {**base.meta, "decoder_refit": info}
     return out, info
 
