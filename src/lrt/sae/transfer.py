@@ -22,7 +22,7 @@ through the down map (``W_enc' = A↓ᵀ·W_enc``, rank ≤ the small width). :f
 column the part of its latent's refitted direction that lies outside the encoder's column space, scaled as the
 column is inside it (a tied SAE, encoder = decoderᵀ, would have that part exactly at γ = 1); the refit chooses γ
 from :data:`GAMMAS` by held-out FVU. On zoo-xs → zoo-m it chose 0.375 and raised the saving of the start from
-50% to 64% (docs/benchmarks.md).
+50% to 64% before charges, 58% with the maps and the refit charged (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     of which up to ``rows // 4`` are used). Each latent that fired gets the unit-norm direction of its refitted
     column, ``b_dec`` the fitted bias; a latent that never fired keeps its row. If the encoder's rank is below its
     width (a transferred SAE), it is then completed (:func:`complete_encoder`) with the γ of :data:`GAMMAS` that gives
-    the lowest FVU on ≤ 2,048 held-out rows (γ = 0: unchanged); otherwise the encoder is unchanged. ``info``:
+    the lowest FVU on the first ≤ 2,048 of the held-out sample (γ = 0: unchanged); otherwise the encoder is
+    unchanged. ``info``:
     rows (and the rows streamed to find them), ridge, held-out FVU before and after (on a sample of ≤ 4,096 of
     those held-out rows), the refitted rows' norms, the completion (rank, γ, FVU by γ), the wall time (streaming
     the rows included), and the FLOPs
@@ -164,7 +165,8 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
         fvus = {g: (complete_encoder(out, g, basis) if g else out).fvu(m) for g in GAMMAS}
         gamma = min(fvus, key=fvus.get)
         out = complete_encoder(out, gamma, basis) if gamma else out
-        cost = len(GAMMAS) * len(m) * (2 * d * n + 2 * k * d) + 4 * n * d * basis.shape[1]
+        cost = (len(GAMMAS) * len(m) * (2 * d * n + 2 * k * d) + 4 * n * d * basis.shape[1]
+                + 4 * d * d * n + 8 * d ** 3)                            # the searched starts; the SVD, roughly
         info["encoder_completion"] = {"rank": basis.shape[1], "gamma": gamma, "flops": cost,
                                       "fvu_by_gamma": {str(g): round(v, 6) for g, v in fvus.items()}}
         info["flops"] += cost
