@@ -295,6 +295,8 @@ def test_compare_init_cli_transferred_start_is_ahead(tmp_path):
     wall = r["wall_seconds_to_target"]
     assert set(wall) == {"scratch", "transferred", "refit"} and 0 < wall["scratch"] <= scratch[-1]["seconds"]
     assert "Wall time to the target" in page
+    sizes = {x.get("eval_rows") for c in r["curves"].values() for x in c}    # one fixed held-out set, every row
+    assert len(sizes) == 1 and sizes.pop() > 0
 
 
 def test_sparse_moments_and_s2l_map(trained):

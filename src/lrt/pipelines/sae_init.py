@@ -33,6 +33,7 @@ from dataclasses import replace
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import ConfigError
 from ..harvest.capture import run_with_capture
 from ..harvest.config import HarvestConfig
 from ..harvest.paired import pack_sequences, stream_rows
@@ -107,13 +108,17 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
     map_stats = max(0.0, fc.get_total_flops() - map_forward)        # moments, ridge solves, metrics
     start = transfer_sae(small_sae, up, down)
     cfg = replace(large_cfg, k=small_sae.k, latents=small_sae.d_sae)
-    scratch = train_sae(large, lt, large_data, cfg)
-    warm = train_sae(large, lt, large_data, cfg, init=start)
+    ev = heldout_rows(large, lt, large_data, cfg.eval_rows)      # one fixed set: the curves' rows compare
+    if ev is None:
+        raise ConfigError(f"{large_data.tokens:,} tokens gave no held-out rows to measure FVU on; raise --tokens "
+                          "or --heldout-percent", option="tokens")
+    scratch = train_sae(large, lt, large_data, cfg, eval_x=ev)
+    warm = train_sae(large, lt, large_data, cfg, init=start, eval_x=ev)
     refit = refit_run = None
     if refit_tokens:
         refit_start, refit = refit_decoder(start, stream_rows(large, lt, replace(large_data, progress=False)),
                                            refit_tokens)
-        refit_run = train_sae(large, lt, large_data, cfg, init=refit_start)
+        refit_run = train_sae(large, lt, large_data, cfg, init=refit_start, eval_x=ev)
     small_sae_flops = small_run.sae.meta["flops"] if small_run else 0
     small_fwd = small_run.tokens * fwd_s if small_run else 0
     large_fwd_per_flop = fwd_t / (warm.flops_per_step / cfg.sae_batch_size)   # forward FLOPs per SAE FLOP
@@ -125,7 +130,7 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
                       "target_layer": layer_name(lt)},
            "target_fvu": target, "charges": charges, "accountings": {}, "curves": {
         "scratch": scratch.history, "transferred": warm.history},
-        "zero_shot_fvu": round(start.fvu(heldout_rows(large, lt, large_data)), 6), "decoder_refit": refit,
+        "zero_shot_fvu": round(start.fvu(ev), 6), "decoder_refit": refit,
         "small_sae": small_run.history[-1] if small_run else small_sae.meta,
         "maps": {"up_r2": up.meta["metrics"]["heldout"].get("r2"), "down_r2": down.meta["metrics"]["heldout"].get("r2")},
         "seconds": {"maps": map_seconds, "small_sae": small_run.seconds if small_run else 0.0},
@@ -162,8 +167,9 @@ def saving(scratch: float | None, other: float | None) -> float | None:
     return None if not (scratch and other) else round(1 - other / scratch, 4)
 
 
-def heldout_rows(lm: LoadedModel, layer: int, data: HarvestConfig, n: int = 4096) -> torch.Tensor:
-    """The first ``n`` rows of the harvest's held-out documents (the rows the training curves are measured on)."""
+def heldout_rows(lm: LoadedModel, layer: int, data: HarvestConfig, n: int = 4096) -> torch.Tensor | None:
+    """The first ``n`` rows of the harvest's held-out documents (the rows the training curves are measured on;
+    None if the harvest has none)."""
     rows, have = [], 0
     for r, held in stream_rows(lm, layer, replace(data, progress=False)):
         if held:
@@ -171,4 +177,4 @@ def heldout_rows(lm: LoadedModel, layer: int, data: HarvestConfig, n: int = 4096
             have += len(r)
             if have >= n:
                 break
-    return torch.cat(rows)[:n]
+    return torch.cat(rows)[:n] if rows else None

@@ -150,6 +150,7 @@ class _Trainer:
         if self.eval_x is not None and len(self.eval_x):
             z = self.sae.encode(self.eval_x)
             row["heldout_fvu"] = round(self.sae.fvu(self.eval_x, z), 6)
+            row["eval_rows"] = len(self.eval_x)
             row["l0"] = round(float((z > 0).sum(-1).float().mean()), 3)
         row["dead_fraction"] = (round(float((self.tokens - self.last_fired > self.cfg.dead_tokens).float().mean()), 6)
                                 if self.tokens >= self.cfg.dead_tokens else None)
@@ -158,18 +159,20 @@ class _Trainer:
 
 def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SAETrainConfig | None = None,
               init: SparseAutoencoder | None = None, checkpoint: str | Path | None = None,
-              resume: bool = False, probe=None) -> TrainResult:
+              resume: bool = False, probe=None, eval_x: torch.Tensor | None = None) -> TrainResult:
     """Stream ``harvest.tokens`` tokens of ``lm`` at ``layer`` and train a TopK SAE on the training split's rows —
     from the tied random initialisation, or from ``init`` (e.g. a transferred SAE; its latents and k are kept).
     With ``checkpoint`` and ``cfg.checkpoint_tokens`` the run's state is saved there every that-many tokens;
     ``resume`` continues from it (the stream is re-packed up to the saved position, tokenization only).
-    ``probe(sae) -> dict``: extra numbers for each metric row (the CLI's Δloss on held-out text)."""
+    ``probe(sae) -> dict``: extra numbers for each metric row (the CLI's Δloss on held-out text). ``eval_x``: the
+    held-out rows every metric row is measured on (default: the stream's first ``cfg.eval_rows`` held-out rows, a
+    set that grows as they arrive — each row records its size as ``eval_rows``)."""
     li = lm.layer_index(layer)
     meta = {"model": lm.name, "layer": layer_name(li), "corpus": harvest.corpus, "context_size": harvest.context,
             "tokens": harvest.tokens}
     data = {k: v for k, v in asdict(harvest).items() if k != "progress"}
     return _train(lambda start: stream_rows(lm, li, harvest, start=start, split_ranks=True), lm.d_model, meta, data,
-                  cfg, init, harvest.progress, checkpoint, resume, harvest.tokens, probe)
+                  cfg, init, harvest.progress, checkpoint, resume, harvest.tokens, probe, eval_x)
 
 
 def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, model: str | int = 0,
@@ -201,7 +204,8 @@ def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, mo
 
 
 def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None, init: SparseAutoencoder | None,
-           progress: bool, checkpoint, resume: bool, budget: int, probe=None) -> TrainResult:
+           progress: bool, checkpoint, resume: bool, budget: int, probe=None,
+           eval_x: torch.Tensor | None = None) -> TrainResult:
     from ..io.config import flatten
     from .checkpoint import rank_path, restore_trainer, save_trainer
 
@@ -226,6 +230,9 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
         if checkpoint is None:
             raise ConfigError("--resume needs a checkpoint (set --checkpoint-tokens)", option="resume")
         buf, position = restore_trainer(checkpoint, tr, fingerprint)
+    if eval_x is not None and tr.eval_x is None:
+        tr.eval_x = eval_x[:cfg.eval_rows].float()
+    fixed = eval_x is not None                                  # the stream's held-out rows then go unused
     held: list[torch.Tensor] = [] if tr.eval_x is None else [tr.eval_x]
     have = sum(len(b) for b in buf)
     train_fvu = tr.history[-1]["train_fvu"] if tr.history else float("nan")
@@ -252,7 +259,7 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
     for rows, is_held in items(position):
         position += 1
         if rows is not None and is_held:
-            if sum(len(h) for h in held) < cfg.eval_rows:
+            if not fixed and sum(len(h) for h in held) < cfg.eval_rows:
                 held.append(rows)
                 tr.eval_x = torch.cat(held)[:cfg.eval_rows]
         elif rows is not None:
