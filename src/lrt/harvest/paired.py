@@ -111,3 +111,23 @@ def stream_rows(lm: LoadedModel, layer: int, cfg: HarvestConfig, tally: dict | N
         bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
         yield _rows(h, keep, lm.name, layer), held
     bar.close()
+
+
+def read_ahead_heldout(stream, n: int, cap: int):
+    """``(stream', rows)``: the first ``n`` held-out rows of ``stream`` (None if it has none), read ahead before
+    training so that every metric row is measured on the same set; ``stream'`` yields every item again, the ones read
+    ahead from memory (at most ``cap`` training rows are held; past that the set is what arrived by then)."""
+    import itertools
+
+    ahead, held, have, kept = [], [], 0, 0
+    for item in stream:
+        ahead.append(item)
+        rows, is_held = item
+        if rows is not None and is_held:
+            held.append(rows)
+            have += len(rows)
+        elif rows is not None:
+            kept += len(rows)
+        if have >= n or kept >= cap:
+            break
+    return itertools.chain(ahead, stream), (torch.cat(held)[:n] if held else None)

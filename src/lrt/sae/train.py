@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .. import distributed
 from ..errors import ConfigError, DistributedError
 from ..harvest.config import HarvestConfig
-from ..harvest.paired import stream_rows
+from ..harvest.paired import read_ahead_heldout, stream_rows
 from ..models.layers import LayerSpec, layer_name
 from ..models.load import LoadedModel
 from .config import SAETrainConfig
@@ -165,8 +165,8 @@ def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SA
     With ``checkpoint`` and ``cfg.checkpoint_tokens`` the run's state is saved there every that-many tokens;
     ``resume`` continues from it (the stream is re-packed up to the saved position, tokenization only).
     ``probe(sae) -> dict``: extra numbers for each metric row (the CLI's Δloss on held-out text). ``eval_x``: the
-    held-out rows every metric row is measured on (default: the stream's first ``cfg.eval_rows`` held-out rows, a
-    set that grows as they arrive — each row records its size as ``eval_rows``)."""
+    held-out rows every metric row is measured on (default: the stream's first ``cfg.eval_rows`` held-out rows,
+    read ahead before the first step; each row records the set's size as ``eval_rows``)."""
     li = lm.layer_index(layer)
     meta = {"model": lm.name, "layer": layer_name(li), "corpus": harvest.corpus, "context_size": harvest.context,
             "tokens": harvest.tokens}
@@ -230,9 +230,12 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
         if checkpoint is None:
             raise ConfigError("--resume needs a checkpoint (set --checkpoint-tokens)", option="resume")
         buf, position = restore_trainer(checkpoint, tr, fingerprint)
+    stream = items(position)
+    if tr.eval_x is None and eval_x is None:                    # a new run: its first eval_rows held-out rows
+        stream, eval_x = read_ahead_heldout(stream, cfg.eval_rows, cap=max(cfg.shuffle_rows, 2 ** 28 // d_in))  # ≤ 1 GiB
     if eval_x is not None and tr.eval_x is None:
         tr.eval_x = eval_x[:cfg.eval_rows].float()
-    fixed = eval_x is not None                                  # the stream's held-out rows then go unused
+    fixed = tr.eval_x is not None                               # the stream's held-out rows then go unused
     held: list[torch.Tensor] = [] if tr.eval_x is None else [tr.eval_x]
     have = sum(len(b) for b in buf)
     train_fvu = tr.history[-1]["train_fvu"] if tr.history else float("nan")
@@ -256,7 +259,7 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
         buf, have = ([], 0) if final else ([tail], len(tail))
 
     threshold = max(cfg.shuffle_rows, cfg.sae_batch_size)
-    for rows, is_held in items(position):
+    for rows, is_held in stream:
         position += 1
         if rows is not None and is_held:
             if not fixed and sum(len(h) for h in held) < cfg.eval_rows:
@@ -291,3 +294,4 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
     tr.sae.meta.update({"steps": tr.step_no, "trained_tokens": tr.tokens, "lr": tr.lr,
                         "flops": tr.flops_per_step * tr.step_no + tr.extra_flops, "ranks": tr.world})
     return TrainResult(tr.sae, tr.history, tr.flops_per_step, tr.step_no, tr.tokens, round(tr.elapsed(), 2))
+
