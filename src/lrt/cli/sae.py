@@ -80,9 +80,12 @@ def run_train(cfg: SAETrainRun) -> int:
         from ..harvest.paired import stream_rows
         from ..sae.transfer import refit_decoder
 
-        init, info = refit_decoder(init, stream_rows(lm, li, replace(cfg.harvest, progress=False)), cfg.refit_tokens)
-        print(f"decoder refitted on {info['rows']:,} rows: held-out FVU {info['heldout_fvu_before']} → "
-              f"{info['heldout_fvu_after']} ({info['flops']:.3g} FLOPs)")
+        init, info = refit_decoder(init, stream_rows(lm, li, replace(cfg.harvest, progress=False)), cfg.refit_tokens,
+                                   skip_heldout=cfg.sae.eval_rows)    # not the rows the metrics are measured on
+        comp = info["encoder_completion"]
+        print(f"refitted on {info['rows']:,} rows: held-out FVU {info['heldout_fvu_before']} → "
+              f"{info['heldout_fvu_after']}" + (f" (encoder completed, γ {comp['gamma']})" if comp else "") +
+              f", {info['flops']:.3g} FLOPs")
     ckpt = None
     if cfg.sae.checkpoint_tokens or cfg.resume:
         ckpt = output_dir(cfg.out) / "checkpoint.safetensors"

@@ -117,7 +117,7 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
     refit = refit_run = None
     if refit_tokens:
         refit_start, refit = refit_decoder(start, stream_rows(large, lt, replace(large_data, progress=False)),
-                                           refit_tokens)
+                                           refit_tokens, skip_heldout=len(ev))      # ridge, γ: not on ev
         refit_run = train_sae(large, lt, large_data, cfg, init=refit_start, eval_x=ev)
     small_sae_flops = small_run.sae.meta["flops"] if small_run else 0
     small_fwd = small_run.tokens * fwd_s if small_run else 0

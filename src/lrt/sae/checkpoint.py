@@ -43,7 +43,10 @@ def restore_trainer(path: Path, tr, fingerprint: dict) -> tuple[list[torch.Tenso
     sae_t = {k[4:]: v for k, v in tensors.items() if k.startswith("sae.")}
     tr.sae = SparseAutoencoder.from_tensors(sae_t, "topk", tr.cfg.k, True, tr.meta)
     tr.opt = tr.new_optimizer()
+    fused = tr.opt.defaults.get("fused")
     load_optimizer(tr.opt, tensors, state["optimizer"])
+    for group in tr.opt.param_groups:                  # this device's choice, not the saving one's
+        group["fused"] = fused
     tr.last_fired = tensors["last_fired"]
     tr.g.set_state(tensors["rng"])
     tr.eval_x = tensors.get("eval_x")

@@ -92,12 +92,14 @@ def unit_decoder_copy(sae: SparseAutoencoder, meta: dict) -> SparseAutoencoder:
 
 @torch.no_grad()
 def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | None, bool]], rows: int,
-                  cfg: FitConfig | None = None) -> tuple[SparseAutoencoder, dict]:
+                  cfg: FitConfig | None = None, skip_heldout: int = 0) -> tuple[SparseAutoencoder, dict]:
     """``(sae', info)``: ``sae`` (its decoder rows first made unit norm, norms folded into the encoder, as training
     from it would) with its decoder refitted on the first ``rows`` training rows of ``items`` — ``(rows [n, d],
     heldout)`` of the model the SAE is for, e.g. :func:`lrt.harvest.paired.stream_rows` — given its own codes:
     ``x ≈ W·z + b`` by the streaming closed form (:meth:`MomentStats.of_sparse`; the ridge chosen on held-out rows,
-    of which up to ``rows // 4`` are used). Each latent that fired gets the unit-norm direction of its refitted
+    of which up to ``rows // 4`` are used, after passing over the items holding the first ``skip_heldout`` held-out
+    rows — the rows a training curve will be measured on, so that the ridge and γ are not chosen on them; if no
+    other held-out rows come, those are used and ``info["heldout_overlaps_eval"]`` says so). Each latent that fired gets the unit-norm direction of its refitted
     column, ``b_dec`` the fitted bias; a latent that never fired keeps its row. If the encoder's rank is below its
     width (a transferred SAE), it is then completed (:func:`complete_encoder`) with the γ of :data:`GAMMAS` that gives
     the lowest FVU on the first ≤ 2,048 of the held-out sample (γ = 0: unchanged); otherwise the encoder is
@@ -121,11 +123,24 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     n, d = base.d_sae, base.d_in
     train, held = MomentStats(n, d), MomentStats(n, d)
     sample = Reservoir(4096, seed=cfg.seed)
-    streamed = 0                                                 # rows the stream produced (used or passed over)
+    streamed = skipped = 0                                       # rows the stream produced (used or passed over)
+    spare: list[torch.Tensor] = []                               # the skipped held-out rows, if no others come
+
+    def take(x: torch.Tensor, is_held: bool) -> None:
+        x = x.float()
+        z = base.encode(x)
+        (held if is_held else train).merge(MomentStats.of_sparse(z, x, "cpu"))
+        if is_held:
+            sample.update(z, x)
+
     for x, is_held in items:
         if x is None:
             continue
         streamed += len(x)
+        if is_held and skipped < skip_heldout:
+            skipped += len(x)
+            spare.append(x)
+            continue
         if is_held:
             if held.n >= max(rows // 4, 1):
                 continue
@@ -133,11 +148,10 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
             if held.n >= min(rows // 4, 1000):
                 break
             continue
-        x = x.float()
-        z = base.encode(x)
-        (held if is_held else train).merge(MomentStats.of_sparse(z, x, "cpu"))
-        if is_held:
-            sample.update(z, x)
+        take(x, is_held)
+    overlap = held.n == 0 and bool(spare)
+    for x in spare if overlap else []:                           # nothing else held out: choose on those, say so
+        take(x, True)
     if train.n < 2:
         raise ConfigError(f"the decoder refit got {train.n} training rows; give more tokens", option="refit_tokens")
     W, b, fit = solve_and_judge(PairStats(train, held, held, None, sample.x, sample.y), cfg)   # x ≈ W·z + b
@@ -153,6 +167,7 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     grid = 1 if cfg.ridge is not None else len(cfg.ridge_grid)
     flops = int(2 * (train.n + held.n) * (d * n + k * k + k * d + d * d) + grid * (n + 1) ** 3)
     info = {"rows": train.n, "heldout_rows": held.n, "streamed_rows": streamed, "ridge": fit["ridge"],
+            "heldout_overlaps_eval": overlap,
             "latents_refitted": int(fired.sum()),
             "heldout_fvu_before": None if ev is None else round(base.fvu(ev), 6),
             "heldout_fvu_after": None if ev is None else round(out.fvu(ev), 6),
@@ -162,11 +177,12 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
     info["encoder_completion"] = None
     if basis is not None and ev is not None:
         m = ev[:2048]                                            # γ by held-out FVU of the start
-        fvus = {g: (complete_encoder(out, g, basis) if g else out).fvu(m) for g in GAMMAS}
+        cands = {g: complete_encoder(out, g, basis) if g else out for g in GAMMAS}
+        fvus = {g: c.fvu(m) for g, c in cands.items()}
         gamma = min(fvus, key=fvus.get)
-        out = complete_encoder(out, gamma, basis) if gamma else out
-        cost = (len(GAMMAS) * len(m) * (2 * d * n + 2 * k * d) + 4 * n * d * basis.shape[1]
-                + 4 * d * d * n + 8 * d ** 3)                            # the searched starts; the SVD, roughly
+        out = cands[gamma]
+        # each candidate: built (4·n·d·r), encoded and decoded densely on m rows; the SVD, roughly
+        cost = (len(GAMMAS) * (len(m) * 4 * d * n + 4 * n * d * basis.shape[1]) + 4 * d * d * n + 8 * d ** 3)
         info["encoder_completion"] = {"rank": basis.shape[1], "gamma": gamma, "flops": cost,
                                       "fvu_by_gamma": {str(g): round(v, 6) for g, v in fvus.items()}}
         info["flops"] += cost
