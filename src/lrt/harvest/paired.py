@@ -8,6 +8,7 @@ of every sequence (the attention-sink token) are left out.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -117,8 +118,6 @@ def read_ahead_heldout(stream, n: int, cap: int):
     """``(stream', rows)``: the first ``n`` held-out rows of ``stream`` (None if it has none), read ahead before
     training so that every metric row is measured on the same set; ``stream'`` yields every item again, the ones read
     ahead from memory (at most ``cap`` training rows are held; past that the set is what arrived by then)."""
-    import itertools
-
     ahead, held, have, kept = [], [], 0, 0
     for item in stream:
         ahead.append(item)

@@ -48,11 +48,12 @@ from ..sae.train import TrainResult, train_sae
 from ..sae.transfer import refit_decoder, transfer_sae
 
 
-def flops_to_reach(history: list[dict], target: float, offset: float = 0.0) -> float | None:
-    """FLOPs (plus ``offset``) at which the held-out FVU first reaches ``target`` (linear interpolation)."""
+def flops_to_reach(history: list[dict], target: float, offset: float = 0.0, key: str = "flops") -> float | None:
+    """FLOPs (plus ``offset``) at which the held-out FVU first reaches ``target`` (linear interpolation); with
+    ``key="seconds"``, the wall seconds."""
     prev = (0.0, float("inf"))
     for row in history:
-        f, v = row["flops"], row.get("heldout_fvu")
+        f, v = row[key], row.get("heldout_fvu")
         if v is None:
             continue
         if v <= target:
@@ -155,10 +156,10 @@ def compare_init(small: LoadedModel, large: LoadedModel, small_layer: int, large
             r_cost = flops_to_reach(scaled(refit_run.history), target, c)
             acc["refit"] = {"flops": r_cost, "saving": saving(s_cost, r_cost),
                             "power_law": power_law(scaled(refit_run.history), c)}
-    secs = lambda h, off=0.0: flops_to_reach([{**x, "flops": x["seconds"]} for x in h], target, off)  # noqa: E731
-    out["wall_seconds_to_target"] = {"scratch": secs(scratch.history), "transferred": secs(warm.history, map_seconds)}
+    wall = out["wall_seconds_to_target"] = {"scratch": flops_to_reach(scratch.history, target, key="seconds"),
+                                            "transferred": flops_to_reach(warm.history, target, map_seconds, "seconds")}
     if refit_run is not None:
-        out["wall_seconds_to_target"]["refit"] = secs(refit_run.history, map_seconds + refit["seconds"])
+        wall["refit"] = flops_to_reach(refit_run.history, target, map_seconds + refit["seconds"], "seconds")
     return out
 
 

@@ -170,7 +170,6 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
             "heldout_overlaps_eval": overlap,
             "latents_refitted": int(fired.sum()),
             "heldout_fvu_before": None if ev is None else round(base.fvu(ev), 6),
-            "heldout_fvu_after": None if ev is None else round(out.fvu(ev), 6),
             "refitted_row_norm": {"median": round(float(norms[fired].median()), 4) if fired.any() else None},
             "flops": flops}
     basis = encoder_basis(base)
@@ -186,7 +185,7 @@ def refit_decoder(sae: SparseAutoencoder, items: Iterable[tuple[torch.Tensor | N
         info["encoder_completion"] = {"rank": basis.shape[1], "gamma": gamma, "flops": cost,
                                       "fvu_by_gamma": {str(g): round(v, 6) for g, v in fvus.items()}}
         info["flops"] += cost
-        info["heldout_fvu_after"] = round(out.fvu(ev), 6)
+    info["heldout_fvu_after"] = None if ev is None else round(out.fvu(ev), 6)
     info["seconds"] = round(time.perf_counter() - t0, 2)                 # with the rows' forward passes
     out.meta = {**base.meta, "decoder_refit": info}
     return out, info
