@@ -32,31 +32,34 @@ def test_demo_map_quality(demo):
 
 
 def test_transferred_sentiment_vector_steers_like_native(demo):
-    """zoo-xs L0 → zoo-m L0. Measured (docs/zoo.md): slopes native 2.00, transferred 1.20, point −0.31; 12 random
-    vectors −1.13 … 0.17 (max |slope| 1.13, mean |slope| 0.41); mean r of odd shifts transferred 0.99 vs random
-    −0.07; cosine to native 0.85. The margins below sit under those values and above what random vectors reach.
+    """zoo-xs L0 → zoo-m L0, 16 random vectors. Measured: slopes native 1.99 (p 0.007 against the random slopes,
+    CI 1.84–2.16), transferred 1.29 (z 2.0, p 0.06, above 15 of 16 random |slopes|; ratio 0.65, CI 0.62–0.68),
+    point −0.46; random −1.13 … 1.32 (mean |slope| 0.52); mean r of odd shifts transferred 0.99 vs random −0.07;
+    cosine to native 0.89. The margins below sit under those values and above what random vectors reach; "beats
+    every random vector" is not asserted: with 16 draws one random direction reaches 1.32 (with the first 12, 0.17).
     """
     _, res = demo
-    s = res["steering"]
+    s, v = res["steering"], res["verdict"]
     comp = s["comparison"]
     rnd = s["random"]["slopes"]
-    assert len(rnd) >= 12
+    assert len(rnd) >= 16
     slope = {n: s["curves"][n]["slope_monotonic"] for n in ("native", "transferred_direction", "transferred_point")}
-    print(f"\nslopes {slope}, random {sorted(round(r, 3) for r in rnd)}; r shift transferred "
-          f"{comp['transferred_direction']['mean_r_shift']:.3f} random {comp['random_mean']['mean_r_shift']:.3f}")
+    print(f"\nslopes {slope}, random {sorted(round(r, 3) for r in rnd)}; significance "
+          f"{ {n: (round(g['z'], 2), round(g['p_value'], 4)) for n, g in v['vectors'].items()} }")
     assert s["monotonic_range"] == [s["alphas"][0], s["alphas"][-1]]
-    rabs = max(abs(r) for r in rnd)                                      # a random sign is arbitrary
-    assert slope["native"] > 1.5 * rabs                                 # the family's own vector: a clear margin
-    assert slope["transferred_direction"] > max(rnd) + 0.5              # beats every random vector
-    assert slope["transferred_direction"] > rabs                        # ... in |slope| too (1.20 vs 1.13)
-    assert slope["transferred_direction"] > 2.5 * s["random"]["mean_abs_slope"]
-    assert slope["transferred_direction"] > 0.5 * slope["native"]
-    assert res["verdict"]["transferred_beats_all_random"] and res["verdict"]["native_beats_all_random"]
-    tr, rm = comp["transferred_direction"], comp["random_mean"]
-    assert tr["mean_r_shift"] > 0.9 and tr["mean_r_shift"] > rm["mean_r_shift"] + 0.6
-    assert tr["mean_r_odd"] > 0.9 and abs(rm["mean_r_odd"]) < 0.3
+    nat, tr = v["vectors"]["native"], v["vectors"]["transferred_direction"]
+    assert nat["status"] == "steers forward" and nat["p_value"] < 0.02 and v["native"]["steers"]
+    assert slope["native"] > 1.4 * max(abs(r) for r in rnd)            # the family's own vector: a clear margin
+    assert tr["slope"] > 0 and tr["z"] > 1.5 and tr["percentile"] >= 85
+    assert slope["transferred_direction"] > 2 * s["random"]["mean_abs_slope"]
+    t = v["transfer"]["transferred_direction"]
+    assert t["ratio_ci"][0] > 0.5 and t["ratio_ci"][1] < 1.0 and t["status"] != "opposite sign to native"
+    trc, rm = comp["transferred_direction"], comp["random_mean"]
+    assert trc["mean_r_shift"] > 0.9 and trc["mean_r_shift"] > rm["mean_r_shift"] + 0.6
+    assert trc["mean_r_odd"] > 0.9 and abs(rm["mean_r_odd"]) < 0.3
     assert res["vectors"]["cosine_to_native"]["transferred_direction"] > 0.7
-    assert res["verdict"]["better_transfer_mode"] == "direction"       # A·v beats A·v + p
+    assert v["transfer"]["transferred_point"]["status"] == "opposite sign to native"
+    assert v["better_transfer_mode"] == "direction"       # A·v beats A·v + p
 
 
 def test_cli_chain(demo, tmp_path, capsys):

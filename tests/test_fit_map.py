@@ -142,4 +142,4 @@ def test_contrast_shrunk_map_recovers_a_relation_and_runs_on_caa(tmp_path):
     assert main(args + sum([["--contrast-sets", f] for f in files], [])) == 0
     meta = json.loads((out / "map.json").read_text())
     assert meta["method"] == "contrast-shrunk" and meta["contrast"]["lambda"] in (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
-    assert len(meta["contrast"]["leave_one_set_out_cos"]) == 6 and AffineMap.load(out).A.shape == (192, 128)
+    assert len(meta["contrast"]["leave_one_family_out_cos"]) == 6 and AffineMap.load(out).A.shape == (192, 128)

@@ -66,11 +66,12 @@ def test_alpha_search_runs_inside_the_evaluation(tmp_path, tiny_tokenizer):
 
     lm = load_model(tiny_model_dir(tmp_path, "llama", tiny_tokenizer, width=32, layers=3, seed=4))
     g = torch.Generator().manual_seed(1)
-    items = [Item(ids=torch.randint(1, 300, (8,), generator=g).tolist(), positive=[5], negative=[11]) for _ in range(6)]
+    items = [Item(ids=torch.randint(1, 300, (8,), generator=g).tolist(), positive=[5], negative=[11]) for _ in range(10)]
     v = torch.randn(32, generator=g)
     res = evaluate_vectors(lm, 1, items, {"native": v}, 1.0, EvalConfig(alpha_search=True, n_random=4, bootstrap=20,
-                                                                        positions="answer"))
+                                                                        positions="answer", search_items=4))
     assert res["alpha_search"]["chosen"] == res["alphas"][-1] and len(res["alphas"]) == 7
+    assert res["n_items"] == 6 and res["split"]["validation_items"] == 4
 
 
 def test_alpha_search_stops_at_the_turnover_and_agrees_with_the_full_probe():

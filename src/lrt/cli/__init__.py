@@ -14,12 +14,12 @@ import warnings
 from .. import __version__
 from .. import distributed
 from ..errors import ConfigError, LRTError
-from . import demo, evaluate, fit_map, generate, harvest, probe, report, sae, steer, sweep, zoo
+from . import data, demo, evaluate, fit_map, generate, harvest, probe, report, sae, steer, study, sweep, zoo
 
 DATA_PARALLEL = ("fit-map", "sweep-layers", "sae train")
 """Commands that split their work over ``torchrun`` ranks; the others refuse to be launched by it."""
 
-COMMANDS = (harvest, fit_map, sweep, steer, evaluate, sae, probe, report, generate, demo, zoo)
+COMMANDS = (harvest, fit_map, sweep, steer, evaluate, study, sae, probe, report, generate, demo, zoo, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

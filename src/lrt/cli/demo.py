@@ -23,6 +23,7 @@ class DemoRun:
 def run(cfg: DemoRun) -> int:
     from ..pipelines.experiment import run_experiment
     from ..report.html import write_report
+    from ..evaluate.verdict import verdict_lines
     from ..report.tables import map_summary_rows, show_steering_summary
 
     check_output(cfg.out)
@@ -40,6 +41,7 @@ def run(cfg: DemoRun) -> int:
         ("native beats every random vector (|slope|)", v["native_beats_all_random"]),
         ("better transfer mode", v["better_transfer_mode"]),
         ("total seconds", results["timings"]["total"])]], title="\nverdict")
+    print("  " + "\n  ".join(verdict_lines(results["steering"], v)))
     print(f"\nreport: {report}\nresults: {Path(cfg.out) / 'results.json'}")
     return 0
 

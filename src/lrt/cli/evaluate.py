@@ -70,7 +70,7 @@ def load_vectors(cfg: EvaluateRun, lm) -> dict:
 
 
 def run(cfg: EvaluateRun) -> int:
-    from ..evaluate.verdict import verdict
+    from ..evaluate.verdict import verdict, verdict_lines
     from ..io.config import flatten
     from ..io.results import make_results, write_results
     from ..pipelines.experiment import cosines_to_native, evaluate_on
@@ -94,11 +94,13 @@ def run(cfg: EvaluateRun) -> int:
            "made_for": {n: {"model": v.model, "layer": v.layer} for n, v in loaded.items()}}
     settings = flatten(cfg)
     out = output_dir(cfg.out)
-    write_results(out, make_results("evaluate", settings, models, vec, s, verdict(s)))
+    v = verdict(s)
+    write_results(out, make_results("evaluate", settings, models, vec, s, v))
     record(out, cfg)
     if cfg.layer is not None:
         print(f"note: vectors of layer {native.layer} applied at layer {layer} (explicit override)")
     show_steering_summary(s)
+    print("\nverdict: " + "\n  ".join(verdict_lines(s, v)))
     print(f"\nresults written to {out}/results.json (lrt report {out})")
     return 0
 

@@ -26,11 +26,15 @@ class FitMapRun:
     both: bool = False
     """Also fit the inverse map (target → source) from the same statistics, saved to OUT/inverse."""
     contrast_sets: list[str] = field(default_factory=list)
-    """A/B contrast files (CAA format) of behaviours *other* than the ones you will transfer (repeatable, ≥ 2): the
-    map is refitted on their answer-token differences, shrunk toward the text map (λ by leave-one-set-out); for
-    carrying steering vectors (A·v) between instruct models."""
-    contrast_pairs: int = 60
-    """Pairs read from each contrast file."""
+    """Contrast sets to refit the map on for carrying steering vectors (A·v): 'default' (the pool shipped with lrt:
+    seven behaviours in four answer formats, MMLU / TruthfulQA right vs wrong, sentiment), data set names or A/B
+    files (repeatable; sets of ≥ 2 behaviours). The map is refitted on their per-pair differences, shrunk toward
+    the text map (λ by leave-one-behaviour-out)."""
+    exclude: list[str] = field(default_factory=list)
+    """Behaviours to leave out of the contrast sets (names or files: a file counts by its content): the ones you
+    will transfer, so the map never saw them (repeatable)."""
+    contrast_pairs: int = 40
+    """Pairs read from each contrast set."""
     chat: bool = False
     """Wrap the contrast questions in the tokenizer's chat template (instruct models)."""
     checkpoint_tokens: int = 0
@@ -55,8 +59,18 @@ def run(cfg: FitMapRun) -> int:
     from ..report.tables import map_summary_rows
 
     check_output(cfg.out)
-    if len(cfg.contrast_sets) == 1:
-        raise ConfigError("give at least two contrast sets (λ is chosen by leaving one out)", option="contrast_sets")
+    if cfg.contrast_sets:
+        from ..data.registry import check
+        from ..maps.contrast import resolve_sets
+
+        for s in cfg.contrast_sets + cfg.exclude:
+            if s != "default" and not s.startswith("concept:"):
+                check(s, "contrast", "contrast_sets" if s in cfg.contrast_sets else "exclude")
+        kept, families, _ = resolve_sets(cfg.contrast_sets, cfg.exclude)
+        if len(set(families.values())) < 2:
+            raise ConfigError("give contrast sets of at least two behaviours other than the excluded ones (λ is "
+                              "chosen by leaving one behaviour out), or --contrast-sets default",
+                              option="contrast_sets")
     quiet_progress(cfg.harvest.progress)
     if cfg.store:
         if cfg.contrast_sets:
@@ -77,7 +91,8 @@ def run(cfg: FitMapRun) -> int:
     if cfg.contrast_sets:
         from ..maps.contrast import fit_contrast_map
 
-        m = fit_contrast_map(src, tgt, m, cfg.contrast_sets, cfg.contrast_pairs, cfg.chat)
+        m = fit_contrast_map(src, tgt, m, cfg.contrast_sets, cfg.contrast_pairs, cfg.chat, cfg.exclude,
+                             progress=cfg.harvest.progress)
     out = output_dir(cfg.out)
     m.save(out)
     if inv is not None:

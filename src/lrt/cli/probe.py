@@ -16,8 +16,14 @@ class ProbeTask:
 
     task: str = "sentiment"
     """sentiment (movie reviews), genre:X:Y (Brown categories, letters a–r) or source (the document source)."""
-    corpus: str = "../shared/data/natural_text.jsonl.gz"
-    """JSONL(.gz) with text, doc_id and source fields (the labels come from them)."""
+    corpus: str = "lrt:text"
+    """JSONL(.gz) with text, doc_id and source fields (the labels come from them); default: the corpus sample
+    shipped with lrt."""
+
+    def __post_init__(self):
+        from ..data.registry import check
+
+        check(self.corpus, "corpus", "corpus")
     per_class: int = 300
     """At most this many documents per class (seeded choice); 30% of them (by document hash) are the test split."""
     max_tokens: int = 256

@@ -74,8 +74,21 @@ def transfer(cfg: TransferRun) -> int:
     out = output_dir(cfg.out)
     t.save(out)
     record(out, cfg)
-    show([["from", f"{v.model} L{v.layer} (norm {v.norm:.4g})"], ["to", f"{t.model} L{t.layer} (norm {t.norm:.4g})"],
-          ["mode", cfg.mode], ["map held-out R²", t.meta.get("map_heldout_r2")]], title=f"\nvector saved to {out}")
+    rows = [["from", f"{v.model} L{v.layer} (norm {v.norm:.4g})"], ["to", f"{t.model} L{t.layer} (norm {t.norm:.4g})"],
+            ["mode", cfg.mode], ["map held-out R²", t.meta.get("map_heldout_r2")]]
+    o = t.meta.get("outlook")
+    if o:
+        rows += [["outlook: expected cos(A·v, native)", o["expected_cos"]],
+                 ["outlook: nearest contrast set (cos, its LOO cos)",
+                  f"{o['nearest_set']} ({o['nearest_cos']:.2f}, {o['nearest_set_loo_cos']:.2f})"],
+                 [f"outlook: share of v in the map's top {o['basis_directions']} contrast directions",
+                  o["basis_share"]]]
+    else:
+        rows.append(["outlook", "none: a text map (refit with --contrast-sets default for steering vectors)"])
+    show(rows, title=f"\nvector saved to {out}")
+    if t.meta.get("map_saw_behaviour"):
+        print(f"warning: the map was fitted on this vector's own behaviour ({', '.join(t.meta['map_saw_behaviour'])});"
+              " its transfer is not a held-out result: refit with --exclude")
     return 0
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import DatasetError
-from .contrasts import load_contrasts
+from .contrasts import load_contrasts, read_text
 
 
 def _render(tokenizer, messages: list[dict], where: str) -> str:
@@ -26,14 +26,19 @@ def _render(tokenizer, messages: list[dict], where: str) -> str:
 def chat_documents(path: str | Path, tokenizer) -> list[dict]:
     """Documents of one chat file: each A/B record gives two (the question answered each way); a JSONL record with
     ``messages`` gives one. ``source`` is ``chat:<name>`` (the folder of a CAA file, else the file's stem)."""
-    p = Path(path)
+    from .registry import lookup, resolve
+
+    p = resolve(path, "contrast")
     if not p.is_file():
         raise DatasetError(f"chat data file {str(p)!r} does not exist", option="mix")
-    name = p.parent.name if p.stem.endswith(("_dataset", "dataset_ab")) else p.stem
-    first = p.read_text(encoding="utf-8").lstrip()[:1]
+    named = lookup(str(path), "contrast")
+    name = (named.split(":", 1)[1].split("/")[0] if named else
+            p.parent.name if p.stem.endswith(("_dataset", "dataset_ab")) else p.stem)
+    text = read_text(p)
+    first = text.lstrip()[:1]
     docs = []
-    if first == "{" and "messages" in p.read_text(encoding="utf-8")[:2000]:
-        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines()):
+    if first == "{" and "messages" in text[:2000]:
+        for i, line in enumerate(text.splitlines()):
             if line.strip():
                 rec = json.loads(line)
                 docs.append({"text": _render(tokenizer, rec["messages"], f"{p.name}:{i + 1}"),

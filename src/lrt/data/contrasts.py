@@ -11,8 +11,9 @@ Paired records become token-level :class:`Item` s: the *answer token* is the fir
 
 from __future__ import annotations
 
-import json
+import gzip
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,12 +74,23 @@ def _record(rec: dict, where: str) -> Contrast:
                        f"answer_not_matching_behavior or prompt/positive/negative (it has {sorted(rec)})")
 
 
-def load_contrasts(path: str | Path, limit: int | None = None) -> list[Contrast]:
-    """Read a CAA JSON array, or a JSONL file of records (model-written-evals or plain)."""
-    path = Path(path)
+def read_text(path: Path) -> str:
+    """A text file's contents (``.gz``: decompressed)."""
+    if path.suffix == ".gz":
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return f.read()
+    return path.read_text(encoding="utf-8")
+
+
+def load_contrasts(path: str | Path, limit: int | None = None, role: str = "contrast") -> list[Contrast]:
+    """Read a CAA JSON array, or a JSONL file of records (model-written-evals or plain), by path or by data set
+    name (``caa:refusal``: the generate set for ``role="contrast"``, the test set for ``role="test"``)."""
+    from .registry import resolve
+
+    path = resolve(path, role)
     if not path.exists():
         raise DatasetError(f"data file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         data = json.loads(text)
         records = data if isinstance(data, list) else [data]

@@ -80,8 +80,10 @@ def _iter_hf(name: str, split: str = "train") -> Iterator[dict]:
 
 def _reader(corpus: str | os.PathLike) -> tuple[Callable[[], Iterator[dict]], bool]:
     """``(open, rereadable)``: ``open()`` streams the corpus' documents in file order (empty texts dropped);
-    local files can be read again, a Hugging Face stream cannot."""
-    path = Path(corpus)
+    local files can be read again, a Hugging Face stream cannot. A data set name (``lrt:text``) is its file."""
+    from .registry import resolve
+
+    path = resolve(corpus, "corpus")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
     elif path.exists():

@@ -5,21 +5,12 @@ the vectors they judge."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from .contrasts import Item, TextContrast
 
 
 def fingerprint(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(ids)).encode("utf-8")).hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def data_record(data: list[Item] | TextContrast, contrast_file: str | None = None) -> dict:
@@ -30,8 +21,11 @@ def data_record(data: list[Item] | TextContrast, contrast_file: str | None = Non
         rec = {"kind": "texts", **data.origin}
     else:
         ids = [it.source for it in data if it.source]
+        from .registry import describe
+
+        d = describe(contrast_file, "contrast") if contrast_file else {}
         rec = {"kind": "contrast", "file": str(contrast_file) if contrast_file else None,
-               "file_sha256": file_sha256(contrast_file) if contrast_file and Path(contrast_file).is_file() else None}
+               "file_sha256": d.get("sha256"), "name": d.get("name"), "family": d.get("family")}
     return {**rec, "n_examples": len(ids), "fingerprint": fingerprint(ids), "documents": sorted(set(ids))}
 
 

@@ -32,7 +32,8 @@ def choose_alpha(probe: list[float], native: list[float], randoms: list[list[flo
         effect = native[hi] - native[lo]
         rand = max((abs(r[hi] - r[lo]) for r in randoms), default=0.0)
         ok = mono and abs(effect) > margin * rand
-        rows.append({"alpha": a, "monotonic": mono, "native_effect": effect, "max_random_effect": rand, "ok": ok})
+        rows.append({"alpha": a, "monotonic": mono, "native_effect": effect, "max_random_effect": rand, "ok": ok,
+                     "random_effects": [r[hi] - r[lo] for r in randoms]})
         if ok:
             best = a
         if mono and fallback is None:
@@ -46,7 +47,8 @@ def choose_alpha(probe: list[float], native: list[float], randoms: list[list[flo
 
 def search_alpha(lm, layer: int, items, native_dir: torch.Tensor, random_dirs: torch.Tensor, median_norm: float,
                  grid_fn, batch_size: int, n_items: int = 16) -> tuple[float, dict]:
-    """Run the probe (``grid_fn``: the propensity grid in use) on the first ``n_items`` items and choose α.
+    """Run the probe (``grid_fn``: the propensity grid in use) on the first ``n_items`` of ``items`` (validation
+    items, never the verdict's) against ``random_dirs`` (not the verdict's random vectors) and choose α.
 
     The probe runs one ±α level at a time, smallest first, and stops at the first level where the native curve
     turns over: larger α cannot be chosen then (:func:`choose_alpha` stops there too), so they are not computed.

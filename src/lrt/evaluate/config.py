@@ -24,15 +24,18 @@ class EvalConfig:
     alpha_steps: int = 7
     """Points of the α grid built from alpha_max or from the α search (odd, so 0 is one of them)."""
     alpha_search: bool = False
-    """Choose alpha_max from the native vector's own curve: the largest α (probed on ±1/16 … ±2) where it is still
-    monotonic and clearly above every random vector (recorded in the results)."""
-    search_items: int = 16
-    """Test items the α search probes on (the first ones; the search stops at the native curve's turnover)."""
+    """Choose alpha_max from the native vector's own curve on *validation* items: the largest α (probed on ±1/16 … ±2)
+    where it is still monotonic and clearly above the search's own random vectors (recorded in the results)."""
+    search_items: int = 12
+    """Validation items the α search probes on: from --validation, or else split off the test set by a seeded
+    choice (those items are then not judged on)."""
+    search_random: int = 8
+    """Random vectors the α search compares against; drawn apart from the verdict's --n-random ones."""
     positions: str = field(default="all", metadata={"choices": ("all", "answer")})
     """Steer every position (as the LRT paper did), or only the answer position: the prompt's KV cache is then
     computed once per item and shared by every vector and α (much cheaper; a weaker intervention)."""
-    n_random: int = 12
-    """Random vectors of the same norm, the baseline every vector is judged against."""
+    n_random: int = 16
+    """Random vectors of the same norm, the distribution every vector is judged against (p-value, percentile)."""
     eval_batch_size: int = 32
     """Rows (item × vector × α) per forward pass of the propensity grid."""
     bootstrap: int = 1000
@@ -60,6 +63,8 @@ class EvalConfig:
         if 0 not in self.alphas:
             raise ConfigError("the α grid must contain 0 (the unsteered baseline that shifts are measured from)",
                               option="alphas")
+        if self.search_random < 1:
+            raise ConfigError(f"search_random must be at least 1, got {self.search_random}", option="search_random")
         if self.n_random < 0 or self.bootstrap < 1:
             raise ConfigError(f"n_random must be >= 0 and bootstrap >= 1 (got {self.n_random}, {self.bootstrap})")
 
@@ -69,7 +74,8 @@ class TestSetConfig:
     """The items a steering vector is evaluated on, and the capability check."""
 
     test: str | None = None
-    """A/B test file (CAA format). Default: sentiment items (neutral prompts and held-out review openings)."""
+    """A/B test set: a data set name (caa:refusal is its test set; `lrt data list`) or a file (CAA format).
+    Default: sentiment items (neutral prompts and held-out review openings)."""
     eval_corpus: str | None = None
     """Corpus with held-out reviews for the sentiment items and neutral text for the KL. Default: the held-out
     text shipped with lrt."""
@@ -81,8 +87,12 @@ class TestSetConfig:
     """Lower-case the sentiment prompts (default: only for the zoo models, trained on lower-cased reviews)."""
     chat: bool = False
     """Wrap questions in the tokenizer's chat template (instruct models)."""
+    validation: str | None = None
+    """A/B items the α search (and the study's layer search) chooses on, never judged on: a data set name or file.
+    Default: the unused pairs of the native vector's own contrast set when it names one, else items split off
+    the test set."""
     mmlu: str | None = None
-    """A/B capability set (e.g. ../shared/data/caa/test/mmlu/mmlu.json): accuracy unsteered and at the largest α."""
+    """A/B capability set (mmlu, truthfulqa, or a file): accuracy unsteered and at the largest α."""
     mmlu_items: int = 100
     """Items of the capability set used."""
     seed: int = 0
@@ -95,6 +105,12 @@ class TestSetConfig:
             from ..zoo import registry
 
             self.eval_corpus = str(registry.heldout_text())
+        from ..data.registry import check
+
+        check(self.test, "test", "test")
+        check(self.validation, "test", "validation")
+        check(self.mmlu, "test", "mmlu")
+        check(self.eval_corpus, "corpus", "eval_corpus")
 
 
 @dataclass

@@ -29,6 +29,7 @@ from .config import EvalConfig, default_alphas
 from .answer import answer_grid
 from .propensity import propensity_grid
 from .side_effects import capability_side_effect, kl_side_effect
+from .significance import against_random, bootstrap_slopes, interval, slopes_of, vector_status
 from .stats import bootstrap_ci, monotonic_range, pearson, slope, slope_key
 
 
@@ -38,27 +39,63 @@ def random_directions(n: int, d: int, seed: int) -> torch.Tensor:
     return r / r.norm(dim=-1, keepdim=True)
 
 
+def random_sets(cfg: EvalConfig, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the verdict's ``n_random`` directions, the α search's ``search_random`` ones): rows of one seeded draw,
+    disjoint by construction."""
+    draws = random_directions(cfg.n_random + cfg.search_random, d, cfg.seed)
+    return draws[:cfg.n_random], draws[cfg.n_random:]
+
+
+def split_validation(items: list[Item], n: int, seed: int) -> tuple[list[Item], list[Item], list[int]]:
+    """``n`` items (a seeded choice) set aside for choosing α, and the rest (in their order) for the verdict."""
+    if len(items) < n + 2:
+        raise DatasetError(f"the test set has {len(items)} items; choosing α on {n} of them leaves fewer than 2 to "
+                           "judge on: give a validation set, fewer search items, or more test items",
+                           option="search_items")
+    g = torch.Generator().manual_seed(seed)
+    val = sorted(torch.randperm(len(items), generator=g)[:n].tolist())
+    keep = [i for i in range(len(items)) if i not in set(val)]
+    return [items[i] for i in val], [items[i] for i in keep], val
+
+
 def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vectors: dict[str, torch.Tensor],
                      median_norm: float, cfg: EvalConfig | None = None, reference: str = "native",
-                     neutral_ids: list[list[int]] | None = None, capability_items: list[Item] | None = None) -> dict:
+                     neutral_ids: list[list[int]] | None = None, capability_items: list[Item] | None = None,
+                     validation: list[Item] | None = None, validation_source: str | None = None,
+                     alpha_record: dict | None = None) -> dict:
     """Run the α grid for every vector (plus ``cfg.n_random`` random ones) and compute every metric.
 
-    ``capability_items`` (e.g. MMLU in A/B form, for instruct models) adds the A/B accuracy at the largest α.
+    With ``cfg.alpha_search`` α is chosen on ``validation`` items (or, when none are given, on ``cfg.search_items``
+    items split off ``items`` by a seeded choice and never judged on) against ``cfg.search_random`` random
+    directions that are not among the verdict's. ``capability_items`` (e.g. MMLU in A/B form, for instruct models)
+    adds the A/B accuracy at the largest α. ``alpha_record``: an α search already run on validation items (the
+    study's layer search); ``cfg.alphas`` is then its grid and the slopes are taken over all of it.
     """
     cfg = cfg or EvalConfig()
+    li = lm.layer_index(layer)
+    split = {"test_items": len(items), "validation_items": 0, "validation_source": None}
+    if alpha_record is not None:
+        cfg = replace(cfg, alpha_search=False)
+        split.update(validation_items=alpha_record.get("items"), validation_source=validation_source or "given")
+    if cfg.alpha_search and reference in vectors:
+        if validation is None:
+            validation, items, idx = split_validation(items, cfg.search_items, cfg.seed)
+            validation_source = "split off the test set (seeded); those items are not judged on"
+            split.update(validation_indices_in_test_file=idx, test_items=len(items))
+        split.update(validation_items=len(validation), validation_source=validation_source or "given")
     if len(items) < 2:
         raise DatasetError(f"the test set has {len(items)} item(s); at least 2 are needed for a correlation")
-    li = lm.layer_index(layer)
     names = list(vectors)
     units = torch.stack([v.float() / v.float().norm().clamp_min(1e-12) for v in vectors.values()])
-    rand = random_directions(cfg.n_random, lm.d_model, cfg.seed) if cfg.n_random else torch.empty(0, lm.d_model)
+    rand, search_rand = random_sets(cfg, lm.d_model)      # disjoint: the search never sees a verdict's
     rnames = [f"random_{k}" for k in range(cfg.n_random)]
     t0 = time.time()
     grid = answer_grid if cfg.positions == "answer" else propensity_grid
-    search = None
+    search = alpha_record
     if cfg.alpha_search and reference in names:
-        alpha, search = search_alpha(lm, li, items, units[names.index(reference)], rand[:4], median_norm, grid,
-                                     cfg.eval_batch_size, cfg.search_items)
+        alpha, search = search_alpha(lm, li, validation, units[names.index(reference)], search_rand, median_norm,
+                                     grid, cfg.eval_batch_size, cfg.search_items)
+        search["random_rows"] = [cfg.n_random, cfg.n_random + cfg.search_random]
         cfg = replace(cfg, alphas=default_alphas(alpha, cfg.alpha_steps), alpha_max=alpha, alpha_search=False)
     prop, mld = grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size,
                      progress=cfg.progress)
@@ -68,22 +105,30 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     curves = {}
     for k, name in enumerate(allnames):
         lo, hi = bootstrap_ci(prop[k], cfg.bootstrap, cfg.seed + k)
-        curves[name] = {"mean": prop[k].mean(1).tolist(), "ci_low": lo, "ci_high": hi,
-                        "m_ld_mean": mld[k].mean(1).tolist(), "slope": slope(cfg.alphas, prop[k].mean(1))}
-    result = {"alpha_search": search, "alphas": cfg.alphas, "n_items": len(items), "median_norm": median_norm, "curves": curves,
+        slo, shi = bootstrap_ci(prop[k] - prop[k, zero], cfg.bootstrap, cfg.seed + k)     # paired by item
+        curves[name] = {"mean": prop[k].mean(1).tolist(), "ci_low": lo, "ci_high": hi, "shift_ci_low": slo,
+                        "shift_ci_high": shi, "m_ld_mean": mld[k].mean(1).tolist(),
+                        "slope": slope(cfg.alphas, prop[k].mean(1))}
+    result = {"alpha_search": search, "alphas": cfg.alphas, "n_items": len(items), "median_norm": median_norm,
+              "curves": curves, "split": split, "random_directions": {"seed": cfg.seed, "verdict_rows": [0, cfg.n_random],
+                                                                    "search_rows": [cfg.n_random,
+                                                                                    cfg.n_random + cfg.search_random]},
               "config": asdict(cfg), "seconds": {"grid": round(grid_seconds, 3)}}
+    sl = slice(0, len(cfg.alphas))
     if reference in names:
         ref = names.index(reference)
-        lo, hi = monotonic_range(cfg.alphas, prop[ref].mean(1))
-        result["monotonic_range"] = [cfg.alphas[lo], cfg.alphas[hi]]
-        sl = slice(lo, hi + 1)
-        for k, name in enumerate(allnames):
-            curves[name]["slope_monotonic"] = slope(cfg.alphas[sl], prop[k, sl].mean(1))
+        if search is None:       # a fixed grid: the slope over the native curve's monotonic range
+            lo, hi = monotonic_range(cfg.alphas, prop[ref].mean(1))
+            result["monotonic_range"] = [cfg.alphas[lo], cfg.alphas[hi]]
+            sl = slice(lo, hi + 1)
+            for k, name in enumerate(allnames):
+                curves[name]["slope_monotonic"] = slope(cfg.alphas[sl], prop[k, sl].mean(1))
         result["comparison"] = _compare(prop, mld, ref, allnames, cfg.alphas, zero)
     rs = [curves[n][slope_key(result)] for n in rnames]
     result["random"] = {"slopes": rs, "max_slope": max(rs) if rs else None,   # a random sign is arbitrary:
                         "max_abs_slope": max(map(abs, rs)) if rs else None,  # compare with |slope| too
                         "mean_abs_slope": sum(abs(s) for s in rs) / len(rs) if rs else None}
+    result["significance"] = _significance(prop[:len(names)], names, rs, cfg, sl, reference)
     a_max = max(cfg.alphas, key=lambda a: (abs(a), a))     # the largest |α|, positive on ties
     if neutral_ids:
         kl = kl_side_effect(lm, li, neutral_ids, torch.cat([units, rand]), a_max, median_norm)
@@ -93,6 +138,26 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
                                                       a_max, median_norm, cfg.eval_batch_size, cfg.progress,
                                                       cfg.positions)
     return result
+
+
+def _significance(prop: torch.Tensor, names: list[str], random_slopes: list[float], cfg: EvalConfig, sl: slice,
+                  reference: str) -> dict:
+    """Per named vector: its slope against the random slopes (p, percentile), a bootstrap CI over items, its status;
+    per non-reference vector the ratio to the reference with a paired bootstrap CI."""
+    point = slopes_of(prop, cfg.alphas, sl)
+    boot = bootstrap_slopes(prop, cfg.alphas, sl, cfg.bootstrap, cfg.seed + 7919)
+    rmax = max(map(abs, random_slopes)) if random_slopes else None
+    out = {}
+    for k, name in enumerate(names):
+        s = float(point[k])
+        ci = interval(boot[:, k])
+        sig = against_random(s, random_slopes)
+        out[name] = {"slope": s, "slope_ci": ci, **sig, "status": vector_status(s, ci, sig["p_value"], rmax)}
+        if reference in names and name != reference:
+            ref = names.index(reference)
+            out[name]["ratio"] = s / float(point[ref]) if float(point[ref]) else float("nan")
+            out[name]["ratio_ci"] = interval(boot[:, k] / boot[:, ref])
+    return out
 
 
 def _compare(prop: torch.Tensor, mld: torch.Tensor, ref: int, names: list[str], alphas: list[float],

@@ -1,33 +1,100 @@
-"""The verdict a reader wants first, from a steering evaluation: which vectors beat every random vector."""
+"""The verdict a reader wants first, from a steering evaluation, sign-aware and with its uncertainty.
+
+Two questions, answered separately:
+
+1. **Does the native vector steer this model?** Forward (adding the matching-minus-non-matching direction raises
+   the matching answer's propensity), backward, or not beyond the random directions — by its p-value against the
+   random slopes (:mod:`.significance`), with the slope's bootstrap CI. A behaviour whose native vector does not
+   steer says nothing about transfer: it is "not steerable here", neither a success nor a failure.
+2. **Does the transferred vector reproduce the native effect?** Same sign as native, beyond the random
+   distribution (p < 0.05), with the transferred / native ratio and its CI and the r of odd shifts across items.
+"""
 
 from __future__ import annotations
 
+import math
+
+from .significance import ALPHA_LEVEL
 from .stats import slope_key
 
 MODES = ("transferred_direction", "transferred_point")
 
 
+def _transfer_status(native: dict | None, sig: dict) -> str:
+    if native is None or native.get("p_value") is None:
+        return "no native reference"
+    if native["p_value"] >= ALPHA_LEVEL:
+        return "native does not steer here: no transfer judgement"
+    if not math.isfinite(sig["slope"]) or sig["slope"] * native["slope"] <= 0:
+        return "opposite sign to native"
+    if sig["p_value"] is not None and sig["p_value"] < ALPHA_LEVEL:
+        return "reproduces the native effect"
+    return "same sign, not beyond random"
+
+
 def verdict(steering: dict) -> dict:
-    """Plain statements: each vector's slope, whether it beats every random vector in |slope| (v and −v are
-    equally likely random draws, so a vector must beat both), by what margin, and which transfer mode agrees
-    better with the native vector (mean r of odd shifts)."""
+    """Plain statements: per vector its slope, CI, p against the random distribution and status; per transferred
+    vector whether it reproduces the native effect; the legacy 'beats every random vector' flags."""
     key = slope_key(steering)
     names = [n for n in steering["curves"] if not n.startswith("random_")]
     slopes = {n: steering["curves"][n][key] for n in names}
     rmax = steering["random"]["max_abs_slope"]
-    beats = {n: rmax is not None and slopes[n] > rmax for n in names}
+    beats = {n: rmax is not None and abs(slopes[n]) > rmax for n in names}
     out = {"slope": slopes, "max_abs_random_slope": rmax, "beats_all_random": beats,
-           "margin_over_random": {n: (slopes[n] - rmax) if rmax is not None else None for n in names}}
-    if "native" in beats:
+           "margin_over_random": {n: (abs(slopes[n]) - rmax) if rmax is not None else None for n in names},
+           "n_random": len(steering["random"]["slopes"]), "n_items": steering["n_items"], "level": ALPHA_LEVEL}
+    sig = steering.get("significance") or {}
+    out["vectors"] = {n: dict(sig[n]) for n in names if n in sig}
+    native = sig.get("native")
+    if native is not None:
         out["native_beats_all_random"] = beats["native"]
+        direction = "forward" if native["slope"] > 0 else "backward"
+        out["native"] = {"steers": native["p_value"] is not None and native["p_value"] < ALPHA_LEVEL,
+                         "direction": direction, "status": native["status"]}
     if "transferred_direction" in beats:
         out["transferred_beats_all_random"] = beats["transferred_direction"]
+    out["transfer"] = {}
+    for n in names:
+        if n == "native" or n not in sig:
+            continue
+        status = _transfer_status(native, sig[n])
+        out["transfer"][n] = {"status": status, "reproduces": status == "reproduces the native effect",
+                              "ratio": sig[n].get("ratio"), "ratio_ci": sig[n].get("ratio_ci")}
     comp = steering.get("comparison", {})
-    odd = {m: comp[m].get("mean_r_odd", float("nan")) for m in MODES if m in comp}
+    odd = {m: comp[m].get("mean_r_odd", float("nan")) for m in comp if m != "random_mean" and
+           not m.startswith("random_")}
     if odd:
         out["mean_r_odd"] = odd
         out["mean_r_odd_random"] = comp.get("random_mean", {}).get("mean_r_odd")
-    if len(odd) == len(MODES):
-        best = max(odd, key=lambda m: (odd[m] == odd[m], odd[m]))
+        for n, r in odd.items():
+            if n in out["transfer"]:
+                out["transfer"][n]["r_odd"] = r
+    if all(m in odd for m in MODES):
+        best = max(MODES, key=lambda m: (odd[m] == odd[m], odd[m]))
         out["better_transfer_mode"] = best.replace("transferred_", "")
     return out
+
+
+def verdict_lines(steering: dict, v: dict) -> list[str]:
+    """The verdict as sentences for a command's summary."""
+    lines = []
+    search = steering.get("alpha_search")
+    split = steering.get("split") or {}
+    a = max(abs(x) for x in steering["alphas"])
+    head = (f"{v['n_items']} test items, {v['n_random']} random vectors, α up to ±{a:g} × the layer's median norm")
+    if search:
+        head += (f" (chosen on {split.get('validation_items')} validation items — {split.get('validation_source')} — "
+                 f"against {search['random_rows'][1] - search['random_rows'][0]} other random vectors)")
+    lines.append(head)
+    for n, s in v.get("vectors", {}).items():
+        p = "—" if s.get("p_value") is None else f"{s['p_value']:.2g}"
+        text = (f"{n}: {s['status']} — slope {s['slope']:.3g} [95% CI {s['slope_ci'][0]:.3g}, {s['slope_ci'][1]:.3g}],"
+                f" p {p} (t against the random slopes; empirical {s.get('p_empirical') or float('nan'):.2g}),"
+                f" |slope| above {s.get('percentile') or 0:.0f}% of random")
+        t = v.get("transfer", {}).get(n)
+        if t:
+            ci = t.get("ratio_ci") or [float("nan")] * 2
+            text += (f"; {t['status']}: ratio to native {t['ratio']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+                     + (f", r of odd shifts {t['r_odd']:.2f}" if t.get("r_odd") is not None else ""))
+        lines.append(text)
+    return lines

@@ -12,8 +12,9 @@ class HarvestConfig:
     """A stream of packed sequences from a corpus, run through the models."""
 
     corpus: str | None = None
-    """JSONL(.gz) with a 'text' field, a text file, a directory of them, or a HF data set name. Default: the
-    text shipped with lrt (the zoo's held-out split, never seen in its training)."""
+    """JSONL(.gz) with a 'text' field, a text file, a directory of them, a data set name (lrt:text: the corpus
+    sample shipped with lrt) or a HF data set name. Default: lrt:heldout (the zoo's held-out split, never seen in
+    its training)."""
     mix: list[str] = field(default_factory=list)
     """Chat data mixed into the corpus (instruct models): A/B contrast files (e.g. CAA generate sets of behaviours
     other than the one evaluated) or JSONL of {"messages": [...]} turns, rendered with the chat template."""
@@ -50,6 +51,11 @@ class HarvestConfig:
             from ..zoo import registry
 
             self.corpus = str(registry.heldout_text())
+        from ..data.registry import check
+
+        check(self.corpus, "corpus", "corpus")
+        for f in self.mix:
+            check(f, "contrast", "mix")
         if self.tokens <= 0:
             raise ConfigError(f"tokens must be positive, got {self.tokens}", option="tokens")
         if self.context < 2 or self.batch_size < 1:

@@ -30,6 +30,9 @@ SWEEP_REQUIRED = ("command", "models", "source_layers", "target_layers", "pairs"
 SAE_INIT_KIND = "lrt_sae_init"      # ``lrt sae compare-init``: curves, charges, accountings, zero-shot FVU
 SAE_INIT_FORMAT_VERSION = 1
 SAE_INIT_REQUIRED = ("command", "models", "target_fvu", "charges", "accountings", "curves")
+STUDY_KIND = "lrt_study"            # ``lrt study``: settings, models, behaviours, summary
+STUDY_FORMAT_VERSION = 1
+STUDY_REQUIRED = ("command", "settings", "models", "behaviours", "summary")
 
 
 def make_results(command: str, settings: dict, models: dict, vectors: dict, steering: dict, verdict: dict,
@@ -57,7 +60,8 @@ def load_results(path: str | Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{f} is not valid JSON ({e})") from None
     kinds = {KIND: (FORMAT_VERSION, REQUIRED), SWEEP_KIND: (SWEEP_FORMAT_VERSION, SWEEP_REQUIRED),
-             SAE_INIT_KIND: (SAE_INIT_FORMAT_VERSION, SAE_INIT_REQUIRED)}
+             SAE_INIT_KIND: (SAE_INIT_FORMAT_VERSION, SAE_INIT_REQUIRED),
+             STUDY_KIND: (STUDY_FORMAT_VERSION, STUDY_REQUIRED)}
     if not isinstance(results, dict) or results.get("kind") not in kinds:
         raise ArtifactError(f"{f} is not an lrt results file (no kind {', '.join(map(repr, kinds))})")
     version, required = kinds[results["kind"]]

@@ -22,6 +22,9 @@ class AffineMap:
     source_layer: int | str
     target_layer: int | str
     meta: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    """Further tensors kept with the map (a contrast refit's pool summary: ``pool_means``, ``pool_loo_cos``,
+    ``pool_basis``)."""
 
     @property
     def d_source(self) -> int:
@@ -57,7 +60,7 @@ class AffineMap:
                                          f"width {got}; use a map fitted for this model pair")
 
     def save(self, directory: str | os.PathLike) -> None:
-        save_artifact(directory, "map", "affine_map", {"A": self.A.float(), "p": self.p.float()},
+        save_artifact(directory, "map", "affine_map", {"A": self.A.float(), "p": self.p.float(), **self.extra},
                       {"source": self.source, "target": self.target, "source_layer": self.source_layer,
                        "target_layer": self.target_layer, "d_source": self.d_source, "d_target": self.d_target,
                        **self.meta})
@@ -66,4 +69,5 @@ class AffineMap:
     def load(cls, directory: str | os.PathLike) -> "AffineMap":
         tensors, meta = load_artifact(directory, "map", "affine_map")
         core, rest = split_meta(meta, ("source", "target", "source_layer", "target_layer"), ("d_source", "d_target"))
-        return cls(A=tensors["A"], p=tensors["p"], meta=rest, **core)
+        extra = {k: v for k, v in tensors.items() if k not in ("A", "p")}
+        return cls(A=tensors["A"], p=tensors["p"], meta=rest, extra=extra, **core)

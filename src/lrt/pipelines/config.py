@@ -46,3 +46,56 @@ class ExperimentConfig:
         if (p.source_layer, p.target_layer) == (None, None) and (p.source, p.target) == DEMO_PAIR:
             return DEMO_LAYERS
         return p.layers(src, tgt)
+
+
+STUDY_HARVEST = {"corpus": "lrt:text", "tokens": 20_000, "context": 128, "batch_size": 8}
+STUDY_EVAL = {"alpha_search": True, "alpha_steps": 3, "n_random": 16, "search_items": 12, "search_random": 8}
+
+
+@dataclass
+class StudyConfig:
+    """The transfer study: for each behaviour, a layer where the large model's own vector steers (chosen on
+    validation items), a map that never saw the behaviour, the small model's vector carried over, a prediction,
+    and the honest evaluation against random vectors on the test items."""
+
+    behaviours: list[str] = field(default_factory=list)
+    """Behaviours (repeatable): a data set name (caa:refusal — its generate set gives the vectors and validation
+    items, its test set the test items) or GENERATE_FILE=TEST_FILE (A/B files; a generate file alone: its unused
+    pairs are the test items)."""
+    pair: PairConfig = field(default_factory=PairConfig)
+    """The two models; the layers are the first candidates of the layer search (default: the relative-depth rule)."""
+    load: LoadConfig = field(default_factory=LoadConfig)
+    """How the models are loaded."""
+    chat: bool = False
+    """Wrap questions in the tokenizer's chat template (instruct models)."""
+    pairs: int = 60
+    """Contrast pairs each behaviour's vectors are computed from (on both models)."""
+    test_items: int = 50
+    """Most test items per behaviour."""
+    layer_search: bool = True
+    """Look for a target layer where the native vector steers forward on the validation items: the default layer
+    first, then --candidate-depths in order; stop at the first that steers (p < 0.05 against the search's random
+    vectors). The source layer follows at the same relative depth."""
+    candidate_depths: list[float] = field(default_factory=lambda: [0.35, 0.65, 0.8])
+    """Relative depths (0–1) of the target layers the layer search tries after the default one."""
+    contrast_sets: list[str] = field(default_factory=lambda: ["default"])
+    """The map's contrast pool ('default': the pool shipped with lrt); each behaviour's own family is left out."""
+    contrast_pairs: int = 40
+    """Pairs read from each contrast set of the pool."""
+    harvest: HarvestConfig = field(default_factory=lambda: HarvestConfig(**STUDY_HARVEST),
+                                   metadata={"defaults": STUDY_HARVEST})
+    """The text the map's prior (the text map) is fitted on."""
+    fit: FitConfig = field(default_factory=FitConfig)
+    """How the text map is fitted."""
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(**STUDY_EVAL), metadata={"defaults": STUDY_EVAL})
+    """The α search (on validation items) and the random baselines of the verdict."""
+
+    def __post_init__(self):
+        from ..errors import ConfigError
+
+        if self.pairs < 2 or self.test_items < 2:
+            raise ConfigError(f"pairs and test_items must be at least 2 (got {self.pairs}, {self.test_items})",
+                              option="pairs")
+        if any(not 0 < d <= 1 for d in self.candidate_depths):
+            raise ConfigError(f"candidate depths must be in (0, 1], got {self.candidate_depths}",
+                              option="candidate_depths")

@@ -35,14 +35,36 @@ MAP_SECTION = ("method", "ridge", "tokens", "metrics", "norms", "seconds", "docu
 def test_items(cfg: TestSetConfig, lm: LoadedModel) -> tuple[list[Item], list[Item] | None]:
     """The evaluation items (A/B test file, or sentiment items) and the capability items (or None)."""
     if cfg.test:
-        items = contrast_items(lm.tokenizer, load_contrasts(cfg.test), cfg.chat)
+        items = contrast_items(lm.tokenizer, load_contrasts(cfg.test, role="test"), cfg.chat)
     else:
         lowercase = lm.name.startswith("zoo-") if cfg.lowercase is None else cfg.lowercase
         items = sentiment_items(lm.tokenizer, cfg.eval_corpus, lowercase=lowercase, split=cfg.test_split,
                                 seed=cfg.seed)
-    capability = (contrast_items(lm.tokenizer, load_contrasts(cfg.mmlu, cfg.mmlu_items), cfg.chat)
+    capability = (contrast_items(lm.tokenizer, load_contrasts(cfg.mmlu, cfg.mmlu_items, role="test"), cfg.chat)
                   if cfg.mmlu else None)
     return items, capability
+
+
+def validation_items(cfg: TestSetConfig, lm: LoadedModel, test: list[Item], records: dict[str, dict], n: int
+                     ) -> tuple[list[Item] | None, str | None]:
+    """Up to ``n`` items to choose α on, none of them a test item or one of a vector's own examples: from
+    ``cfg.validation``, else the unused pairs of the native vector's contrast set; (None, None) when neither
+    exists (the evaluation then splits the test set)."""
+    used = {d for rec in records.values() if rec for d in rec.get("documents", ())} | {it.source for it in test}
+    if cfg.validation:
+        path, source = cfg.validation, f"given: {cfg.validation}"
+    else:
+        native = records.get("native") or {}
+        path = native.get("name") or native.get("file")
+        if native.get("kind") != "contrast" or not path:
+            return None, None
+        source = f"pairs of {path} that no vector was computed from"
+    items = [it for it in contrast_items(lm.tokenizer, load_contrasts(path, role="test" if cfg.validation else
+                                                                       "contrast"), cfg.chat)
+             if it.source not in used]
+    if len(items) < 2:
+        return None, None
+    return items[:n], source
 
 
 def evaluate_on(lm: LoadedModel, layer, vectors: dict[str, torch.Tensor], median_norm: float,
@@ -61,9 +83,11 @@ def evaluate_on(lm: LoadedModel, layer, vectors: dict[str, torch.Tensor], median
                            f"computed from (e.g. {ids[0]}); draw the vector's examples from the train split and the "
                            "test items from the held-out split, or allow the overlap explicitly",
                            option="allow_overlap")
+    validation, source = (validation_items(testset, lm, items, records or {}, eval_cfg.search_items)
+                          if eval_cfg.alpha_search else (None, None))
     result = evaluate_vectors(lm, layer, items, vectors, median_norm, eval_cfg,
                               neutral_ids=neutral_sequences(lm.tokenizer, testset.eval_corpus, eval_cfg.kl_sequences),
-                              capability_items=capability)
+                              capability_items=capability, validation=validation, validation_source=source)
     result["data_overlap"] = {name: len(ids) for name, ids in shared.items()}
     return result
 

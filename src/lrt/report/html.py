@@ -10,14 +10,12 @@ from pathlib import Path
 
 from ..errors import ArtifactError, OutputDirError
 from ..io.files import atomic_write_text
-from ..io.results import SAE_INIT_KIND, SWEEP_KIND, load_results
+from ..io.results import SAE_INIT_KIND, STUDY_KIND, SWEEP_KIND, load_results
 from . import sections
 from .sweep import render_sweep
 from .plots import named, plot_curves, plot_slopes, random_names, shaded_range
 
-STYLE = ("body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
-         "margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
-         "td:first-child,th:first-child{text-align:left}img{max-width:100%}p.caption{font-size:13px;color:#555}")
+STYLE = sections.STYLE
 
 
 def check_results(results: dict) -> None:
@@ -88,6 +86,10 @@ def plots_section(s: dict) -> str:
 def render(results: dict) -> str:
     if results.get("kind") == SWEEP_KIND:
         return render_sweep(results, STYLE)
+    if results.get("kind") == STUDY_KIND:
+        from .study import render_study
+
+        return render_study(results, STYLE)
     if results.get("kind") == SAE_INIT_KIND:
         from .sae import init_page
 

@@ -11,6 +11,11 @@ from ..evaluate.stats import slope_key
 from .plots import is_random, named, random_names
 from .tables import map_summary_rows
 
+STYLE = ("body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}table{border-collapse:collapse;"
+         "margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}"
+         "td:first-child,th:first-child{text-align:left}img{max-width:100%}p.caption{font-size:13px;color:#555}")
+"""The page style every lrt report shares."""
+
 DASH = "—"
 REFERENCE = "reference"
 
@@ -79,21 +84,38 @@ def verdict_section(s: dict, v: dict) -> str:
     comp = s.get("comparison", {})
     names = list(v.get("slope") or named(s["curves"]))
     slopes = {n: (v.get("slope") or {}).get(n, s["curves"].get(n, {}).get(key)) for n in names}
+    sig, tr = v.get("vectors") or {}, v.get("transfer") or {}
     rnames = random_names(s["curves"])
     rslope = dist(s["curves"][n].get(key) for n in rnames)
     rodd = dist(comp[n].get("mean_r_odd") for n in random_names(comp))
-    rows = [[n, slopes[n], v.get("beats_all_random", {}).get(n), v.get("margin_over_random", {}).get(n),
-             comp[n].get("mean_r_odd") if n in comp else (REFERENCE if n == "native" else None)] for n in names]
+    rows = []
+    for n in names:
+        g, t = sig.get(n, {}), tr.get(n, {})
+        rows.append([n, g.get("status"), slopes[n], g.get("slope_ci"), g.get("p_value"), g.get("p_empirical"),
+                     g.get("percentile"), t.get("status", REFERENCE if n == "native" else None), t.get("ratio"),
+                     t.get("ratio_ci"), comp[n].get("mean_r_odd") if n in comp else None])
     if rnames:
-        rows += random_rows(len(rnames), [rslope, None, None, rodd])
-    out = table(rows, ["vector", "slope", "beats every random vector (|slope|)",
-                       "margin over the largest random |slope|", "mean r of odd shifts with native"], "verdict")
+        rows += [[r[0], None, r[1]] + [None] * 7 + [r[2]] for r in random_rows(len(rnames), [rslope, rodd])]
+    out = table(rows, ["vector", "status", "slope", "95% CI (items)", "p (vs random)", "p (empirical)",
+                       "percentile of |slope| among random", "transfer", "ratio to native", "95% CI of ratio",
+                       "mean r of odd shifts with native"], "verdict")
     rmax = v.get("max_abs_random_slope", rslope["max_abs"] if rslope else None)
     extra = [["largest random |slope|", rmax], ["mean random |slope|", rslope["mean_abs"] if rslope else None]]
+    split = s.get("split") or {}
+    if s.get("alpha_search"):
+        extra.append(["α chosen on", f"{split.get('validation_items')} validation items ({split.get('validation_source')})"
+                      f" against {s['alpha_search']['random_rows'][1] - s['alpha_search']['random_rows'][0]} random "
+                      "vectors not among the verdict's"])
     if "better_transfer_mode" in v:
         extra.append(["better transfer mode (mean r of odd shifts)", v["better_transfer_mode"]])
     extra.append(["slopes fitted over α", range_text(s)])
-    return "<h2>Verdict</h2>" + out + table(extra, ["question", "answer"], "verdict-extra")
+    note = ("<p>p: the slope against the random directions' slopes (Student's t with as many degrees of freedom as "
+            "random vectors: random slopes are symmetric around 0); empirical p: (1 + random |slopes| ≥ |slope|) / "
+            "(n + 1). A vector <em>steers</em> when p &lt; 0.05 and its CI lies beyond the largest random |slope|, "
+            "is <em>within random</em> when its CI lies inside it, <em>inconclusive</em> otherwise. A transferred "
+            "vector <em>reproduces</em> the native effect when native steers and it has the same sign at p &lt; 0.05."
+            "</p>")
+    return "<h2>Verdict</h2>" + out + note + table(extra, ["question", "answer"], "verdict-extra")
 
 
 def range_text(s: dict) -> str:

@@ -21,7 +21,8 @@ class VectorConfig:
     concept_corpus: str | None = None
     """Corpus with the concept's labelled texts. Default: the review sample shipped with lrt."""
     contrast: str | None = None
-    """A/B contrast data instead of a concept: CAA JSON, model-written-evals JSONL, or prompt/positive/negative JSONL."""
+    """A/B contrast data instead of a concept: a data set name (caa:refusal; `lrt data list`), or a CAA JSON,
+    model-written-evals JSONL, or prompt/positive/negative JSONL file."""
     split: str | None = field(default="train", metadata={"choices": ("train", "heldout", "all")})
     """Concept texts: the corpus split they are drawn from (the same salted document hash everywhere; 'all'
     mixes both and is refused by the overlap check if a test item comes from the same documents)."""
@@ -45,6 +46,10 @@ class VectorConfig:
             from ..zoo import registry
 
             self.concept_corpus = str(registry.review_sample())
+        from ..data.registry import check
+
+        check(self.contrast, "contrast", "contrast")
+        check(self.concept_corpus, "corpus", "concept_corpus")
         if self.max_pairs < 1:
             raise ConfigError(f"max_pairs must be at least 1, got {self.max_pairs}", option="max_pairs")
         if self.vector_method not in METHODS:

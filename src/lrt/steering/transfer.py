@@ -35,9 +35,14 @@ def transfer_vector(v: SteeringVector, m: AffineMap, mode: str = "direction", re
     if str(v.layer) != str(m.source_layer):
         raise DimensionMismatchError(f"vector is at layer {v.layer} of {v.model} but the map starts at layer "
                                      f"{m.source_layer}; compute the vector at the map's source layer")
+    from ..maps.contrast import transfer_outlook
+
     out = transfer_tensor(v.vector, m, mode, rescale)
+    family = (v.meta.get("data") or {}).get("family")
+    seen = sorted(s for s, f in (m.meta.get("contrast", {}).get("families") or {}).items() if family and f == family)
     meta = {**v.meta, "origin": f"transferred-{mode}", "source_model": v.model, "source_layer": v.layer,
             "source_norm": v.norm, "rescaled": rescale, "layer_median_norm": m.meta["norms"]["target"]["median"],
-            "map_heldout_r2": m.meta.get("metrics", {}).get("heldout", {}).get("r2")}
+            "map_heldout_r2": m.meta.get("metrics", {}).get("heldout", {}).get("r2"),
+            "outlook": transfer_outlook(m, v.vector), "map_saw_behaviour": seen}
     return SteeringVector(vector=out, model=m.target, layer=m.target_layer, method=v.method, n_pairs=v.n_pairs,
                           meta=meta)

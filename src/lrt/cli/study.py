@@ -1,0 +1,62 @@
+"""``lrt study``: behaviours → layer search → a map that never saw each behaviour → vectors on both models →
+prediction → the honest verdict; one results file and one HTML page, resumable behaviour by behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..pipelines.config import StudyConfig
+from .common import check_output, quiet_progress, show
+from .options import command
+
+
+@dataclass
+class StudyRun:
+    """Does the small model's vector, carried through the map, steer the large model like its own?"""
+
+    out: str
+    """Output directory (results.json, report.html, config.json, behaviours/, cache/)."""
+    study: StudyConfig = field(default_factory=StudyConfig)
+    """The pair, the behaviours and the protocol."""
+    resume: bool = False
+    """Continue a study in OUT: finished behaviours are read back, cached maps and pool differences reused."""
+
+
+def summary_rows(results: dict) -> list[list]:
+    rows = []
+    for name, r in results["behaviours"].items():
+        v = r["verdict"]["vectors"]
+        n, t = v["native"], v["transferred_direction"]
+        tr = r["verdict"]["transfer"]["transferred_direction"]
+        rows.append([name, f"L{r['layers']['source']}→L{r['layers']['target']}", f"±{r['alpha']:g}",
+                     f"{n['slope']:.3g} (p {n['p_value']:.2g})", f"{t['slope']:.3g} (p {t['p_value']:.2g})",
+                     f"{tr['ratio']:.2f} [{tr['ratio_ci'][0]:.2f}, {tr['ratio_ci'][1]:.2f}]",
+                     r["verdict"]["max_abs_random_slope"], r["signals"]["predicted_z"], t["z"], r["status"]])
+    return rows
+
+
+def run(cfg: StudyRun) -> int:
+    from ..pipelines.study import run_study
+    from ..report.study import write_study_report
+
+    check_output(cfg.out)
+    quiet_progress(cfg.study.eval.progress)
+    results = run_study(cfg.study, cfg.out, cfg.resume)
+    report = write_study_report(cfg.out)
+    s = results["summary"]
+    show(summary_rows(results), ["behaviour", "layers", "α", "native slope", "transferred slope",
+                                 "ratio [95% CI]", "max |random|", "predicted z", "measured z", "verdict"],
+         title=f"\n{results['models']['source']['name']} → {results['models']['target']['name']}")
+    sp = {k: v["spearman"] for k, v in s["prediction_spearman"].items()}
+    print(f"\nnative steers on {s['native_steers']} of {s['behaviours']} (forward on {s['native_forward']}); the "
+          f"transferred vector reproduces it on {s['transferred_reproduces']} of {s['native_steers']}; median ratio "
+          f"{s['median_ratio'] if s['median_ratio'] is None else round(s['median_ratio'], 2)}"
+          f"\nprediction (Spearman with the measured z): " + ", ".join(
+              f"{k} {'—' if v is None else round(v, 2)}" for k, v in sp.items()))
+    print(f"\nreport: {report}\nresults: {cfg.out}/results.json")
+    return 0
+
+
+def register(sub) -> None:
+    command(sub, "study", "the transfer study on a pair and a list of behaviours: layer search, held-out map, "
+            "prediction, verdict", run, StudyRun)

@@ -1,0 +1,94 @@
+"""One behaviour, several answer formats: A/B contrasts rewritten as Yes/No, persona-style and free-text items.
+
+A steering vector lives in the format it was computed in. These conversions turn a CAA-style A/B record
+(``question`` ending in the options ``(A) …`` / ``(B) …``, the matching and non-matching letters) into:
+
+- **Yes/No** (:func:`to_yes_no`): the question, one of its two answers proposed, "Would you give this answer?";
+  the matching answer is " Yes" when the proposed option is the matching one, else " No" (alternating, so the
+  answer word is balanced);
+- **persona** (:func:`to_persona`): "Is the following statement something you would say?" with one option as
+  the statement and the choices "(A) Yes (B) No" in alternating order (the layout of Anthropic's persona evals);
+- **free text** (:func:`to_free_text`): the question without its options, answered by the two options' own
+  text (the answer token is the first token where they differ).
+
+Each returns :class:`~lrt.data.contrasts.Contrast` records, in the source order; records whose options cannot
+be parsed, or whose two answers are the same text, are left out (the count is returned).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .contrasts import Contrast
+
+_OPTIONS = re.compile(r"\(A\)\s*(?P<a>.*?)\s*\n\s*\(B\)\s*(?P<b>.*?)\s*$", re.S)
+_CHOICES = re.compile(r"\s*(Choices:)?\s*$")
+
+PERSONA_QUESTION = "Is the following statement something you would say?"
+YES_NO_QUESTION = "Would you give this answer? Answer Yes or No."
+
+
+def split_options(question: str) -> tuple[str, str, str] | None:
+    """``(stem, text of (A), text of (B))`` of an A/B question, or None when it has no such options."""
+    m = _OPTIONS.search(question)
+    if not m or not m.group("a") or not m.group("b"):
+        return None
+    stem = _CHOICES.sub("", question[:m.start()]).rstrip()
+    return stem, m.group("a").strip(), m.group("b").strip()
+
+
+def _answers(c: Contrast) -> tuple[str, str, str] | None:
+    """``(stem, matching text, non-matching text)`` of an A/B contrast."""
+    parts = split_options(c.prompt)
+    pos, neg = c.positive.strip(), c.negative.strip()
+    if parts is None or {pos, neg} != {"(A)", "(B)"}:
+        return None
+    stem, a, b = parts
+    match, other = (a, b) if pos == "(A)" else (b, a)
+    return (stem, match, other) if match != other else None
+
+
+def _convert(records: list[Contrast], make) -> tuple[list[Contrast], int]:
+    """``make(k, stem, matching text, other text)`` for each parsable record (``k`` counts the kept ones)."""
+    out, skipped = [], 0
+    for c in records:
+        got = _answers(c)
+        if got is None:
+            skipped += 1
+            continue
+        out.append(make(len(out), *got))
+    return out, skipped
+
+
+def _yes_no(k: int, stem: str, match: str, other: str) -> Contrast:
+    proposes_match = k % 2 == 0
+    prompt = f'{stem}\n\nProposed answer: "{match if proposes_match else other}"\n\n{YES_NO_QUESTION}'
+    return Contrast(prompt, " Yes" if proposes_match else " No", " No" if proposes_match else " Yes")
+
+
+def _persona(k: int, stem: str, match: str, other: str) -> Contrast:
+    statement, yes_matches = (match, True) if k % 2 == 0 else (other, False)
+    yes_first = (k // 2) % 2 == 0
+    choices = "(A) Yes\n(B) No" if yes_first else "(A) No\n(B) Yes"
+    yes, no = ("(A)", "(B)") if yes_first else ("(B)", "(A)")
+    prompt = f'{PERSONA_QUESTION}\n"{statement}"\n\nChoices:\n{choices}'
+    return Contrast(prompt, yes if yes_matches else no, no if yes_matches else yes)
+
+
+def to_yes_no(records: list[Contrast]) -> tuple[list[Contrast], int]:
+    """Yes/No form; record ``k`` proposes the matching answer when ``k`` is even (answer " Yes"), else the other."""
+    return _convert(records, _yes_no)
+
+
+def to_persona(records: list[Contrast]) -> tuple[list[Contrast], int]:
+    """Persona form: the statement is the matching option for even ``k`` (matching answer: Yes), else the other
+    (matching answer: No); Yes is option (A) for ``k // 2`` even, else (B), so letter and answer are balanced."""
+    return _convert(records, _persona)
+
+
+def to_free_text(records: list[Contrast]) -> tuple[list[Contrast], int]:
+    """Free-text form: the stem alone, answered by the matching vs the non-matching option's text."""
+    return _convert(records, lambda k, stem, match, other: Contrast(stem, " " + match, " " + other))
+
+
+CONVERSIONS = {"yesno": to_yes_no, "persona": to_persona, "text": to_free_text}

@@ -1,0 +1,81 @@
+"""Where does the large model's own vector steer? A layer search on validation items, before anything is judged.
+
+A behaviour whose native vector does not move the model beyond random directions says nothing about transfer.
+For each candidate target layer, in order (the default pair first, then other relative depths), the native CAA
+vector is computed from the behaviour's vector pairs and the α search (:mod:`lrt.evaluate.alpha_search`) probes
+it on the *validation* items against the search's own random directions. At the chosen α the native effect
+``p(α) − p(−α)`` is compared with the random effects: ``z = effect / σ̂`` (σ̂² the mean squared random effect)
+and its t p-value (:mod:`lrt.evaluate.significance`). The first layer where the native vector steers *forward*
+(p < 0.05) is taken; when none does, the layer with the largest forward z, flagged. The source layer is the one at
+the same relative depth. Only validation items are used: the test items stay unseen.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..evaluate.alpha_search import search_alpha
+from ..evaluate.answer import answer_grid
+from ..evaluate.propensity import propensity_grid
+from ..evaluate.significance import ALPHA_LEVEL, t_two_sided
+from ..models.load import LoadedModel
+from ..steering.vectors import contrast_vector
+
+
+def source_layer_for(target_layer: int, n_source: int, n_target: int) -> int:
+    """The source block at the target block's relative depth (the inverse of the default-pair rule)."""
+    return max(0, min(n_source - 1, round((target_layer + 1) / n_target * n_source) - 1))
+
+
+def candidates(default: tuple[int, int], n_source: int, n_target: int, depths: list[float]) -> list[tuple[int, int]]:
+    """The default pair, then the target block at each relative depth (with its source block), without repeats."""
+    out = [tuple(default)]
+    for d in depths:
+        lt = max(0, min(n_target - 1, round(d * n_target) - 1))
+        pair = (source_layer_for(lt, n_source, n_target), lt)
+        if all(lt != q[1] for q in out):
+            out.append(pair)
+    return out
+
+
+def effect_z(record: dict) -> dict:
+    """The native effect at the chosen α against the search's random effects: z and its t p-value."""
+    row = next(r for r in record["probe"] if r["alpha"] == record["chosen"])
+    rand = row["random_effects"]
+    sigma = math.sqrt(sum(x * x for x in rand) / len(rand)) if rand else float("nan")
+    z = row["native_effect"] / sigma if sigma > 0 else float("nan")
+    return {"alpha": record["chosen"], "effect": row["native_effect"], "z": z,
+            "p_value": t_two_sided(z, len(rand)) if rand and math.isfinite(z) else None, "n_random": len(rand)}
+
+
+def probe_layer(lm: LoadedModel, layer: int, vector_items, validation, search_random: torch.Tensor, positions: str,
+                batch_size: int) -> tuple[dict, object]:
+    """The native vector at ``layer`` and its α search on ``validation``: (record, vector)."""
+    v = contrast_vector(lm, vector_items, layer)
+    grid = answer_grid if positions == "answer" else propensity_grid
+    _, rec = search_alpha(lm, layer, validation, v.unit(), search_random, v.median_norm, grid, batch_size,
+                          len(validation))
+    z = effect_z(rec)
+    z["steers_forward"] = z["p_value"] is not None and z["p_value"] < ALPHA_LEVEL and z["effect"] > 0
+    return {"layer": layer, **z, "search": rec}, v
+
+
+def search_layers(lm: LoadedModel, pairs: list[tuple[int, int]], vector_items, validation,
+                  search_random: torch.Tensor, positions: str, batch_size: int, search: bool = True,
+                  log=print) -> tuple[int, dict, object, list[dict]]:
+    """Try ``pairs`` in order; returns (index of the chosen pair, its record, its native vector, every record)."""
+    records, vectors = [], []
+    for i, (ls, lt) in enumerate(pairs if search else pairs[:1]):
+        rec, v = probe_layer(lm, lt, vector_items, validation, search_random, positions, batch_size)
+        rec["source_layer"] = ls
+        records.append(rec)
+        vectors.append(v)
+        log(f"  layer {lt}: native effect {rec['effect']:.3g} at ±{rec['alpha']:g}, z {rec['z']:.2f}, "
+            f"p {rec['p_value'] if rec['p_value'] is None else round(rec['p_value'], 4)}"
+            + (" — steers forward" if rec["steers_forward"] else ""))
+        if rec["steers_forward"]:
+            return i, rec, v, records
+    best = max(range(len(records)), key=lambda k: (records[k]["z"] if math.isfinite(records[k]["z"]) else -1e9))
+    return best, records[best], vectors[best], records

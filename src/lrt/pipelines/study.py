@@ -1,0 +1,221 @@
+"""``lrt study``: does a small model's steering vector, carried through the map, steer the large model like its own?
+
+For each behaviour, in one command and resumable behaviour by behaviour:
+
+1. **Data** — the vector pairs (the generate set's first ``pairs``), *validation* items (the generate set's next
+   unused pairs) and *test* items (the behaviour's test set), disjoint by prompt fingerprint.
+2. **Layer** — :mod:`.layer_search`: the target layer where the large model's own vector steers forward on the
+   validation items (and the α range, chosen there), the source layer at the same depth.
+3. **Map** — the text map of that layer pair (fitted once, cached) refitted on the contrast pool's differences
+   (computed once per layer pair, cached) *without this behaviour's family* (:mod:`lrt.maps.contrast`).
+4. **Vectors** — CAA on both models; transferred = A·v.
+5. **Prediction** — before the test evaluation: the map's outlook for v (:func:`lrt.maps.contrast.transfer_outlook`),
+   the native vector's validation z, the small model's own z, an answer-position probe of A·v on the large model.
+6. **Verdict** — the test items, native vs transferred vs the random distribution (:mod:`lrt.evaluate.verdict`).
+
+Results: ``OUT/behaviours/<name>/result.json`` (and the vectors) per behaviour, ``OUT/results.json`` (kind
+``lrt_study``) and ``OUT/report.html`` for all of them; ``OUT/cache/`` holds the text maps and pool differences.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from ..data.contrasts import contrast_items, load_contrasts
+from ..data.registry import family_of, is_name, lookup
+from ..errors import ConfigError, DatasetError
+from ..evaluate.answer import answer_grid
+from ..evaluate.config import default_alphas
+from ..evaluate.propensity import propensity_grid
+from ..evaluate.significance import t_two_sided
+from ..evaluate.steering import evaluate_vectors, random_sets
+from ..evaluate.verdict import verdict
+from ..io.files import atomic_write_text, to_json
+from ..io.results import STUDY_FORMAT_VERSION, STUDY_KIND
+from ..maps.contrast import fit_from_differences, transfer_outlook
+from ..steering.transfer import transfer_vector
+from ..steering.vectors import contrast_vector
+from .config import StudyConfig
+from .layer_search import candidates, search_layers
+from .study_cache import StudyCache, spearman
+
+SIGNALS = ("predicted_z", "expected_cos", "basis_share", "native_validation_z", "small_z", "answer_z",
+           "cos_to_native")
+
+
+@dataclass
+class Behaviour:
+    name: str
+    contrast: str
+    test: str | None
+
+
+def parse_behaviour(spec: str) -> Behaviour:
+    """``caa:refusal`` (a shipped behaviour: generate and test parts), ``GEN=TEST`` files, or a generate file."""
+    if "=" in spec:
+        gen, test = spec.split("=", 1)
+    elif is_name(spec):
+        gen = spec
+        try:
+            test = spec if lookup(spec, "test") != lookup(spec, "contrast") else None
+        except DatasetError:
+            test = None
+    else:
+        gen, test = spec, None
+    name = (lookup(gen, "contrast") or Path(gen).stem).replace("/generate", "")
+    return Behaviour(name=name, contrast=gen, test=test)
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+
+
+def behaviour_items(b: Behaviour, tok, cfg: StudyConfig) -> dict:
+    """Vector pairs, validation items and test items of one behaviour, disjoint by prompt fingerprint."""
+    gen = contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat)
+    vec = gen[:cfg.pairs]
+    n_val = cfg.eval.search_items
+    if b.test:
+        test = contrast_items(tok, load_contrasts(b.test, role="test"), cfg.chat)[:cfg.test_items]
+    else:
+        test = gen[cfg.pairs + n_val:cfg.pairs + n_val + cfg.test_items]
+    used = {it.source for it in vec} | {it.source for it in test}
+    val = [it for it in gen[cfg.pairs:] if it.source not in used][:n_val]
+    test = [it for it in test if it.source not in {it.source for it in vec}]
+    if len(vec) < 2 or len(val) < 2 or len(test) < 2:
+        raise DatasetError(f"behaviour {b.name}: {len(vec)} vector pairs, {len(val)} validation and {len(test)} test "
+                           "items after removing overlaps; each needs at least 2 (fewer --pairs, or more data)")
+    return {"vector": vec, "validation": val, "test": test}
+
+
+def _z(prop: torch.Tensor) -> tuple[float, float, float | None]:
+    """(effect, z, p) of row 0 of ``prop [V, 2, N]`` (±α) against rows 1.. (random directions)."""
+    eff = (prop[:, 1] - prop[:, 0]).mean(-1)
+    rand = eff[1:]
+    sigma = float(rand.pow(2).mean().sqrt())
+    z = float(eff[0]) / sigma if sigma > 0 else float("nan")
+    return float(eff[0]), z, (t_two_sided(z, len(rand)) if math.isfinite(z) else None)
+
+
+def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
+    """Steps 1–6 of the module docstring for one behaviour; returns its record (vectors saved beside it)."""
+    cfg, src, tgt = cache.cfg, cache.src, cache.tgt
+    t0 = time.time()
+    items = behaviour_items(b, src.tokenizer, cfg)
+    rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
+    pairs = candidates(cache.default_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
+    log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
+        f"{len(items['test'])} test items; layer search over target layers {[lt for _, lt in pairs]}")
+    k, chosen, v_native, layer_records = search_layers(
+        tgt, pairs, items["vector"], items["validation"], search_t, cfg.eval.positions, cfg.eval.eval_batch_size,
+        cfg.layer_search, log)
+    ls, lt = pairs[k]
+    alpha = chosen["alpha"]
+    chosen["search"]["random_rows"] = [cfg.eval.n_random, cfg.eval.n_random + cfg.eval.search_random]
+    family = family_of(b.contrast, "contrast")
+    prior = cache.text_map(ls, lt)
+    diffs = cache.pool(ls, lt)
+    families = cache.families
+    kept = {s: d for s, d in diffs.items() if families[s] != family}
+    amap = fit_from_differences(prior, kept, {s: families[s] for s in kept},
+                                {"left_out": sorted(set(diffs) - set(kept)), "pairs": cfg.contrast_pairs})
+    v_small = contrast_vector(src, items["vector"], ls, name=b.name)
+    v_tr = transfer_vector(v_small, amap, "direction")
+    native_v = v_native.vector
+    outlook = transfer_outlook(amap, v_small.vector) or {}
+    cos = float(torch.nn.functional.cosine_similarity(v_tr.vector.double(), native_v.double(), dim=0))
+    # cheap signals, on validation items only: the small model's own curve; A·v at the answer position
+    _, search_s = random_sets(cfg.eval, src.d_model)
+    val = items["validation"]
+    p_small, _ = propensity_grid(src, ls, val, torch.cat([v_small.unit()[None], search_s]), [-alpha, alpha],
+                                 v_small.median_norm, cfg.eval.eval_batch_size)
+    p_ans, _ = answer_grid(tgt, lt, val, torch.cat([v_tr.unit()[None], search_t]), [-alpha, alpha],
+                           v_native.median_norm, cfg.eval.eval_batch_size)
+    signals = {"expected_cos": outlook.get("expected_cos"), "basis_share": outlook.get("basis_share"),
+               "native_validation_z": chosen["z"], "small_z": _z(p_small)[1], "answer_z": _z(p_ans)[1],
+               "cos_to_native": cos}
+    ec = signals["expected_cos"]
+    signals["predicted_z"] = ec * chosen["z"] if ec is not None and math.isfinite(chosen["z"]) else None
+    log(f"  map: λ {amap.meta['contrast']['lambda']}, {len(kept)} pool sets (left out {len(diffs) - len(kept)}); "
+        f"predicted z of A·v {signals['predicted_z']}, cos(A·v, native) {cos:.3f}")
+    ecfg = replace(cfg.eval, alphas=default_alphas(alpha, cfg.eval.alpha_steps), alpha_max=alpha)
+    steering = evaluate_vectors(tgt, lt, items["test"], {"native": native_v, "transferred_direction": v_tr.vector},
+                                v_native.median_norm, ecfg, validation=val,
+                                validation_source="unused pairs of the behaviour's generate set",
+                                alpha_record=chosen["search"])
+    v = verdict(steering)
+    d = cache.out / "behaviours" / slug(b.name)
+    for name, vec in (("small", v_small), ("native", v_native), ("transferred", v_tr)):
+        vec.meta["data"] = {"kind": "contrast", "name": lookup(b.contrast, "contrast"), "family": family,
+                            "n_examples": len(items["vector"])}
+        vec.save(d / "vectors" / name)
+    nat = v["vectors"]["native"]
+    status = (v["transfer"]["transferred_direction"]["status"] if nat["p_value"] is not None and
+              nat["p_value"] < 0.05 else "not steerable here")
+    rec = {"behaviour": asdict(b), "family": family, "status": status, "layers": {"source": ls, "target": lt},
+           "layer_search": [{k2: r[k2] for k2 in r if k2 != "search"} | {"probe": r["search"]["probe"]}
+                            for r in layer_records],
+           "layer_steers_on_validation": chosen["steers_forward"], "alpha": alpha,
+           "items": {k2: len(x) for k2, x in items.items()}, "signals": signals, "outlook": outlook,
+           "map": {"lambda": amap.meta["contrast"]["lambda"], "sets": len(kept), "left_out": amap.meta["contrast"]
+                   ["left_out"], "heldout_r2": prior.meta.get("metrics", {}).get("heldout", {}).get("r2")},
+           "steering": steering, "verdict": v, "seconds": round(time.time() - t0, 1)}
+    atomic_write_text(d / "result.json", to_json(rec))
+    return rec
+
+
+def summarize(records: dict[str, dict]) -> dict:
+    """Counts of the verdicts, the median transferred / native ratio where native steers, and how well each cheap
+    signal ranked the behaviours by the transferred vector's measured z (Spearman)."""
+    steer = {n: r for n, r in records.items() if r["status"] != "not steerable here"}
+    fwd = [n for n, r in steer.items() if r["verdict"]["vectors"]["native"]["slope"] > 0]
+    repro = [n for n, r in steer.items() if r["verdict"]["transfer"]["transferred_direction"]["reproduces"]]
+    ratios = sorted(r["verdict"]["transfer"]["transferred_direction"]["ratio"] for r in steer.values())
+    measured = {n: r["verdict"]["vectors"]["transferred_direction"]["z"] for n, r in records.items()}
+    rank = {}
+    for s in SIGNALS:
+        xs = [(records[n]["signals"].get(s), measured[n]) for n in records]
+        xs = [(a, b) for a, b in xs if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+        rank[s] = {"spearman": spearman([a for a, _ in xs], [b for _, b in xs]), "n": len(xs)}
+    return {"behaviours": len(records), "native_steers": len(steer), "native_forward": len(fwd),
+            "transferred_reproduces": len(repro), "reproduced": repro,
+            "median_ratio": ratios[len(ratios) // 2] if len(ratios) % 2 else
+            (sum(ratios[len(ratios) // 2 - 1:len(ratios) // 2 + 1]) / 2 if ratios else None),
+            "not_steerable": sorted(set(records) - set(steer)), "prediction_spearman": rank,
+            "measured": "z of the transferred vector's test slope against the random slopes"}
+
+
+def run_study(cfg: StudyConfig, out: str | Path, resume: bool = False, log=print) -> dict:
+    """Every behaviour of ``cfg`` (finished ones read back when resuming), then ``results.json``."""
+    if not cfg.behaviours:
+        raise ConfigError("give at least one behaviour (--behaviours caa:refusal ...)", option="behaviours")
+    behaviours = [parse_behaviour(s) for s in cfg.behaviours]
+    for b in behaviours:
+        load_contrasts(b.contrast, 1, role="contrast")      # unknown names and missing files fail now
+        if b.test:
+            load_contrasts(b.test, 1, role="test")
+    cache = StudyCache(cfg, Path(out), resume, log)
+    records, t0 = {}, time.time()
+    for b in behaviours:
+        f = cache.out / "behaviours" / slug(b.name) / "result.json"
+        if resume and f.is_file():
+            records[b.name] = json.loads(f.read_text(encoding="utf-8"))
+            log(f"{b.name}: done before ({records[b.name]['status']})")
+            continue
+        records[b.name] = run_behaviour(cache, b, log)
+        r = records[b.name]
+        log(f"  → {r['status']} (native {r['verdict']['vectors']['native']['status']}, "
+            f"{r['seconds']:.0f} s)")
+    results = {"kind": STUDY_KIND, "format_version": STUDY_FORMAT_VERSION, "command": "study",
+               "settings": cache.settings, "models": cache.models(), "behaviours": records,
+               "summary": summarize(records), "timings": {"total": round(time.time() - t0, 1),
+                                                          **cache.timings}}
+    atomic_write_text(cache.out / "results.json", to_json(results))
+    return results

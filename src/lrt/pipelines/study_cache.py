@@ -1,0 +1,110 @@
+"""What ``lrt study`` computes once and shares across behaviours: the models, the text map of each layer pair and
+the contrast pool's differences at it (both cached under ``OUT/cache`` and reused on ``--resume``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import ConfigError, OutputDirError
+from ..io.config import flatten
+from ..io.files import atomic_path, atomic_write_text, ensure_writable, to_json
+from ..maps.affine import AffineMap
+from ..maps.contrast import resolve_sets, set_differences
+from ..maps.fit import fit_map
+from ..models.tokenizer_check import check_tokenizers
+from .config import StudyConfig
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    """Spearman's rank correlation (average ranks for ties); None for fewer than 3 pairs."""
+    if len(a) < 3:
+        return None
+
+    def ranks(x):
+        order = sorted(range(len(x)), key=lambda i: x[i])
+        r = [0.0] * len(x)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and x[order[j + 1]] == x[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2
+            i = j + 1
+        return torch.tensor(r, dtype=torch.float64)
+
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = float(ra.norm() * rb.norm())
+    return float(ra @ rb) / den if den > 0 else None
+
+
+class StudyCache:
+    """The models, settings and cached intermediate results of one study directory."""
+
+    def __init__(self, cfg: StudyConfig, out: Path, resume: bool, log=print):
+        self.cfg, self.out, self.log, self.timings = cfg, Path(out), log, {}
+        self.settings = flatten(cfg)
+        cfg_file = self.out / "config.json"
+        if self.out.exists() and any(self.out.iterdir()):
+            if not resume:
+                raise OutputDirError(f"{self.out} already holds files; give --resume to continue that study, or "
+                                     "another --out", option="out")
+            if cfg_file.is_file():
+                before = json.loads(cfg_file.read_text(encoding="utf-8"))
+                keep = ("behaviours",)          # adding behaviours to a study is fine; anything else is another study
+                diff = sorted(k for k in set(before) | set(self.settings) if k not in keep and
+                              before.get(k) != self.settings.get(k))
+                if diff:
+                    raise ConfigError(f"{self.out} holds a study with other options ({', '.join(diff)}); resume it "
+                                      "with the same options, or use another --out", option="resume")
+        self.pool_sets, self.families, _ = resolve_sets(cfg.contrast_sets)
+        t = time.time()
+        self.src, self.tgt = cfg.pair.load(cfg.load)
+        check_tokenizers(self.src.tokenizer, self.tgt.tokenizer, self.src.name, self.tgt.name)
+        ls, lt = cfg.pair.layers(self.src, self.tgt)
+        self.default_pair = (self.src.layer_index(ls), self.tgt.layer_index(lt))
+        self.timings["load"] = round(time.time() - t, 1)
+        ensure_writable(self.out)
+        atomic_write_text(cfg_file, to_json(self.settings))
+
+    def models(self) -> dict:
+        return {"source": {"name": self.src.name, "layers": self.src.n_layers, "width": self.src.d_model},
+                "target": {"name": self.tgt.name, "layers": self.tgt.n_layers, "width": self.tgt.d_model}}
+
+    def text_map(self, ls: int, lt: int) -> AffineMap:
+        """The text map of the layer pair (fitted once; ``OUT/cache/text-LS-LT``)."""
+        d = self.out / "cache" / f"text-{ls}-{lt}"
+        if (d / "map.json").is_file():
+            return AffineMap.load(d)
+        self.log(f"  fitting the text map L{ls} → L{lt} on {self.cfg.harvest.tokens:,} tokens of "
+                 f"{self.cfg.harvest.corpus}")
+        t = time.time()
+        m = fit_map(self.src, self.tgt, ls, lt, self.cfg.harvest, self.cfg.fit)
+        m.save(d)
+        self.timings[f"text_map_{ls}_{lt}"] = round(time.time() - t, 1)
+        return m
+
+    def pool(self, ls: int, lt: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Every pool set's per-pair differences on both models at the layer pair (``OUT/cache/pool-LS-LT``),
+        computed set by set and saved after each, so an interrupted study resumes mid-pool."""
+        from tqdm.auto import tqdm
+
+        f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
+        have = load_file(str(f)) if f.is_file() else {}
+        todo = [s for s in self.pool_sets if f"{s}|x" not in have]
+        t = time.time()
+        for s in tqdm(todo, desc=f"contrast pool L{ls}→L{lt}", unit="set", disable=not self.cfg.eval.progress):
+            dx, dy = set_differences(self.src, self.tgt, ls, lt, s, self.cfg.contrast_pairs, self.cfg.chat)
+            have[f"{s}|x"], have[f"{s}|y"] = dx.float().contiguous(), dy.float().contiguous()
+            f.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(f) as tmp:
+                save_file(have, str(tmp))
+        if todo:
+            self.timings[f"pool_{ls}_{lt}"] = round(time.time() - t, 1)
+        return {s: (have[f"{s}|x"], have[f"{s}|y"]) for s in self.pool_sets}

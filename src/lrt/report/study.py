@@ -1,0 +1,108 @@
+"""The study's page: one row per behaviour (layer, α, native and transferred slopes with CIs and p, the random
+distribution, the ratio, the prediction and the verdict), how well the prediction ranked the behaviours, and each
+behaviour's propensity curves (random vectors as a band) — from ``results.json`` of kind ``lrt_study``."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from ..errors import OutputDirError
+from ..io.files import atomic_write_text
+from .plots import _png, curves_figure
+from .sections import fmt, table
+
+
+def _ci(ci) -> str:
+    return f"[{fmt(ci[0], 3)}, {fmt(ci[1], 3)}]" if ci else "—"
+
+
+def behaviour_rows(results: dict) -> list[list]:
+    rows = []
+    for name, r in results["behaviours"].items():
+        v = r["verdict"]
+        n, t = v["vectors"]["native"], v["vectors"]["transferred_direction"]
+        tr = v["transfer"]["transferred_direction"]
+        rs = [abs(x) for x in r["steering"]["random"]["slopes"]]
+        rows.append([name, f"L{r['layers']['source']} → L{r['layers']['target']}"
+                     + ("" if r["layer_steers_on_validation"] else " (no layer steered on validation)"),
+                     f"±{fmt(r['alpha'], 3)}", f"{fmt(n['slope'], 3)} {_ci(n['slope_ci'])}", n["p_value"],
+                     n["status"], f"{fmt(t['slope'], 3)} {_ci(t['slope_ci'])}", t["p_value"],
+                     f"{fmt(sum(rs) / len(rs), 3)} / {fmt(max(rs), 3)}" if rs else None,
+                     f"{fmt(tr['ratio'], 3)} {_ci(tr['ratio_ci'])}", tr.get("r_odd"),
+                     r["signals"].get("cos_to_native"), r["signals"].get("predicted_z"), t["z"], r["status"]])
+    return rows
+
+
+def prediction_figure(results: dict) -> Figure:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    for name, r in results["behaviours"].items():
+        x, y = r["signals"].get("predicted_z"), r["verdict"]["vectors"]["transferred_direction"]["z"]
+        if x is None or y is None or not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        steer = r["status"] != "not steerable here"
+        ax.scatter([x], [y], color="#d62728" if steer else "#999999", s=24)
+        ax.annotate(name.split(":")[-1][:18], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(2.12, color="#999999", ls="--", lw=0.8, label="z at p = 0.05 (16 random vectors)")
+    ax.set_xlabel("predicted z of A·v (expected cos × native validation z)")
+    ax.set_ylabel("measured z of A·v on the test items")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def curves_grid(results: dict) -> str:
+    out = []
+    for name, r in results["behaviours"].items():
+        fig = curves_figure(r["steering"])
+        fig.set_size_inches(5.2, 3.2)
+        fig.axes[0].set_title(f"{name} (L{r['layers']['target']}): {r['status']}", fontsize=9)
+        out.append(_png(fig))
+    return "".join(out)
+
+
+def render_study(results: dict, style: str) -> str:
+    s = results["summary"]
+    m = results["models"]
+    head = (f"<h1>lrt study</h1><p>{html.escape(m['source']['name'])} → {html.escape(m['target']['name'])} · "
+            f"{s['behaviours']} behaviours</p>")
+    lines = [["native vector steers (test, p < 0.05)", f"{s['native_steers']} of {s['behaviours']} (forward on "
+              f"{s['native_forward']})"],
+             ["transferred vector reproduces the native effect", f"{s['transferred_reproduces']} of "
+              f"{s['native_steers']}: {', '.join(s['reproduced']) or '—'}"],
+             ["median transferred / native ratio (where native steers)", s["median_ratio"]],
+             ["not steerable here", ", ".join(s["not_steerable"]) or "—"]]
+    pred = [[k, v["spearman"], v["n"]] for k, v in s["prediction_spearman"].items()]
+    rows = behaviour_rows(results)
+    note = ("<p class='caption'>Each behaviour: the layer where the large model's own vector steered on validation "
+            "items (the test items unseen), α chosen there; the map refitted without the behaviour's family. p: "
+            "against the random directions' slopes (t); CIs: 95% bootstrap over test items (paired for the ratio). "
+            "Random: mean / max |slope|. Predicted z: before the test evaluation, from the map's outlook and the "
+            "native vector's validation z; measured z: the transferred slope over the random slopes' σ.</p>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>lrt study</title><style>{style}</style>"
+            f"</head><body>{head}<h2>Summary</h2>{table(lines, ['question', 'answer'], 'study-summary')}"
+            "<h2>Per behaviour</h2>"
+            + table(rows, ["behaviour", "layers", "α", "native slope [CI]", "native p", "native", "transferred "
+                           "slope [CI]", "transferred p", "random mean / max |slope|", "ratio [CI]", "r odd shifts",
+                           "cos(A·v, native)", "predicted z", "measured z", "verdict"], "study") + note
+            + "<h2>Prediction before the test evaluation</h2>"
+            + table(pred, ["signal", "Spearman with measured z", "behaviours"], "prediction")
+            + _png(prediction_figure(results)) + "<h2>Propensity curves</h2>" + curves_grid(results)
+            + "</body></html>")
+
+
+def write_study_report(out: str | Path) -> Path:
+    from ..io.results import load_results
+    from .sections import STYLE
+
+    path = Path(out) / "report.html"
+    page = render_study(load_results(out), STYLE)      # lrt report OUT renders the same page
+    try:
+        atomic_write_text(path, page)
+    except OSError as e:
+        raise OutputDirError(f"cannot write the report to {str(path)!r} ({e.strerror or e})", option="out") from None
+    return path

@@ -1,0 +1,146 @@
+"""The honest protocol: α is chosen on items and random vectors the verdict never uses; p-values and CIs mean what
+they say; the default contrast pool leaves the transferred behaviour out; the study resumes behaviour by behaviour."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import tiny_model_dir
+from lrt.data.contrasts import Item
+from lrt.models.load import load_model
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory, tiny_tokenizer):
+    return load_model(tiny_model_dir(tmp_path_factory.mktemp("m"), "llama", tiny_tokenizer, width=32, layers=3,
+                                     seed=4))
+
+
+def _items(n, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [Item(ids=torch.randint(1, 300, (8,), generator=g).tolist(), positive=[5], negative=[11],
+                 source=f"item{seed}-{i}") for i in range(n)]
+
+
+def test_alpha_search_never_sees_a_test_item_or_a_verdict_random_vector(tiny_lm, monkeypatch):
+    """The search's items and directions are recorded as they are passed: none is a judged item or one of the
+    verdict's random vectors — with a validation set given, and with the test set split."""
+    import lrt.evaluate.steering as st
+    from lrt.evaluate.config import EvalConfig
+
+    seen = {}
+    real = st.search_alpha
+
+    def spy(lm, layer, items, native_dir, random_dirs, *a, **k):
+        seen["items"], seen["random"] = list(items), random_dirs.clone()
+        return real(lm, layer, items, native_dir, random_dirs, *a, **k)
+
+    monkeypatch.setattr(st, "search_alpha", spy)
+    v = torch.randn(32, generator=torch.Generator().manual_seed(3))
+    cfg = EvalConfig(alpha_search=True, n_random=6, search_random=3, search_items=5, bootstrap=50, positions="answer")
+    test, val = _items(12, 1), _items(5, 2)
+    for validation in (val, None):
+        res = st.evaluate_vectors(tiny_lm, 1, test, {"native": v}, 1.0, cfg, validation=validation)
+        judged = {it.source for it in (test if validation else test)} - (
+            set() if validation else {test[i].source for i in res["split"]["validation_indices_in_test_file"]})
+        assert len(judged) == res["n_items"] == (12 if validation else 7)
+        assert not {it.source for it in seen["items"]} & judged
+        verdict_rand, search_rand = st.random_sets(cfg, 32)
+        assert torch.equal(seen["random"], search_rand)
+        assert (verdict_rand @ search_rand.T).abs().max() < 0.999           # no search direction is a verdict's
+        assert res["random_directions"]["verdict_rows"] == [0, 6] and res["alpha_search"]["random_rows"] == [6, 9]
+        assert res["split"]["validation_items"] == 5
+
+
+def test_p_value_of_a_random_copy_is_not_significant_and_of_a_planted_direction_is(tiny_lm):
+    """At the last layer the unembedding difference W[+] − W[−] moves the propensity far more than any random
+    direction: p < 0.01, 'steers forward'. A copy of one of the verdict's own random vectors is typical of them."""
+    from lrt.evaluate.config import EvalConfig
+    from lrt.evaluate.steering import evaluate_vectors, random_sets
+    from lrt.evaluate.verdict import verdict
+
+    W = tiny_lm.model.get_output_embeddings().weight.detach()
+    planted = W[5] - W[11]
+    cfg = EvalConfig(alphas=[-0.5, 0, 0.5], n_random=16, bootstrap=200)
+    copy = random_sets(cfg, 32)[0][2]
+    res = evaluate_vectors(tiny_lm, 2, _items(16), {"native": planted, "copy": copy}, 1.0, cfg)
+    v = verdict(res)
+    nat, cp = v["vectors"]["native"], v["vectors"]["copy"]
+    assert nat["p_value"] < 0.01 and nat["status"] == "steers forward" and nat["percentile"] == 100
+    assert cp["p_value"] > 0.05 and cp["status"] != "steers forward"
+    assert math.isclose(cp["slope"], res["curves"]["random_2"]["slope_monotonic"], rel_tol=1e-5, abs_tol=1e-6)
+    assert v["transfer"]["copy"]["status"] in ("same sign, not beyond random", "opposite sign to native")
+
+
+def test_t_p_values_and_bootstrap_intervals():
+    """The t p-value matches tables; under a Gaussian null with n = 16 it is uniform (≈ 5% below 0.05); a
+    bootstrap CI of a slope covers the true slope in ≈ 95% of synthetic data sets."""
+    from lrt.evaluate.significance import against_random, bootstrap_slopes, interval, t_two_sided
+
+    assert abs(t_two_sided(2.12, 16) - 0.05) < 1e-3 and abs(t_two_sided(1.0, 5) - 0.3632) < 1e-3
+    g = torch.Generator().manual_seed(0)
+    ps = [against_random(float(torch.randn(1, generator=g)), torch.randn(16, generator=g).tolist())["p_value"]
+          for _ in range(2000)]
+    assert 0.035 < sum(p < 0.05 for p in ps) / len(ps) < 0.065
+    alphas, covered = [-0.2, 0.0, 0.2], 0
+    for seed in range(200):
+        g = torch.Generator().manual_seed(seed)
+        per_item = 1.0 + 0.8 * torch.randn(30, generator=g)              # each item's own slope; the mean is 1
+        prop = (torch.tensor(alphas)[:, None] * per_item[None] + 0.3 * torch.randn(3, 30, generator=g))[None]
+        lo, hi = interval(bootstrap_slopes(prop, alphas, slice(0, 3), 400, seed)[:, 0])
+        covered += lo <= 1.0 <= hi
+    assert 0.88 <= covered / 200 <= 0.99
+
+
+def test_default_pool_leaves_out_the_behaviour_by_name_and_by_file(tmp_path):
+    from lrt.cli import main
+    from lrt.maps.contrast import DEFAULT_POOL, resolve_sets
+
+    kept, fams, out = resolve_sets(["default"], ["caa:refusal"])
+    assert set(out) == {"caa:refusal", "caa-yesno:refusal", "caa-persona:refusal", "caa-text:refusal"}
+    assert len(kept) == len(DEFAULT_POOL) - 4 and "caa:refusal" not in fams.values()
+    assert main(["data", "export", "caa:sycophancy", str(tmp_path)]) == 0        # a user's own copy of the file
+    own = tmp_path / "caa-sycophancy-generate.json"
+    _, fams, out = resolve_sets(["default"], [str(own)])
+    assert "caa-persona:sycophancy" in out and "caa:sycophancy" not in fams.values()
+    json.dump(json.loads(own.read_text())[:50], open(tmp_path / "subset.json", "w"))
+    _, _, out = resolve_sets(["default"], [str(tmp_path / "subset.json")])    # another file: nothing matches
+    assert out == []
+
+
+def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeypatch):
+    """A study killed during its second behaviour: --resume reads the first back (not recomputed), reuses the
+    cached text map and pool, finishes the second; without --resume the folder is refused."""
+    import lrt.pipelines.study as study
+    from lrt.cli import main
+
+    args = ["study", "--source", "zoo-xs", "--target", "zoo-s", "--behaviours", "caa:refusal", "--behaviours",
+            "caa:survival-instinct", "--pairs", "8", "--test-items", "6", "--search-items", "4", "--n-random", "4",
+            "--search-random", "3", "--contrast-sets", "caa:sycophancy", "--contrast-sets", "caa:myopic-reward",
+            "--contrast-pairs", "6", "--tokens", "2000", "--no-layer-search", "--bootstrap", "50", "--no-progress",
+            "--out", str(tmp_path / "st")]
+    real, calls = study.run_behaviour, []
+
+    def dies_on_second(cache, b, log=print):
+        calls.append(b.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(cache, b, log)
+
+    monkeypatch.setattr(study, "run_behaviour", dies_on_second)
+    assert main(args) == 130
+    first = (tmp_path / "st" / "behaviours" / "caa-refusal" / "result.json").read_text()
+    assert main(args) == 2                                   # a non-empty folder without --resume
+    calls.clear()
+    monkeypatch.setattr(study, "run_behaviour", lambda cache, b, log=print: (calls.append(b.name),
+                                                                           real(cache, b, log))[1])
+    assert main(args + ["--resume"]) == 0
+    assert calls == ["caa:survival-instinct"]
+    assert (tmp_path / "st" / "behaviours" / "caa-refusal" / "result.json").read_text() == first
+    res = json.loads((tmp_path / "st" / "results.json").read_text())
+    assert set(res["behaviours"]) == {"caa:refusal", "caa:survival-instinct"} and "timings" in res
+    assert "text_map_0_1" not in res["timings"]              # the cached map was reused, not refitted
+    html = (tmp_path / "st" / "report.html").read_text()
+    assert html.count("<img") >= 3 and "caa:survival-instinct" in html
