@@ -103,6 +103,7 @@ def test_no_global_side_effects_in_library_code():
     pattern = re.compile(r"torch\.manual_seed\(|set_num_threads\(|matplotlib\.use\(|matplotlib\.pyplot|plt\.|\.forward\s*=")
     allowed = {"zoo/training/loop.py": "set_num_threads(",      # inside the spawned worker process only
                "cli/zoo.py": "set_num_threads(",
+               "cli/generate.py": "set_num_threads(",      # one thread while a small model decodes, then restored
                "zoo/training/recipe.py": "torch.manual_seed(",  # inside torch.random.fork_rng
                "zoo/training/card.py": "torch.manual_seed("}    # inside torch.random.fork_rng
     found = []

@@ -46,6 +46,8 @@ def test_shared_prefix_equals_two_full_sequences_on_every_architecture(arch, tin
     lm = load_model(tiny_model_dir(tmp_path, arch, tiny_tokenizer, width=32, layers=3))
     its = ab_items(lm.tokenizer)
     assert len({len(it.ids) for it in its}) > 1
+    groups = length_groups([len(it.ids) for it in its], 3, pad=True)     # batches of mixed lengths: padded
+    assert any(len({len(its[i].ids) for i in g}) > 1 for g in groups)
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # no fallback to full sequences
         for layer in (0, 2):
@@ -56,6 +58,9 @@ def test_shared_prefix_equals_two_full_sequences_on_every_architecture(arch, tin
             v = contrast_vector(lm, its, layer, batch_size=3)
             assert_same(v, ref, tracker)
             assert_same(contrast_vector(lm, its, layer, batch_size=3, share_prefix=False), ref, tracker)
+            same = continuation_states(lm, layer, [it.ids for it in its],        # one length a batch: no padding
+                                       [it.positive[:1] + it.negative[:1] for it in its], batch_size=3, pad=False)
+            torch.testing.assert_close(same.states, got.states, atol=1e-5, rtol=0)
 
 
 def test_norm_multiset_is_that_of_the_full_sequences(tiny_pair):

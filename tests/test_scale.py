@@ -354,7 +354,7 @@ def test_store_cli_errors_are_one_line_and_create_nothing(tmp_path, capsys):
                  "-q"]) == 0
     assert main(["harvest", "--model", "zoo-xs", "--layers", "1", "--tokens", "600", "--out", str(tmp_path / "s"),
                  "-q"]) == 2
-    assert "pass --resume" in capsys.readouterr().err
+    assert "--resume" in capsys.readouterr().err
     assert main(["fit-map", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "m")]) == 2
     assert "holds one model" in capsys.readouterr().err and not (tmp_path / "m").exists()
 

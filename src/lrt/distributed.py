@@ -31,6 +31,11 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launch_rank() -> int:
+    """This process's rank as the launcher set it (0 without ``torchrun``), known before the group is joined."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def active() -> bool:
     """Whether a process group of more than one rank is initialised."""
     dist = _dist()

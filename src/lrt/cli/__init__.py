@@ -13,7 +13,9 @@ import warnings
 
 from .. import __version__
 from .. import distributed
-from ..errors import ConfigError, LRTError
+from ..errors import ConfigError, DistributedError, LRTError
+from .common import print_error
+from .options import Parser
 from . import data, demo, evaluate, fit_map, generate, harvest, probe, report, sae, steer, study, sweep, zoo
 
 DATA_PARALLEL = ("fit-map", "sweep-layers", "sae train")
@@ -23,8 +25,8 @@ COMMANDS = (harvest, fit_map, sweep, steer, evaluate, study, sae, probe, report,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrt", description="Linear representation transfer between language "
-                                     "models of one family: fit affine maps, transfer steering vectors.")
+    parser = Parser(prog="lrt", description="Linear representation transfer between language models of one family: "
+                    "fit affine maps, transfer steering vectors.")
     parser.add_argument("--version", action="version", version=f"lrt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
@@ -66,7 +68,9 @@ def _device_of(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    args, extra = parser.parse_known_args(_join_negative_values(list(sys.argv[1:] if argv is None else argv)))
+    if extra:                                    # named by the subcommand they were given to
+        _deepest(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     if not hasattr(args, "handler"):         # `lrt` or `lrt zoo` alone: the help of what was given
         _deepest(parser, args).print_help()
         return 2
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except LRTError as e:
         flag = f" (--{e.option.replace('_', '-')})" if getattr(e, "option", None) else ""
-        print(f"lrt: error: {e}{flag}", file=sys.stderr)
+        print_error(f"{e}{flag}", every_rank=isinstance(e, DistributedError))    # torchrun: one line, rank 0's
         return 2
     except KeyboardInterrupt:
         print("lrt: interrupted", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import show
+from .common import Output, show, writes_output
 from .options import command
 
 
@@ -66,15 +66,16 @@ def show_set(cfg) -> int:
     return 0
 
 
-def export(cfg) -> int:
+@writes_output
+def export(cfg, output: Output) -> int:
     from pathlib import Path
 
     from ..data.contrasts import read_text
     from ..data.registry import catalogue
-    from ..io.files import atomic_path, ensure_writable, to_json
+    from ..io.files import atomic_path, to_json
 
     names = _names(cfg.name)          # unknown names fail before anything is written
-    out = ensure_writable(cfg.out)
+    out = output.open()
     rows = []
     for name in names:
         rec = catalogue()[name]
@@ -87,7 +88,7 @@ def export(cfg) -> int:
         with atomic_path(out / f"{stem}.source.json") as tmp:
             Path(tmp).write_text(to_json({k: rec[k] for k in ("source", "licence", "sha256", "family", "records")}),
                                  encoding="utf-8")
-        rows.append([name, str(dest)])
+        rows.append([name, str(output.path / dest.name)])
     show(rows, ["data set", "written to"])
     return 0
 
@@ -103,4 +104,6 @@ def register(sub) -> None:
     p = d.add_parser("export", help="write a data set (or every part of a behaviour) to a directory as plain files")
     p.add_argument("name", help="a data set name (lrt data list); a behaviour (caa:refusal) exports every part")
     p.add_argument("out", help="output directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="if OUT already holds files, replace them (swapped in whole at the end) (default: off)")
     p.set_defaults(handler=export)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..pipelines.config import ExperimentConfig
-from .common import check_output, quiet_progress, show
+from .common import Output, OutputRun, quiet_progress, show, writes_output
 from .options import command
 
 
 @dataclass
-class DemoRun:
+class DemoRun(OutputRun):
     """The whole job: map, vectors on both models, transfer, evaluation, report."""
 
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
@@ -20,19 +19,20 @@ class DemoRun:
     """Output directory (map, vectors, results.json, report.html, config.json)."""
 
 
-def run(cfg: DemoRun) -> int:
+@writes_output
+def run(cfg: DemoRun, out: Output) -> int:
     from ..pipelines.experiment import run_experiment
     from ..report.html import write_report
     from ..evaluate.verdict import verdict_lines
-    from ..report.tables import map_summary_rows, show_steering_summary
+    from ..report.tables import map_summary_rows, show_steering_summary, show_warnings
 
-    check_output(cfg.out)
     quiet_progress(cfg.experiment.harvest.progress)
-    results = run_experiment(cfg.experiment, cfg.out)
-    report = write_report(cfg.out)
+    results = run_experiment(cfg.experiment, out.target)
+    write_report(out.target)
     m, models = results["map"], results["models"]
     show(map_summary_rows(models["source"]["name"], models["source"]["layer"], models["target"]["name"],
                           models["target"]["layer"], m), title="\nmap")
+    show_warnings(m)
     show_steering_summary(results["steering"])
     v = results["verdict"]
     show([[k, val] for k, val in [
@@ -42,7 +42,7 @@ def run(cfg: DemoRun) -> int:
         ("better transfer mode", v["better_transfer_mode"]),
         ("total seconds", results["timings"]["total"])]], title="\nverdict")
     print("  " + "\n  ".join(verdict_lines(results["steering"], v)))
-    print(f"\nreport: {report}\nresults: {Path(cfg.out) / 'results.json'}")
+    print(f"\nreport: {out.path / 'report.html'}\nresults: {out.path / 'results.json'}")
     return 0
 
 

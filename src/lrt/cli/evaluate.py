@@ -8,12 +8,12 @@ from pathlib import Path
 from ..evaluate.config import EvalConfig, TestSetConfig
 from ..models.config import LoadConfig
 from ..models.layers import LayerSpec, parse_layer
-from .common import check_output, output_dir, quiet_progress, record
+from .common import Output, OutputRun, quiet_progress, record, writes_output
 from .options import command
 
 
 @dataclass
-class EvaluateRun:
+class EvaluateRun(OutputRun):
     """Evaluate vectors on the target: native vs transferred vs random."""
 
     model: str
@@ -40,6 +40,7 @@ def load_vectors(cfg: EvaluateRun, lm) -> dict:
     """The vectors by unique name (their origin, else their directory), each checked against ``lm`` and the
     evaluation layer: a vector is never applied to another model or layer unless that is asked for."""
     from ..errors import ConfigError
+    from ..models.identity import same_model
     from ..steering.vectors import SteeringVector
 
     layer = parse_layer(cfg.layer)
@@ -52,7 +53,7 @@ def load_vectors(cfg: EvaluateRun, lm) -> dict:
     for path in given:
         v = SteeringVector.load(path)
         v.check_model(lm)
-        if v.model != lm.name and not cfg.other_model:
+        if not cfg.other_model and not same_model(v.model, lm.name, v.meta.get("model_fingerprint"), lm.fingerprint):
             raise ConfigError(f"vector {path} was made for {v.model}, not {lm.name}; evaluate it on its own model, or "
                               "allow another model of the same width", option="other_model")
         if layer is None and str(v.layer) != str(loaded["native"].layer if loaded else v.layer):
@@ -69,14 +70,14 @@ def load_vectors(cfg: EvaluateRun, lm) -> dict:
     return loaded
 
 
-def run(cfg: EvaluateRun) -> int:
+@writes_output
+def run(cfg: EvaluateRun, out: Output) -> int:
     from ..evaluate.verdict import verdict, verdict_lines
     from ..io.config import flatten
     from ..io.results import make_results, write_results
     from ..pipelines.experiment import cosines_to_native, evaluate_on
     from ..report.tables import show_steering_summary
 
-    check_output(cfg.out)
     quiet_progress(cfg.eval.progress)
     lm = cfg.load.load(cfg.model)
     loaded = load_vectors(cfg, lm)
@@ -93,10 +94,10 @@ def run(cfg: EvaluateRun) -> int:
            "norms": {n: v.norm for n, v in loaded.items()},
            "made_for": {n: {"model": v.model, "layer": v.layer} for n, v in loaded.items()}}
     settings = flatten(cfg)
-    out = output_dir(cfg.out)
     v = verdict(s)
-    write_results(out, make_results("evaluate", settings, models, vec, s, v))
-    record(out, cfg)
+    d = out.open()
+    write_results(d, make_results("evaluate", settings, models, vec, s, v))
+    record(d, cfg)
     if cfg.layer is not None:
         print(f"note: vectors of layer {native.layer} applied at layer {layer} (explicit override)")
     show_steering_summary(s)

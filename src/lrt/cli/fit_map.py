@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from ..harvest.config import HarvestConfig
 from ..maps.config import FitConfig
 from ..models.config import LoadConfig, PairConfig
-from .common import check_output, output_dir, quiet_progress, record, show
+from .common import Output, OutputRun, quiet_progress, record, show, writes_output
 from .options import command
 
 
 @dataclass
-class FitMapRun:
+class FitMapRun(OutputRun):
     """Fit h_T ≈ A·h_S + p between a layer of the source and a layer of the target."""
 
     out: str
@@ -52,13 +52,13 @@ class FitMapRun:
     """How the map is fitted."""
 
 
-def run(cfg: FitMapRun) -> int:
+@writes_output
+def run(cfg: FitMapRun, out: Output) -> int:
     from .. import distributed
     from ..errors import ConfigError
     from ..maps.fit import fit_map_pair
-    from ..report.tables import map_summary_rows
+    from ..report.tables import map_summary_rows, show_warnings
 
-    check_output(cfg.out)
     if cfg.contrast_sets:
         from ..data.registry import check
         from ..maps.contrast import resolve_sets
@@ -81,7 +81,7 @@ def run(cfg: FitMapRun) -> int:
     else:
         src, tgt = cfg.pair.load(cfg.load)
         ls, lt = cfg.pair.layers(src, tgt)
-        ckpt = output_dir(cfg.out) / "checkpoint.safetensors" if cfg.checkpoint_tokens or cfg.resume else None
+        ckpt = out.open() / "checkpoint.safetensors" if cfg.checkpoint_tokens or cfg.resume else None
         m, inv = fit_map_pair(src, tgt, ls, lt, cfg.harvest, cfg.fit, cfg.both, ckpt, cfg.checkpoint_tokens,
                               cfg.resume)
         if ckpt is not None:
@@ -93,17 +93,19 @@ def run(cfg: FitMapRun) -> int:
 
         m = fit_contrast_map(src, tgt, m, cfg.contrast_sets, cfg.contrast_pairs, cfg.chat, cfg.exclude,
                              progress=cfg.harvest.progress)
-    out = output_dir(cfg.out)
-    m.save(out)
+    d = out.open()
+    m.save(d)
     if inv is not None:
-        inv.save(out / "inverse")
+        inv.save(d / "inverse")
     cfg.pair.source_layer, cfg.pair.target_layer = ls, lt
-    record(out, cfg)
+    record(d, cfg)
     show(map_summary_rows(m.source, m.source_layer, m.target, m.target_layer, m.meta),
          title=f"\nmap saved to {out}/map.safetensors + map.json")
+    show_warnings(m.meta)
     if inv is not None:
         show(map_summary_rows(inv.source, inv.source_layer, inv.target, inv.target_layer, inv.meta),
              title=f"\ninverse map saved to {out}/inverse/")
+        show_warnings(inv.meta)
     return 0
 
 
@@ -114,7 +116,8 @@ def _from_store(cfg: FitMapRun):
 
     st = ActivationStore(cfg.store, verify=False)
     if len(st.models) < 2:
-        raise ConfigError(f"the store {cfg.store} holds one model; a map needs two (lrt harvest --model S --model T)",
+        raise ConfigError(f"the activation store {str(cfg.store)!r} holds one model; a map needs two (lrt harvest "
+                          "--model S --model T)",
                           option="store")
     layers = []
     for i, (given, default, spec) in enumerate(((cfg.pair.source, PairConfig.source, cfg.pair.source_layer),

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..harvest.config import HarvestConfig
 from ..models.config import LoadConfig
-from .common import check_output, quiet_progress, record, show
+from .common import Output, OutputRun, quiet_progress, record, show, writes_output
 from .options import command
 
 
 @dataclass
-class HarvestRun:
+class HarvestRun(OutputRun):
     """Run a corpus through one or more models once and store the hidden states of the requested layers
     (sharded safetensors + manifest.json with per-shard sha256); lrt fit-map, lrt sweep-layers and lrt sae train
     read it with --store instead of running the models again. Resumable: an interrupted harvest goes on with --resume."""
@@ -38,7 +37,8 @@ class HarvestRun:
     """The text harvested."""
 
 
-def run(cfg: HarvestRun) -> int:
+@writes_output
+def run(cfg: HarvestRun, out: Output) -> int:
     from ..errors import ConfigError
     from ..harvest.store_write import STORE_DTYPES, write_store
     from ..models.layers import layer_name, parse_layer_list
@@ -51,16 +51,15 @@ def run(cfg: HarvestRun) -> int:
         raise ConfigError(f"store dtype must be one of {', '.join(STORE_DTYPES)}", option="store_dtype")
     if cfg.shard_rows < 1:
         raise ConfigError("shard_rows must be positive", option="shard_rows")
-    check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
     models = [cfg.load.load(m) for m in cfg.model]
     specs = cfg.layers * len(models) if len(cfg.layers) == 1 else cfg.layers
     layers = [parse_layer_list(s, lm.n_layers, lm.name) for s, lm in zip(specs, models)]
-    m = write_store(models, layers, cfg.harvest, cfg.out, cfg.shard_rows, cfg.store_dtype, cfg.resume)
-    record(Path(cfg.out), cfg)
+    m = write_store(models, layers, cfg.harvest, out.open(), cfg.shard_rows, cfg.store_dtype, cfg.resume)
+    record(out.target, cfg)
     show([[x["name"], ", ".join(str(layer_name(i)) for i in x["layers"]), x["d_model"]] for x in m["models"]],
-         ["model", "layers", "width"], title=f"\nstore {cfg.out}: {m['rows']:,} rows ({m['heldout_rows']:,} held "
-         f"out) in {len(m['shards'])} shards, {m['dtype']}")
+         ["model", "layers", "width"], title=f"\nactivation store written to {out}/: {m['rows']:,} rows "
+         f"({m['heldout_rows']:,} held out) in {len(m['shards'])} shards, {m['dtype']}")
     return 0
 
 

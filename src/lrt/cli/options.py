@@ -17,7 +17,16 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..io.config import build, field_docs, group_defaults, group_type, option_names, read_config_file
+from .common import check_corpora, print_error
 
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line (a missing, unknown or invalid flag, of any subcommand: subparsers are of
+    this class too) is the one ``lrt: error: ...`` line every refusal is, and exit status 2."""
+
+    def error(self, message: str):
+        print_error(f"{message} (see {self.prog} --help)")
+        self.exit(2)
 
 
 def _fmt(v: Any) -> str:
@@ -126,14 +135,20 @@ def _required(cls: type, defaults: dict[str, Any] | None = None) -> list[str]:
 def command(sub, name: str, help: str, run, cls: type | None = None,
             exclude: tuple[str, ...] = ()) -> argparse.ArgumentParser:   # noqa: A002 - argparse's name
     """Add subcommand ``name`` whose options are the config tree ``cls`` and whose handler ``run(cfg)`` gets the
-    resolved, validated config."""
+    resolved, validated config, its corpora checked (a command that writes a directory wraps ``run`` in
+    :func:`~lrt.cli.common.writes_output` and derives ``cls`` from :class:`~lrt.cli.common.OutputRun`)."""
     p = sub.add_parser(name, help=help, description=help)
     if cls is not None:
         add_options(p, cls, exclude)
         p.add_argument("--config", default=None, metavar="FILE",
                        help="TOML or JSON file of options (any option above; flags override it), e.g. the "
                             "config.json written next to a result")
-        p.set_defaults(handler=lambda args: run(resolve(cls, args, p)))
+
+        def handler(args: argparse.Namespace) -> int:
+            cfg = resolve(cls, args, p)
+            check_corpora(cfg)               # a corpus's content, before any model loads
+            return run(cfg)
+        p.set_defaults(handler=handler)
     else:
         p.set_defaults(handler=run)
     return p

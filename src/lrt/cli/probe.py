@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..models.config import LoadConfig
 from ..models.layers import LayerSpec
-from .common import check_output, output_dir, record, show
+from .common import Output, OutputRun, record, show, writes_output
 from .options import command
 
 
@@ -33,7 +33,7 @@ class ProbeTask:
 
 
 @dataclass
-class ProbeTrainRun:
+class ProbeTrainRun(OutputRun):
     """Train a linear probe (logistic, L2 by cross-validation, class-balanced) on one layer of a model."""
 
     model: str
@@ -48,12 +48,12 @@ class ProbeTrainRun:
     """The labelled task."""
 
 
-def run_train(cfg: ProbeTrainRun) -> int:
+@writes_output
+def run_train(cfg: ProbeTrainRun, out: Output) -> int:
     from ..data.labels import labelled_documents
     from ..probes.features import pooled_states
     from ..probes.probe import fit_probe
 
-    check_output(cfg.out)
     d = cfg.data
     docs = labelled_documents(d.corpus, d.task, per_class=d.per_class, seed=d.seed)
     lm = cfg.load.load(cfg.model)
@@ -63,16 +63,16 @@ def run_train(cfg: ProbeTrainRun) -> int:
                       lm.name, cfg.layer, seed=d.seed)
     res = probe.evaluate(pooled_states(lm, li, [x["text"] for x in te], d.max_tokens), [x["label"] for x in te])
     probe.meta.update({"task": d.task, "corpus": d.corpus, "test": res})
-    out = output_dir(cfg.out)
-    probe.save(out)
-    record(out, cfg)
+    w = out.open()
+    probe.save(w)
+    record(w, cfg)
     show([[lm.name, cfg.layer, d.task, len(tr), res["n"], res["accuracy"], res["auroc"], probe.meta["l2"]]],
          ["model", "layer", "task", "train docs", "test docs", "accuracy", "AUROC", "L2"], title=f"\nprobe saved to {out}")
     return 0
 
 
 @dataclass
-class ProbeCompareRun:
+class ProbeCompareRun(OutputRun):
     """A probe trained on the small model, carried to the large one through the maps (up: weights through A↑⁺;
     down: large states mapped down), against a native probe, a random projection of equal rank, and chance."""
 
@@ -91,18 +91,16 @@ class ProbeCompareRun:
     """The labelled task."""
 
 
-def run_compare(cfg: ProbeCompareRun) -> int:
-    from pathlib import Path
-
+@writes_output
+def run_compare(cfg: ProbeCompareRun, out: Output) -> int:
     from ..data.labels import labelled_documents
     from ..io.files import atomic_write_text, to_json
-    from ..maps.affine import AffineMap
+    from ..maps.affine import AffineMap, load_inverse
     from ..pipelines.probes import compare_probes
 
-    check_output(cfg.out)
     up = AffineMap.load(cfg.up)
-    inv = cfg.down or (Path(cfg.up) / "inverse" if (Path(cfg.up) / "inverse" / "map.json").exists() else None)
-    down = AffineMap.load(inv) if inv else None
+    down = load_inverse(up, cfg.up, cfg.down, option="down")     # the inverse of this very map
+    up.check_model_configs()                                       # and it fits the models: before loading them
     d = cfg.data
     docs = labelled_documents(d.corpus, d.task, per_class=d.per_class, seed=d.seed)   # bad task: before loading
     small = cfg.load.load(up.source)
@@ -116,9 +114,9 @@ def run_compare(cfg: ProbeCompareRun) -> int:
         saes = {path: load_sae(path) for path in cfg.sae}
         r["sparse_probes"] = sparse_probes(large, large.layer_index(up.target_layer), saes, docs,
                                            max_tokens=d.max_tokens, seed=d.seed)
-    out = output_dir(cfg.out)
-    atomic_write_text(out / "results.json", to_json(r))
-    record(out, cfg)
+    w = out.open()
+    atomic_write_text(w / "results.json", to_json(r))
+    record(w, cfg)
     show([[x["probe"], x["model"], x["n"], x["accuracy"], x["auroc"]] for x in r["rows"]],
          ["probe", "applied to", "test docs", "accuracy", "AUROC"],
          title=f"\nprobes for {d.task}: {up.source} L{up.source_layer} → {up.target} L{up.target_layer} "

@@ -10,12 +10,12 @@ from ..models.config import LoadConfig
 from ..models.layers import LayerSpec
 from ..sae.config import SAETrainConfig
 from . import sae_study
-from .common import check_output, output_dir, quiet_progress, record, show
+from .common import Output, OutputRun, quiet_progress, record, show, writes_output
 from .options import command
 
 
 @dataclass
-class SAETrainRun:
+class SAETrainRun(OutputRun):
     """Train a TopK SAE on one layer of a model, on activations streamed from a corpus."""
 
     model: str
@@ -51,16 +51,17 @@ class SAETrainRun:
     """The held-out text of the final metrics (FVU, L0, dead latents, Δloss)."""
 
 
-def run_train(cfg: SAETrainRun) -> int:
+@writes_output
+def run_train(cfg: SAETrainRun, out: Output) -> int:
     from ..errors import ConfigError, DimensionMismatchError
     from ..evaluate.sae_metrics import delta_loss_probe, sae_metrics
     from ..io.files import atomic_write_text, to_json
     from ..models.layers import layer_name
     from ..sae.formats import load_sae, save_saelens, save_sparsify
     from ..report.sae import curve_png
+    from ..report.tables import percent
     from ..sae.train import train_sae, train_sae_from_store
 
-    check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
     if cfg.refit_tokens and (not cfg.init or cfg.store):
         raise ConfigError("--refit-tokens refits the decoder of an --init SAE on the live model's states (not with "
@@ -88,7 +89,7 @@ def run_train(cfg: SAETrainRun) -> int:
               f", {info['flops']:.3g} FLOPs")
     ckpt = None
     if cfg.sae.checkpoint_tokens or cfg.resume:
-        ckpt = output_dir(cfg.out) / "checkpoint.safetensors"
+        ckpt = out.open() / "checkpoint.safetensors"
     probe = delta_loss_probe(lm, cfg.stitch, cfg.sae.delta_loss_tokens, cfg.harvest.heldout_percent)
     if cfg.store:
         from ..harvest.store import ActivationStore
@@ -107,27 +108,27 @@ def run_train(cfg: SAETrainRun) -> int:
             rank_path(ckpt).unlink(missing_ok=True)
         return 0
     final = sae_metrics(lm, res.sae, cfg.stitch, cfg.harvest.heldout_percent)
-    out = output_dir(cfg.out)
-    save_saelens(res.sae, out)
+    d = out.open()
+    save_saelens(res.sae, d)
     if cfg.sparsify_format:
-        save_sparsify(res.sae, out / "sparsify" / f"layers.{cfg.layer}")
-    atomic_write_text(out / "metrics.json", to_json({"history": res.history, "final": final,
+        save_sparsify(res.sae, d / "sparsify" / f"layers.{cfg.layer}")
+    atomic_write_text(d / "metrics.json", to_json({"history": res.history, "final": final,
                                                       "flops_per_step": res.flops_per_step, "steps": res.steps,
                                                       "tokens": res.tokens, "seconds": res.seconds}))
-    curve_png(res.history, out / "curve.png")
-    record(out, cfg)
+    curve_png(res.history, d / "curve.png")
+    record(d, cfg)
     if ckpt is not None:
         rank_path(ckpt).unlink(missing_ok=True)          # the run finished: its outputs replace the checkpoint
     show([[lm.name, res.sae.meta["layer"], res.sae.d_sae, res.sae.k, res.tokens, res.steps,
-           f"{res.sae.meta['flops']:.3g}", final["fvu"], final["l0"], final["dead_fraction"],
+           f"{res.sae.meta['flops']:.3g}", final["fvu"], final["l0"], percent(final["dead_fraction"]),
            final["delta_loss"]]],
-         ["model", "layer", "latents", "k", "tokens", "steps", "FLOPs", "FVU", "L0", "dead", "Δloss"],
+         ["model", "layer", "latents", "k", "tokens", "steps", "FLOPs", "FVU", "L0", "dead (%)", "Δloss (nats)"],
          title=f"\nSAE saved to {out} (SAELens format); held-out metrics on {final['tokens']:,} tokens")
     return 0
 
 
 @dataclass
-class SAETransferRun:
+class SAETransferRun(OutputRun):
     """Carry a small model's SAE to the large model through the up and down maps of one layer pair."""
 
     sae: str
@@ -146,20 +147,19 @@ class SAETransferRun:
     """The held-out text of the metrics."""
 
 
-def run_transfer(cfg: SAETransferRun) -> int:
-    from pathlib import Path
-
+@writes_output
+def run_transfer(cfg: SAETransferRun, out: Output) -> int:
     from ..evaluate.sae_metrics import sae_metrics
     from ..io.files import atomic_write_text, to_json
-    from ..maps.affine import AffineMap
+    from ..maps.affine import AffineMap, load_inverse
+    from ..report.tables import percent
     from ..sae.formats import load_sae, save_saelens
     from ..sae.transfer import transfer_sae
 
-    check_output(cfg.out)
     quiet_progress(cfg.stitch.progress)
     sae = load_sae(cfg.sae)
     up = AffineMap.load(cfg.up)
-    down = AffineMap.load(cfg.down or Path(cfg.up) / "inverse")
+    down = load_inverse(up, cfg.up, cfg.down, option="down", required=True)
     big = transfer_sae(sae, up, down)
     rows, result = [], {"maps": big.meta["maps"]}
     if cfg.evaluate:
@@ -170,14 +170,14 @@ def run_transfer(cfg: SAETransferRun) -> int:
             sae.meta["layer"] = up.source_layer
         result["source"] = sae_metrics(small_lm, sae, cfg.stitch, split)
         result["transferred"] = sae_metrics(large_lm, big, cfg.stitch, split)
-        rows = [[r["model"], r["layer"], r["fvu"], r["l0"], r["dead_fraction"], r["delta_loss"]]
+        rows = [[r["model"], r["layer"], r["fvu"], r["l0"], percent(r["dead_fraction"]), r["delta_loss"]]
                 for r in (result["source"], result["transferred"])]
-    out = output_dir(cfg.out)
-    save_saelens(big, out)
-    atomic_write_text(out / "metrics.json", to_json(result))
-    record(out, cfg)
+    d = out.open()
+    save_saelens(big, d)
+    atomic_write_text(d / "metrics.json", to_json(result))
+    record(d, cfg)
     show(rows or [[big.meta["model"], big.meta["layer"], "—", "—", "—", "—"]],
-         ["model", "layer", "FVU", "L0", "dead", "Δloss"],
+         ["model", "layer", "FVU", "L0", "dead (%)", "Δloss (nats)"],
          title=f"\ntransferred SAE saved to {out} (SAELens format): the SAE on its own model, then zero-shot on "
                "the large one")
     return 0
@@ -202,6 +202,7 @@ class SAEEvaluateRun:
 def run_evaluate(cfg: SAEEvaluateRun) -> int:
     from ..errors import ConfigError
     from ..evaluate.sae_metrics import sae_metrics
+    from ..report.tables import percent
     from ..sae.formats import load_sae
 
     quiet_progress(cfg.stitch.progress)
@@ -212,8 +213,9 @@ def run_evaluate(cfg: SAEEvaluateRun) -> int:
         raise ConfigError(f"the SAE's files do not say its layer ({sae.meta.get('layer_note')}); give it",
                           option="layer")
     r = sae_metrics(cfg.load.load(cfg.model), sae, cfg.stitch)
-    show([[r["model"], r["layer"], r["fvu"], r["l0"], r["dead_fraction"], r["ce"], r["delta_loss"]]],
-         ["model", "layer", "FVU", "L0", "dead", "CE", "Δloss"], title=f"\n{r['tokens']:,} held-out tokens")
+    show([[r["model"], r["layer"], r["fvu"], r["l0"], percent(r["dead_fraction"]), r["ce"], r["delta_loss"]]],
+         ["model", "layer", "FVU", "L0", "dead (%)", "CE (nats)", "Δloss (nats)"],
+         title=f"\n{r['tokens']:,} held-out tokens")
     return 0
 
 

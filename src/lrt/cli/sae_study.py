@@ -9,12 +9,12 @@ from ..evaluate.config import StitchConfig
 from ..harvest.config import HarvestConfig
 from ..models.config import LoadConfig, PairConfig
 from ..sae.config import SAETrainConfig
-from .common import check_output, output_dir, quiet_progress, record, show
+from .common import Output, OutputRun, quiet_progress, record, show, writes_output
 from .options import command
 
 
 @dataclass
-class SAECompareInitRun:
+class SAECompareInitRun(OutputRun):
     """Train the large model's SAE from scratch and from the small model's SAE carried through the maps; FLOPs to
     the same held-out FVU, the transfer's cost charged."""
 
@@ -40,7 +40,8 @@ class SAECompareInitRun:
     """The recipe of all three SAEs (the large ones keep the small SAE's latents and k)."""
 
 
-def run_compare_init(cfg: SAECompareInitRun) -> int:
+@writes_output
+def run_compare_init(cfg: SAECompareInitRun, out: Output) -> int:
     from dataclasses import replace
 
     from ..io.files import atomic_write_text, to_json
@@ -48,7 +49,6 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
     from ..report.sae import init_curves_figure
     from ..sae.formats import load_sae
 
-    check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
     given = load_sae(cfg.small_sae) if cfg.small_sae else None
     small, large = cfg.pair.load(cfg.load)
@@ -61,11 +61,11 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
     from ..report.html import STYLE
     from ..report.sae import init_page
 
-    out = output_dir(cfg.out)
-    atomic_write_text(out / "results.json", to_json(r))
-    atomic_write_text(out / "report.html", init_page(r, STYLE))
-    init_curves_figure(r).savefig(out / "fvu_vs_flops.png", dpi=110)
-    record(out, cfg)
+    d = out.open()
+    atomic_write_text(d / "results.json", to_json(r))
+    atomic_write_text(d / "report.html", init_page(r, STYLE))
+    init_curves_figure(r).savefig(d / "fvu_vs_flops.png", dpi=110)
+    record(d, cfg)
     f = lambda v: "—" if v is None else f"{v:.3g}"  # noqa: E731
     pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
     refit = "refit" in r["curves"]
@@ -82,7 +82,7 @@ def run_compare_init(cfg: SAECompareInitRun) -> int:
 
 
 @dataclass
-class SAEFeaturesRun:
+class SAEFeaturesRun(OutputRun):
     """Latent by latent: does the transferred SAE match the large model's own SAE, and which kinds transfer?"""
 
     transferred: str
@@ -99,21 +99,21 @@ class SAEFeaturesRun:
     """The held-out text."""
 
 
-def run_features(cfg: SAEFeaturesRun) -> int:
+@writes_output
+def run_features(cfg: SAEFeaturesRun, out: Output) -> int:
     from ..evaluate.sae_features import feature_match
     from ..io.files import atomic_write_text, to_json
     from ..report.html import STYLE
     from ..report.sae import features_page
     from ..sae.formats import load_sae
 
-    check_output(cfg.out)
     quiet_progress(cfg.stitch.progress)
     t, n = load_sae(cfg.transferred), load_sae(cfg.native)
     r = feature_match(cfg.load.load(cfg.model), t, n, cfg.stitch)
-    out = output_dir(cfg.out)
-    atomic_write_text(out / "features.json", to_json(r))
-    atomic_write_text(out / "features.html", features_page(r, STYLE))
-    record(out, cfg)
+    d = out.open()
+    atomic_write_text(d / "features.json", to_json(r))
+    atomic_write_text(d / "features.html", features_page(r, STYLE))
+    record(d, cfg)
     show([[k, (v["activation_corr"] or {}).get("n"), (v["activation_corr"] or {}).get("median"),
            (v["decoder_cos"] or {}).get("median")] for k, v in r["by_kind"].items()],
          ["kind", "latents", "median best activation corr", "median best decoder cos"],

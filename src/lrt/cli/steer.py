@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 from ..models.config import LoadConfig, ModelConfig
 from ..steering.config import VectorConfig
-from .common import check_output, output_dir, quiet_progress, record, show
+from .common import Output, OutputRun, quiet_progress, record, show, writes_output
 from .options import command
 
 
 @dataclass
-class SteerRun:
+class SteerRun(OutputRun):
     """Compute a steering vector on one model at one layer."""
 
     out: str
@@ -27,7 +27,7 @@ class SteerRun:
 
 
 @dataclass
-class TransferRun:
+class TransferRun(OutputRun):
     """Carry a vector through a map."""
 
     vector: str
@@ -42,17 +42,17 @@ class TransferRun:
     """Rescale to ‖v‖ × the ratio of median token norms (target / source)."""
 
 
-def steer(cfg: SteerRun) -> int:
+@writes_output
+def steer(cfg: SteerRun, out: Output) -> int:
     from ..steering.vectors import compute_vector
 
-    check_output(cfg.out)
     quiet_progress(cfg.vectors.progress)
     lm = cfg.load.load(cfg.model.model)
     lm.layer_index(cfg.model.layer)
     v = compute_vector(lm, cfg.model.layer, cfg.vectors)
-    out = output_dir(cfg.out)
-    v.save(out)
-    record(out, cfg)
+    d = out.open()
+    v.save(d)
+    record(d, cfg)
     if cfg.gguf:
         from ..steering.gguf import write_control_vector
 
@@ -62,18 +62,18 @@ def steer(cfg: SteerRun) -> int:
     return 0
 
 
-def transfer(cfg: TransferRun) -> int:
+@writes_output
+def transfer(cfg: TransferRun, out: Output) -> int:
     from ..maps.affine import AffineMap
     from ..steering.transfer import transfer_vector
     from ..steering.vectors import SteeringVector
 
-    check_output(cfg.out)
     v = SteeringVector.load(cfg.vector)
     m = AffineMap.load(cfg.map)
     t = transfer_vector(v, m, cfg.mode, cfg.rescale)
-    out = output_dir(cfg.out)
-    t.save(out)
-    record(out, cfg)
+    d = out.open()
+    t.save(d)
+    record(d, cfg)
     rows = [["from", f"{v.model} L{v.layer} (norm {v.norm:.4g})"], ["to", f"{t.model} L{t.layer} (norm {t.norm:.4g})"],
             ["mode", cfg.mode], ["map held-out R²", t.meta.get("map_heldout_r2")]]
     o = t.meta.get("outlook")

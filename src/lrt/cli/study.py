@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..pipelines.config import StudyConfig
-from .common import check_output, quiet_progress, show
+from .common import Output, OutputRun, quiet_progress, show, writes_output
 from .options import command
 
 
 @dataclass
-class StudyRun:
+class StudyRun(OutputRun):
     """Does the small model's vector, carried through the map, steer the large model like its own?"""
 
     out: str
@@ -35,14 +35,14 @@ def summary_rows(results: dict) -> list[list]:
     return rows
 
 
-def run(cfg: StudyRun) -> int:
+@writes_output
+def run(cfg: StudyRun, out: Output) -> int:
     from ..pipelines.study import run_study
     from ..report.study import write_study_report
 
-    check_output(cfg.out)
     quiet_progress(cfg.study.eval.progress)
-    results = run_study(cfg.study, cfg.out, cfg.resume)
-    report = write_study_report(cfg.out)
+    results = run_study(cfg.study, out.target, cfg.resume)     # --overwrite: an empty directory, swapped in at the end
+    write_study_report(out.target)
     s = results["summary"]
     show(summary_rows(results), ["behaviour", "layers", "α", "native slope", "transferred slope",
                                  "ratio [95% CI]", "max |random|", "predicted z", "measured z", "verdict"],
@@ -53,7 +53,7 @@ def run(cfg: StudyRun) -> int:
           f"{s['median_ratio'] if s['median_ratio'] is None else round(s['median_ratio'], 2)}"
           f"\nprediction (Spearman with the measured z): " + ", ".join(
               f"{k} {'—' if v is None else round(v, 2)}" for k, v in sp.items()))
-    print(f"\nreport: {report}\nresults: {cfg.out}/results.json")
+    print(f"\nreport: {out}/report.html\nresults: {out}/results.json")
     return 0
 
 

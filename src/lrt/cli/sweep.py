@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..evaluate.config import StitchConfig
 from ..harvest.config import HarvestConfig
 from ..maps.config import FitConfig, SweepConfig
 from ..models.config import LoadConfig
-from .common import check_output, output_dir, quiet_progress, record, show
+from .common import Output, OutputRun, quiet_progress, record, show, writes_output
 from .options import command
 
 
 @dataclass
-class SweepRun:
+class SweepRun(OutputRun):
     """Which layer of the target does each source layer map to? One harvest of every requested layer, every pair
     judged, the best pairs stitched."""
 
@@ -45,15 +44,16 @@ class SweepRun:
     """The held-out text the stitched models are scored on."""
 
 
-def run_sweep_cmd(cfg: SweepRun) -> int:
+@writes_output
+def run_sweep_cmd(cfg: SweepRun, out: Output) -> int:
     from ..io.files import atomic_write_text, to_json
     from ..io.config import flatten
     from ..models.layers import layer_name
     from ..pipelines.sweep import resolve_layers, run_sweep, stitch_pairs
     from ..report.html import render
-    from ..report.sweep import heatmap_figure, pairs_rows, PAIR_HEADERS, stitched_rows, STITCH_HEADERS
+    from ..report.sweep import (heatmap_figure, many_summary_rows, MANY_SUMMARY_HEADERS, pairs_rows, PAIR_HEADERS,
+                                stitched_rows, STITCH_HEADERS)
 
-    check_output(cfg.out)
     quiet_progress(cfg.harvest.progress)
     src, tgt = cfg.load.load(cfg.source), cfg.load.load(cfg.target)
     resolve_layers(src, tgt, cfg.sweep)                    # layer errors before any harvest
@@ -63,26 +63,29 @@ def run_sweep_cmd(cfg: SweepRun) -> int:
 
     if not distributed.is_main():                 # torchrun: every rank harvested its share; rank 0 writes
         return 0
-    out = output_dir(cfg.out)
-    atomic_write_text(out / "results.json", to_json(results))
-    heatmap_figure(results).savefig(out / "heatmap.png", dpi=110, bbox_inches="tight")
-    atomic_write_text(out / "report.html", render(results))
+    d = out.open()
+    atomic_write_text(d / "results.json", to_json(results))
+    heatmap_figure(results).savefig(d / "heatmap.png", dpi=110, bbox_inches="tight")
+    atomic_write_text(d / "report.html", render(results))
     if cfg.save_maps:
         for a, b in stitch_pairs(sw, cfg.stitch_best):
-            d = out / "maps" / f"{layer_name(a)}-{layer_name(b)}"
-            sw.fit_map(a, b).save(d)
-            sw.fit_map(a, b, inverse=True).save(d / "inverse")
-    record(out, cfg)
+            m = d / "maps" / f"{layer_name(a)}-{layer_name(b)}"
+            sw.fit_map(a, b).save(m)
+            sw.fit_map(a, b, inverse=True).save(m / "inverse")
+    record(d, cfg)
     show(pairs_rows(results), PAIR_HEADERS, title=f"\nlayer sweep: {src.name} → {tgt.name} "
          f"({results['timings']['total']:.0f} s)")
     if results["stitched"]:
         show(stitched_rows(results), STITCH_HEADERS, title="\nstitched next-token cross-entropy (held-out text)")
+    if results["many_to_one"]:
+        show(many_summary_rows(results), MANY_SUMMARY_HEADERS,
+             title="\nmany-to-one maps: each target layer from several source layers, against its best single one")
     print(f"\nresults: {out}/results.json, {out}/report.html, {out}/heatmap.png")
     return 0
 
 
 @dataclass
-class StitchRun:
+class StitchRun(OutputRun):
     """Stitched next-token loss of a map: the target with its layer replaced by the mapped source state."""
 
     map: str
@@ -104,33 +107,35 @@ class StitchRun:
     """The held-out text scored."""
 
 
-def run_stitch(cfg: StitchRun) -> int:
+@writes_output
+def run_stitch(cfg: StitchRun, out: Output) -> int:
     from ..errors import DimensionMismatchError
     from ..evaluate.stitch import stitch
     from ..io.files import atomic_write_text, to_json
-    from ..maps.affine import AffineMap
+    from ..maps.affine import AffineMap, load_inverse
+    from ..models.identity import same_model
+    from ..report.tables import percent
 
-    check_output(cfg.out)
     quiet_progress(cfg.stitch.progress)
     up = AffineMap.load(cfg.map)
-    inv = cfg.inverse or (str(Path(cfg.map) / "inverse") if (Path(cfg.map) / "inverse" / "map.json").exists()
-                          else None)
-    down = AffineMap.load(inv) if inv else None
-    if down is not None and (down.source, down.target) != (up.target, up.source):
-        raise DimensionMismatchError(f"the inverse map goes {down.source} → {down.target}, not {up.target} → "
-                                     f"{up.source}; give the inverse of this map", option="inverse")
+    down = load_inverse(up, cfg.map, cfg.inverse)          # before any model loads: the inverse of this very map
+    fingerprints = up.meta.get("model_fingerprints") or {}
+    renamed = False                    # the map's own model, written another way (a relative path, a copy)
     for name, given, mine in (("source", cfg.source, up.source), ("target", cfg.target, up.target)):
         if given and given != mine and not cfg.allow_other_models:
-            raise DimensionMismatchError(f"the map's {name} model is {mine!r}, not {given!r}; give the map's models "
-                                         "(or allow other models)", option=name)
+            if not same_model(given, mine, None, fingerprints.get(name)):
+                raise DimensionMismatchError(f"the map's {name} model is {mine!r}, not {given!r}; give the map's "
+                                             "models (or allow other models)", option=name)
+            renamed = True
     src = cfg.load.load(cfg.source or up.source)
     tgt = cfg.load.load(cfg.target or up.target)
-    r = stitch(src, tgt, up, down, cfg.stitch, cfg.allow_other_models)
-    out = output_dir(cfg.out)
-    atomic_write_text(out / "stitch.json", to_json(r))
-    record(out, cfg)
-    rows = [[k, v, r["kl"].get(k), r["relative_increase"].get(k), r["recipient"].get(k)] for k, v in r["ce"].items()]
-    show(rows, ["model", "CE (nats/token)", "KL to recipient", "+ over recipient", "recipient"],
+    r = stitch(src, tgt, up, down, cfg.stitch, cfg.allow_other_models or renamed)
+    d = out.open()
+    atomic_write_text(d / "stitch.json", to_json(r))
+    record(d, cfg)
+    rows = [[k, v, r["kl"].get(k), percent(r["relative_increase"].get(k)), r["recipient"].get(k)]
+            for k, v in r["ce"].items()]
+    show(rows, ["model", "CE (nats/token)", "KL to recipient", "+ over recipient (%)", "recipient"],
          title=f"\nstitched loss: {src.name} L{up.source_layer} → {tgt.name} L{up.target_layer}, "
                f"{r['tokens']:,} held-out tokens")
     print(f"\nresults: {out}/stitch.json")

@@ -85,8 +85,12 @@ def read_text(path: Path) -> str:
 def load_contrasts(path: str | Path, limit: int | None = None, role: str = "contrast") -> list[Contrast]:
     """Read a CAA JSON array, or a JSONL file of records (model-written-evals or plain), by path or by data set
     name (``caa:refusal``: the generate set for ``role="contrast"``, the test set for ``role="test"``)."""
+    from .hf import PREFIX, rows
     from .registry import resolve
 
+    if str(path).startswith(PREFIX):
+        out = [_record(r, f"{path} row {i}") for i, r in enumerate(rows(str(path)))]
+        return out[:limit] if limit else out
     path = resolve(path, role)
     if not path.exists():
         raise DatasetError(f"data file {str(path)!r} does not exist")

@@ -59,23 +59,14 @@ def _iter_plain(path: Path) -> Iterator[dict]:
         yield {"text": chunk, "doc_id": f"{path.name}:{i}", "source": path.name}
 
 
-def _iter_hf(name: str, split: str = "train") -> Iterator[dict]:
-    try:
-        import datasets  # optional
-    except ImportError:
-        raise CorpusError(f"corpus {name!r} is not a file; to stream a Hugging Face data set install `datasets` "
-                          "(pip install datasets), or pass a JSONL/text file") from None
-    config = None
-    if ":" in name:
-        name, config = name.split(":", 1)
-    try:
-        ds = datasets.load_dataset(name, config, split=split, streaming=True)
-    except Exception as e:  # noqa: BLE001 - datasets raises many types
-        raise CorpusError(f"could not open data set {name!r}: {e}") from None
-    for i, rec in enumerate(ds):
+def _iter_hf(name: str) -> Iterator[dict]:
+    from .hf import parse, rows
+
+    for i, rec in enumerate(rows(name)):
         if "text" not in rec:
-            raise CorpusError(f"data set {name!r} has no 'text' column (columns: {sorted(rec)})")
-        yield {"text": rec["text"], "doc_id": str(rec.get("id", i)), "source": name}
+            raise CorpusError(f"data set {parse(name)[0]!r} has no 'text' column (columns: {sorted(rec)})")
+        yield {"text": rec["text"], "doc_id": str(rec.get("id", rec.get("doc_id", i))),
+               "source": rec.get("source", parse(name)[0])}
 
 
 def _reader(corpus: str | os.PathLike) -> tuple[Callable[[], Iterator[dict]], bool]:
@@ -84,7 +75,9 @@ def _reader(corpus: str | os.PathLike) -> tuple[Callable[[], Iterator[dict]], bo
     from .registry import resolve
 
     path = resolve(corpus, "corpus")
-    if path.is_dir():
+    if str(corpus).startswith("hf:"):
+        files = []
+    elif path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
     elif path.exists():
         files = [path]

@@ -53,6 +53,8 @@ def catalogue() -> dict[str, dict]:
 def is_name(spec: str | os.PathLike | None) -> bool:
     """Whether ``spec`` is written as a data set name (not a path)."""
     s = str(spec or "")
+    if s.startswith("hf:"):
+        return False
     return s.startswith(PREFIXES) or s in catalogue() or s.split("/")[0] in catalogue()
 
 
@@ -84,7 +86,7 @@ def resolve(spec: str | os.PathLike, role: str | None = None) -> Path:
 def check(spec: str | os.PathLike | None, role: str | None, option: str) -> None:
     """Refuse, before anything runs, an unknown name or a file that does not exist (a :class:`ConfigError` naming
     ``option``). Corpora may also be Hugging Face data set names (checked when read)."""
-    if spec is None:
+    if spec is None or str(spec).startswith("hf:"):      # Hugging Face names: checked when read
         return
     try:
         name = lookup(str(spec), role)
@@ -109,6 +111,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def describe(spec: str | os.PathLike, role: str | None = None) -> dict:
     """What a results file records of a data set: its name (if any), file, sha256, licence."""
+    if str(spec).startswith("hf:"):
+        return {"name": str(spec), "file": None, "sha256": None, "family": None, "licence": "see the data set's card"}
     name = lookup(str(spec), role)
     path = resolve(spec, role)
     rec = catalogue()[name] if name else {}
@@ -120,6 +124,8 @@ def describe(spec: str | os.PathLike, role: str | None = None) -> dict:
 def family_of(spec: str | os.PathLike, role: str | None = None) -> str | None:
     """The behaviour family of a set: by name, or, for a file, by its content (sha256 equal to a shipped file's).
     None for a file lrt does not ship."""
+    if str(spec).startswith("hf:"):
+        return None
     name = lookup(str(spec), role)
     if name:
         return catalogue()[name]["family"]

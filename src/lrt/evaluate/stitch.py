@@ -119,6 +119,35 @@ def stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: Affine
     return stitch_many(source, target, [(up, down)], cfg, allow_other_models)[0]
 
 
+def _stitch_batch(jobs: list, source: LoadedModel, target: LoadedModel, ids: torch.Tensor, mask: torch.Tensor,
+                  read_s: list[int], read_t: list[int]) -> int:
+    """Score one held-out batch for every job (map and inverse); returns the positions scored."""
+    valid = (mask[:, 1:] & mask[:, :-1]).bool()
+    valid[:, 0] = False                       # position 0 keeps its own state: its prediction is unchanged
+    logit_s, hs = forward_with(source, ids, mask, read=read_s)
+    logit_t, ht = forward_with(target, ids, mask, read=read_t)
+    ablated = {}
+    for up, down, ups, lt, ld, trip, sc in jobs:
+        sc.add("source", logit_s, ids, valid)
+        sc.add("target", logit_t, ids, valid)
+        mapped = up.transform(torch.cat([hs[x].float() for x in ups], -1))
+        sc.add("source→target", forward_with(target, ids, mask, put={lt: replace_with(mapped)})[0], ids, valid, logit_t)
+        if lt not in ablated:
+            mean = ht[lt][mask.bool().to(ht[lt].device)].float().mean(0).expand_as(ht[lt])
+            ablated[lt] = forward_with(target, ids, mask, put={lt: replace_with(mean)})[0]
+        sc.add("target, mean ablation", ablated[lt], ids, valid, logit_t)
+        if down is not None:
+            back = down.transform(ht[ld[0]].float())
+            sc.add("target→source", forward_with(source, ids, mask, put={ld[1]: replace_with(back)})[0], ids, valid, logit_s)
+        if trip:
+            sc.add("source→target→source", forward_with(source, ids, mask, put={ups[0]: replace_with(down.transform(mapped))}
+                                                    )[0], ids, valid, logit_s)
+            there = up.transform(down.transform(ht[lt].float()))
+            sc.add("target→source→target", forward_with(target, ids, mask, put={lt: replace_with(there)})[0], ids, valid,
+                   logit_t)
+    return int(valid.sum())
+
+
 def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[AffineMap, AffineMap | None]],
                 cfg: StitchConfig | None = None, allow_other_models: bool = False) -> list[dict]:
     """:func:`stitch` for several ``(up, down)`` map pairs of one model pair on the same held-out batches: each
@@ -141,34 +170,12 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
     read_s = sorted({x for j in jobs for x in j[2] + ([j[4][1]] if j[4] else [])})
     read_t = sorted({x for j in jobs for x in [j[3]] + ([j[4][0]] if j[4] else [])})
     n = 0
-    bar = tqdm(total=cfg.eval_tokens, unit="tok", unit_scale=True, desc="stitch", disable=not cfg.progress)
-    for ids, mask in heldout_batches(source.tokenizer, cfg, hp):
-        valid = (mask[:, 1:] & mask[:, :-1]).bool()
-        valid[:, 0] = False                       # position 0 keeps its own state: its prediction is unchanged
-        logit_s, hs = forward_with(source, ids, mask, read=read_s)
-        logit_t, ht = forward_with(target, ids, mask, read=read_t)
-        ablated = {}
-        for up, down, ups, lt, ld, trip, sc in jobs:
-            sc.add("source", logit_s, ids, valid)
-            sc.add("target", logit_t, ids, valid)
-            mapped = up.transform(torch.cat([hs[x].float() for x in ups], -1))
-            sc.add("source→target", forward_with(target, ids, mask, put={lt: replace_with(mapped)})[0], ids, valid, logit_t)
-            if lt not in ablated:
-                mean = ht[lt][mask.bool().to(ht[lt].device)].float().mean(0).expand_as(ht[lt])
-                ablated[lt] = forward_with(target, ids, mask, put={lt: replace_with(mean)})[0]
-            sc.add("target, mean ablation", ablated[lt], ids, valid, logit_t)
-            if down is not None:
-                back = down.transform(ht[ld[0]].float())
-                sc.add("target→source", forward_with(source, ids, mask, put={ld[1]: replace_with(back)})[0], ids, valid, logit_s)
-            if trip:
-                sc.add("source→target→source", forward_with(source, ids, mask, put={ups[0]: replace_with(down.transform(mapped))}
-                                                        )[0], ids, valid, logit_s)
-                there = up.transform(down.transform(ht[lt].float()))
-                sc.add("target→source→target", forward_with(target, ids, mask, put={lt: replace_with(there)})[0], ids, valid,
-                       logit_t)
-        n += int(valid.sum())
-        bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
-    bar.close()
+    with tqdm(total=cfg.eval_tokens, unit="tok", unit_scale=True, desc="stitch", disable=not cfg.progress) as bar:
+        for ids, mask in heldout_batches(source.tokenizer, cfg, hp):
+            n += _stitch_batch(jobs, source, target, ids, mask, read_s, read_t)
+            bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+        bar.total = bar.n             # the held-out text may hold fewer tokens than asked for: end the bar at 100%
+        bar.refresh()
     if n == 0:
         raise ConfigError(f"no held-out tokens to score in {cfg.eval_corpus!r}; give a larger corpus",
                           option="eval_corpus")

@@ -58,10 +58,9 @@ def capture_batches(lm: LoadedModel, seqs: list[list[int]], layers: list[int], b
     """Forward token sequences (right-padded, in order) with early stop; yield ``({layer: [B, T, d]}, mask [B, T])``
     with states as float32 on the CPU."""
     pad = lm.tokenizer.pad_token_id or 0
-    bar = tqdm(total=len(seqs), unit="seq", desc=desc, disable=not progress)
-    for i in range(0, len(seqs), batch_size):
-        ids, mask = pad_right(seqs[i:i + batch_size], pad)
-        hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device))
-        bar.update(len(ids))
-        yield {layer: h.float().cpu() for layer, h in hs.items()}, mask
-    bar.close()
+    with tqdm(total=len(seqs), unit="seq", desc=desc, disable=not progress) as bar:
+        for i in range(0, len(seqs), batch_size):
+            ids, mask = pad_right(seqs[i:i + batch_size], pad)
+            hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device))
+            bar.update(len(ids))
+            yield {layer: h.float().cpu() for layer, h in hs.items()}, mask

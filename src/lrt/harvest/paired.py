@@ -73,23 +73,22 @@ def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[
     the union over ranks is exactly the single-process harvest; the bar is rank 0's. ``start``: skip the first
     batches without running the models (resuming)."""
     world = distributed.world() if split_ranks else 1
-    bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest",
-               disable=not cfg.progress or not distributed.is_main())
-    for i, (ids, mask, held) in enumerate(pack_sequences(cfg, source.tokenizer, tally)):
-        if i < start:                              # resuming: packed (for the tally), not run
-            bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
-            continue
-        if split_ranks and not distributed.mine(i):
-            continue
-        keep = keep_mask(mask, skip_first=not cfg.keep_first_token)
-        out = []
-        for lm, layers in ((source, source_layers), (target, target_layers)):
-            hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)
-            k = keep.to(lm.device)
-            out.append({layer: _rows(h, k, lm.name, layer) for layer, h in hs.items()})
-        bar.update(min(int(mask.sum()) * world, max(0, bar.total - bar.n)))
-        yield PairedBatch(source=out[0], target=out[1], heldout=held, index=i)
-    bar.close()
+    with tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest",
+              disable=not cfg.progress or not distributed.is_main()) as bar:
+        for i, (ids, mask, held) in enumerate(pack_sequences(cfg, source.tokenizer, tally)):
+            if i < start:                              # resuming: packed (for the tally), not run
+                bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+                continue
+            if split_ranks and not distributed.mine(i):
+                continue
+            keep = keep_mask(mask, skip_first=not cfg.keep_first_token)
+            out = []
+            for lm, layers in ((source, source_layers), (target, target_layers)):
+                hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)
+                k = keep.to(lm.device)
+                out.append({layer: _rows(h, k, lm.name, layer) for layer, h in hs.items()})
+            bar.update(min(int(mask.sum()) * world, max(0, bar.total - bar.n)))
+            yield PairedBatch(source=out[0], target=out[1], heldout=held, index=i)
 
 
 @torch.no_grad()
@@ -99,19 +98,18 @@ def stream_rows(lm: LoadedModel, layer: int, cfg: HarvestConfig, tally: dict | N
     the same packing, split and position rule as the paired harvest (for SAEs and probes). ``start``: skip the
     first batches without running the model (resuming). ``split_ranks`` (torchrun): other ranks' batches are
     yielded as ``(None, heldout)`` without running the model, so every rank counts the same stream positions."""
-    bar = tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="activations",
-               disable=not cfg.progress or not distributed.is_main())
-    for i, (ids, mask, held) in enumerate(pack_sequences(cfg, lm.tokenizer, tally)):
-        if i < start or (split_ranks and not distributed.mine(i)):
+    with tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="activations",
+              disable=not cfg.progress or not distributed.is_main()) as bar:
+        for i, (ids, mask, held) in enumerate(pack_sequences(cfg, lm.tokenizer, tally)):
+            if i < start or (split_ranks and not distributed.mine(i)):
+                bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+                if i >= start:
+                    yield None, held
+                continue
+            keep = keep_mask(mask, skip_first=not cfg.keep_first_token).to(lm.device)
+            h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)[layer]
             bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
-            if i >= start:
-                yield None, held
-            continue
-        keep = keep_mask(mask, skip_first=not cfg.keep_first_token).to(lm.device)
-        h = run_with_capture(lm, [layer], ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)[layer]
-        bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
-        yield _rows(h, keep, lm.name, layer), held
-    bar.close()
+            yield _rows(h, keep, lm.name, layer), held
 
 
 def read_ahead_heldout(stream, n: int, cap: int):

@@ -3,8 +3,11 @@
 CAA reads ``h_L(answer | prompt)`` for two answers to the same prompt. Run as two full sequences, every prompt
 token is computed twice. Here each prompt runs once with the KV cache (stopping after layer ``L``: the cache is
 only needed up to ``L``), and the ``K`` answers run as one-token continuations of that cache, all in one batch
-(the cache repeated ``K`` times). Prompts are batched only with prompts of the *same* length, so nothing is
-padded and every model computes positions (many from the cache length) exactly as in one full pass.
+(the cache repeated ``K`` times). Prompts of different lengths share a batch (sorted by length, so little padding):
+they are right-padded, the pads masked out, and each answer continues its own prompt at its own position
+(explicit ``position_ids``; the attention mask skips the pads between the prompt and the answer) — so a GPU sees
+full batches, not the batch-1 groups of equal length that real A/B sets mostly give. ``pad=False`` batches only
+prompts of one length (nothing padded).
 
 The result carries, per sequence ``prompt + answer``, the norms of the positions :func:`~.capture.keep_mask`
 keeps (1..P: the prompt tokens after the first, then the answer), so a caller that fed a ``NormTracker`` from
@@ -39,8 +42,12 @@ class ContinuationStates:
     """Whether the shared-prefix path computed them (False: full sequences)."""
 
 
-def length_groups(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Indices in batches of at most ``batch_size``, each of one length (longest first)."""
+def length_groups(lengths: list[int], batch_size: int, pad: bool = False) -> list[list[int]]:
+    """Indices in batches of at most ``batch_size``: of one length each, or (``pad``) of similar lengths (longest
+    first either way)."""
+    if pad:
+        order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+        return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
     by_len: dict[int, list[int]] = defaultdict(list)
     for i, n in enumerate(lengths):
         by_len[n].append(i)
@@ -49,7 +56,8 @@ def length_groups(lengths: list[int], batch_size: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def _forward(lm: LoadedModel, layer: int, ids: torch.Tensor, cache) -> torch.Tensor:
+def _forward(lm: LoadedModel, layer: int, ids: torch.Tensor, cache, mask: torch.Tensor,
+             positions: torch.Tensor) -> torch.Tensor:
     """Layer ``layer``'s output for ``ids`` continuing ``cache`` (updated in place); stops after that layer."""
     out = {}
 
@@ -57,10 +65,10 @@ def _forward(lm: LoadedModel, layer: int, ids: torch.Tensor, cache) -> torch.Ten
         out["h"] = h.detach()
         raise StopForward
 
-    mask = torch.ones(ids.shape[0], cache.get_seq_length() + ids.shape[1], dtype=torch.long, device=ids.device)
     with hooks([register_layer_hook(lm, layer, grab)]):
         try:
-            lm.model(input_ids=ids, attention_mask=mask, use_cache=True, **{cache_arg(lm.model): cache})
+            lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                     **{cache_arg(lm.model): cache})
         except StopForward:
             pass
     return out["h"]
@@ -68,16 +76,22 @@ def _forward(lm: LoadedModel, layer: int, ids: torch.Tensor, cache) -> torch.Ten
 
 def _shared_batch(lm: LoadedModel, layer: int, prompts: list[list[int]], answers: list[list[int]], idx: list[int]
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prompt states [B, P, d], answer states [B, K, d]) of equal-length prompts ``idx``, on the device."""
+    """(prompt states [B, P, d] — right-padded —, answer states [B, K, d]) of prompts ``idx``, on the device."""
     from transformers import DynamicCache
 
     dev = lm.device
+    lengths = torch.tensor([len(prompts[i]) for i in idx], device=dev)
+    P = int(lengths.max())
+    pad = lm.tokenizer.pad_token_id or 0
+    ids = torch.tensor([prompts[i] + [pad] * (P - len(prompts[i])) for i in idx], device=dev)
+    mask = (torch.arange(P, device=dev)[None] < lengths[:, None]).long()
     cache = DynamicCache(config=lm.model.config)
-    h = _forward(lm, layer, torch.tensor([prompts[i] for i in idx], device=dev), cache)
+    h = _forward(lm, layer, ids, cache, mask, torch.arange(P, device=dev)[None].expand(len(idx), -1))
     K = len(answers[idx[0]])
     cache.batch_repeat_interleave(K)               # rows: prompt 0 × K, prompt 1 × K, ...
     nxt = torch.tensor([a for i in idx for a in answers[i]], device=dev)[:, None]
-    a = _forward(lm, layer, nxt, cache)[:, -1]
+    mask_k = torch.cat([mask.repeat_interleave(K, 0), torch.ones(len(nxt), 1, dtype=torch.long, device=dev)], 1)
+    a = _forward(lm, layer, nxt, cache, mask_k, lengths.repeat_interleave(K)[:, None])[:, -1]
     return h, a.reshape(len(idx), K, -1)
 
 
@@ -114,12 +128,13 @@ def _full(lm: LoadedModel, layer: int, prompts: list[list[int]], answers: list[l
 
 
 def continuation_states(lm: LoadedModel, layer: int, prompts: list[list[int]], answers: list[list[int]],
-                        batch_size: int = 16, share_prefix: bool = True) -> ContinuationStates:
+                        batch_size: int = 16, share_prefix: bool = True, pad: bool = True) -> ContinuationStates:
     """Layer ``layer``'s state at each one-token answer ``answers[i][k]`` after ``prompts[i]``.
 
     Every prompt has the same number ``K`` of answers. With ``share_prefix`` each prompt is computed once (KV
-    cache, batches of equal length, ``batch_size`` prompts); without it, or where that path does not reproduce
-    full passes (checked on the first batch), every ``prompt + answer`` runs as a sequence of its own.
+    cache, ``batch_size`` prompts a batch: of similar lengths, padded, or with ``pad=False`` of one length);
+    without it, or where that path does not reproduce full passes (checked on the first batch, its longest and
+    its shortest prompt), every ``prompt + answer`` runs as a sequence of its own.
     """
     K = len(answers[0]) if answers else 0
     if len(answers) != len(prompts) or any(len(a) != K for a in answers):
@@ -129,10 +144,11 @@ def continuation_states(lm: LoadedModel, layer: int, prompts: list[list[int]], a
     N = len(prompts)
     states = torch.empty(N, K, lm.d_model)
     norms: list[list[torch.Tensor | None]] = [[None] * N for _ in range(K)]
-    for b, idx in enumerate(length_groups([len(p) for p in prompts], batch_size)):
+    for b, idx in enumerate(length_groups([len(p) for p in prompts], batch_size, pad)):
         try:
             h, a = _shared_batch(lm, layer, prompts, answers, idx)
-            ok = b > 0 or _matches(lm, layer, prompts[idx[0]], answers[idx[0]], h[0], a[0])   # checked once
+            ok = b > 0 or all(_matches(lm, layer, prompts[idx[j]], answers[idx[j]], h[j, :len(prompts[idx[j]])],
+                                       a[j]) for j in {0, len(idx) - 1})      # checked once: longest, shortest
             why = "" if ok else "does not reproduce a full pass"
         except (TypeError, ValueError, AttributeError, KeyError, NotImplementedError, RuntimeError) as e:
             if b > 0:
@@ -146,5 +162,5 @@ def continuation_states(lm: LoadedModel, layer: int, prompts: list[list[int]], a
         states[idx] = a.float().cpu()
         for j, i in enumerate(idx):
             for k in range(K):
-                norms[k][i] = torch.cat([pn[j], an[j, k:k + 1]])
+                norms[k][i] = torch.cat([pn[j, :len(prompts[i]) - 1], an[j, k:k + 1]])
     return ContinuationStates(states, norms, shared=True)

@@ -64,7 +64,7 @@ class ActivationStore:
         self.verify, self.skip_bad = verify, skip_bad
         self.bad: list[str] = []
         if not self.manifest.get("complete") and not allow_incomplete:
-            raise StoreError(f"the store {self.path} is incomplete (its harvest stopped after "
+            raise StoreError(f"the activation store {str(self.path)!r} is incomplete (its harvest stopped after "
                              f"{self.manifest.get('rows', 0):,} rows); finish it with `lrt harvest ... --out "
                              f"{self.path} --resume`", option="store")
 
@@ -81,15 +81,15 @@ class ActivationStore:
         names = [m["name"] for m in self.models]
         if isinstance(model, str):
             if model not in names:
-                raise StoreError(f"the store {self.path} holds {', '.join(map(repr, names))}, not {model!r}",
-                                 option="store")
+                raise StoreError(f"the activation store {str(self.path)!r} holds {', '.join(map(repr, names))}, not "
+                                 f"{model!r}", option="store")
             model = names.index(model)
         if not 0 <= model < len(self.models):
-            raise StoreError(f"the store {self.path} holds {len(names)} model(s); there is no model #{model}",
-                             option="store")
+            raise StoreError(f"the activation store {str(self.path)!r} holds {len(names)} model(s); there is no "
+                             f"model #{model}", option="store")
         if layer not in self.models[model]["layers"]:
             have = ", ".join(str(layer_name(x)) for x in self.models[model]["layers"])
-            raise StoreError(f"the store {self.path} holds layers {have} of {names[model]!r}, not "
+            raise StoreError(f"the activation store {str(self.path)!r} holds layers {have} of {names[model]!r}, not "
                              f"{layer_name(layer)}; harvest that layer (lrt harvest --layers)", option="store")
         return column(model, layer)
 

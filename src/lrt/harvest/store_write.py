@@ -41,19 +41,18 @@ def write_store(models: list[LoadedModel], layers: list[list[int]], harvest: Har
         m = read_manifest(out)
         for key in ("models", "harvest", "dtype", "shard_rows"):
             if m[key] != fresh[key]:
-                raise StoreError(f"cannot resume {out}: it was harvested with another {key} ({m[key]!r}, now "
-                                 f"{fresh[key]!r}); use the same options or a new --out", option="resume")
+                raise StoreError(f"cannot resume the activation store {str(out)!r}: it was harvested with another "
+                                 f"{key} ({m[key]!r}, now {fresh[key]!r}); use the same options or a new --out",
+                                 option="resume")
         if m["complete"]:
             return m
     else:
         if (out / MANIFEST).exists():
-            raise StoreError(f"{out} already holds a store; pass --resume to finish it or choose a new --out",
-                             option="out")
+            raise StoreError(f"the output directory {str(out)!r} already holds an activation store; pass --resume "
+                             "to finish it, or choose a new --out", option="out")
         out.mkdir(parents=True, exist_ok=True)
         m = fresh
     done = m["batches_done"]
-    bar = tqdm(total=harvest.tokens, initial=min(m["tokens_done"], harvest.tokens), unit="tok", unit_scale=True,
-               desc="harvest", disable=not harvest.progress)
     fp = hashlib.sha256()
     tally: dict = {}
     pending: dict[str, list[torch.Tensor]] = {}
@@ -61,24 +60,25 @@ def write_store(models: list[LoadedModel], layers: list[list[int]], harvest: Har
     tokens = m["tokens_done"]
     t0 = time.time()
     i = -1
-    for i, (ids, mask, held) in enumerate(pack_sequences(harvest, models[0].tokenizer, tally)):
-        fp.update(ids.numpy().tobytes())
-        if i < done:                              # written before the interruption: tokenization only
-            continue
-        keep = keep_mask(mask, skip_first=not harvest.keep_first_token)
-        n = int(keep.sum())
-        for mi, (lm, ls) in enumerate(zip(models, layers)):
-            hs = run_with_capture(lm, ls, ids.to(lm.device), mask.to(lm.device), early_stop=harvest.early_stop)
-            for layer, h in hs.items():
-                rows = _rows(h, keep.to(lm.device), lm.name, layer).to("cpu", STORE_DTYPES[dtype])
-                pending.setdefault(column(mi, layer), []).append(rows)
-        held_rows.append(torch.full((n,), int(held), dtype=torch.uint8))
-        tokens += int(mask.sum())
-        bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
-        if sum(len(h) for h in held_rows) >= shard_rows:
-            _flush(out, m, pending, held_rows, i + 1, tokens, fp)
-            pending, held_rows = {}, []
-    bar.close()
+    with tqdm(total=harvest.tokens, initial=min(m["tokens_done"], harvest.tokens), unit="tok", unit_scale=True,
+              desc="harvest", disable=not harvest.progress) as bar:
+        for i, (ids, mask, held) in enumerate(pack_sequences(harvest, models[0].tokenizer, tally)):
+            fp.update(ids.numpy().tobytes())
+            if i < done:                              # written before the interruption: tokenization only
+                continue
+            keep = keep_mask(mask, skip_first=not harvest.keep_first_token)
+            n = int(keep.sum())
+            for mi, (lm, ls) in enumerate(zip(models, layers)):
+                hs = run_with_capture(lm, ls, ids.to(lm.device), mask.to(lm.device), early_stop=harvest.early_stop)
+                for layer, h in hs.items():
+                    rows = _rows(h, keep.to(lm.device), lm.name, layer).to("cpu", STORE_DTYPES[dtype])
+                    pending.setdefault(column(mi, layer), []).append(rows)
+            held_rows.append(torch.full((n,), int(held), dtype=torch.uint8))
+            tokens += int(mask.sum())
+            bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+            if sum(len(h) for h in held_rows) >= shard_rows:
+                _flush(out, m, pending, held_rows, i + 1, tokens, fp)
+                pending, held_rows = {}, []
     if held_rows:
         _flush(out, m, pending, held_rows, i + 1, tokens, fp)
     m.update(complete=True, corpus_fingerprint=fp.hexdigest(), tally=tally,

@@ -9,6 +9,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -34,6 +36,35 @@ def ensure_writable(directory: str | os.PathLike) -> Path:
     except OSError as e:
         raise OutputDirError(f"output directory {str(d)!r} is not writable ({e.strerror}); choose another output directory", option="out") from None
     return d
+
+
+def holds_files(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` exists and holds anything (an earlier run's outputs)."""
+    d = Path(directory)
+    return d.is_dir() and any(d.iterdir())
+
+
+def replace_dir(new: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Put the finished directory ``new`` in the place of ``path`` (whose earlier contents go, whole): the old
+    directory is renamed aside, ``new`` renamed in, then the old one removed. ``path`` never holds a mix of the
+    two; if the second rename fails the old directory is put back."""
+    new, path = Path(new), Path(path)
+    old = None
+    if path.exists() or path.is_symlink():
+        old = path.parent / f".{path.name}.lrt-old-{secrets.token_hex(4)}"
+        os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old, path)
+        raise
+    _fsync(path.parent)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 def new_file_mode() -> int:

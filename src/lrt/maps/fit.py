@@ -65,7 +65,8 @@ def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSp
                           f"{harvest.corpus!r}; raise the token budget or use a larger corpus", option="tokens")
     data = {"harvest": {k: v for k, v in asdict(harvest).items() if k not in ("progress",)},
             "document_tokens_by_source": tally.get("document_tokens_by_source"),
-            "train_tokens": tally.get("train_tokens"), "heldout_tokens": tally.get("heldout_tokens")}
+            "train_tokens": tally.get("train_tokens"), "heldout_tokens": tally.get("heldout_tokens"),
+            "model_fingerprints": {"source": source.fingerprint, "target": target.fingerprint}}
     warnings = _warnings(ps, harvest, tally)
     return _solve(ps, store, norms, excluded, data, warnings, (source.name, target.name), (ls, lt), cfg, both,
                   round(time.time() - t0, 3), harvest.progress)
@@ -92,7 +93,8 @@ def fit_map_from_store(path, source_layer: int, target_layer: int, cfg: FitConfi
     bad = distributed.gather(st.bad)
     st.bad = sorted({b for part in bad for b in part})
     if ps.train.n < 2:
-        raise ConfigError(f"the store {path} gave only {ps.train.n} training rows", option="store")
+        raise ConfigError(f"the activation store {str(path)!r} gave only {ps.train.n} training rows",
+                          option="store")
     names = tuple(st.models[int(k.split(".")[0])]["name"] for k in (kx, ky))
     data = {"store": st.summary(), "harvest": st.manifest["harvest"],
             "train_tokens": None, "heldout_tokens": None, "document_tokens_by_source":
@@ -144,6 +146,9 @@ def _solve(ps: PairStats, store, norms: dict, excluded: int, data: dict, warning
         B, q, inv_info = solve_and_judge(ps.transposed(), cfg)
         inv_common = {**common, "norms": {"source": common["norms"]["target"], "target": common["norms"]["source"]},
                       "inverse_of": {"source": sn, "target": tn}}
+        if "model_fingerprints" in common:
+            fp = common["model_fingerprints"]
+            inv_common["model_fingerprints"] = {"source": fp["target"], "target": fp["source"]}
         inverse = _make(B, q, inv_info, inv_common, warnings, tn, sn, lt, ls)
     return forward, inverse
 

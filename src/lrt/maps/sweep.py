@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
+from tqdm.auto import tqdm
 
 from .. import distributed
 from ..errors import ConfigError, ResourceError
@@ -85,6 +86,8 @@ class Sweep:
     fit: FitConfig
     pairs: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    solved: dict = field(default_factory=dict, repr=False)
+    """The maps :meth:`fit_map` solved, by (source layers, target layer, inverse): each is solved once."""
 
     def stats(self, source_layers: list[int], target_layer: int) -> PairStats:
         """The statistics of the concatenated ``source_layers`` and one ``target_layer`` (a slice: no new pass)."""
@@ -100,6 +103,12 @@ class Sweep:
         """The map from (the concatenation of) ``source_layers`` to ``target_layer`` — or, with ``inverse``,
         from the target layer back to a single source layer — solved and judged from the sweep's statistics."""
         layers = [source_layers] if isinstance(source_layers, int) else list(source_layers)
+        key = (tuple(layers), target_layer, inverse)
+        if key not in self.solved:
+            self.solved[key] = self._solve(layers, target_layer, inverse)
+        return self.solved[key]
+
+    def _solve(self, layers: list[int], target_layer: int, inverse: bool) -> AffineMap:
         ps = self.stats(layers, target_layer)
         if inverse:
             if len(layers) != 1:
@@ -124,12 +133,13 @@ class Sweep:
                 best[s] = row
         return {s: r["target_index"] for s, r in best.items()}
 
-    def many_to_one(self, window: int = 0) -> list[dict]:
+    def many_to_one(self, window: int = 0, progress: bool = False) -> list[dict]:
         """For each target layer: the map from all swept source layers (and, with ``window``, from the window of
         that many swept layers ending at its best single layer), its held-out R² and the gain over the best
         one-to-one map."""
         rows = []
-        for lt in self.target_layers:
+        for lt in tqdm(self.target_layers, desc="many-to-one maps", unit="layer",
+                       disable=not progress or not distributed.is_main()):
             single = max((r for r in self.pairs if r["target_index"] == lt), key=_score)
             spans = {"all": self.source_layers}
             if window:
@@ -161,8 +171,9 @@ def _batches(source, target, S, T, harvest, tally, store, skip_bad):
     st = ActivationStore(store, skip_bad=skip_bad)
     for i, name in enumerate((source.name, target.name)):
         if st.models[min(i, len(st.models) - 1)]["name"] != name:
-            raise ConfigError(f"the store {store} holds {[m['name'] for m in st.models]}; the sweep's models are "
-                              f"{source.name!r} → {target.name!r} (harvest them in that order)", option="store")
+            raise ConfigError(f"the activation store {str(store)!r} holds {[m['name'] for m in st.models]}; the "
+                              f"sweep's models are {source.name!r} → {target.name!r} (harvest them in that order)",
+                              option="store")
     ks, kt = {a: st.key(0, a) for a in S}, {b: st.key(1, b) for b in T}
     for index, cols, is_held in st.parts([*ks.values(), *kt.values()]):
         yield index, {a: cols[k] for a, k in ks.items()}, {b: cols[k] for b, k in kt.items()}, is_held
@@ -230,8 +241,9 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
                                     "heldout_tokens": tally.get("heldout_tokens")},
                          "memory": estimate, "norms": pair_norms})
     t1 = time.time()
-    for a in S:
-        for b in T:
+    with tqdm(total=len(S) * len(T), desc="solve", unit="pair",
+              disable=not harvest.progress or not distributed.is_main()) as bar:
+        for a, b in ((a, b) for a in S for b in T):
             sub = result.stats([a], b)
             A, p, info = solve_and_judge(sub, result.fit)
             h, sh = info["metrics"]["heldout"], info["metrics"].get("shuffled_control_heldout", {})
@@ -240,5 +252,6 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
                 "ridge": info["ridge"], "heldout_r2": h.get("r2"), "heldout_r2_below_q99": h.get("r2_below_q99"),
                 "cosine": h.get("cosine_mean"), "shuffled_r2": sh.get("r2"),
                 "train_r2": info["metrics"]["train"].get("r2"), "cka": round(sub.train.linear_cka(), 6)})
+            bar.update()
     result.meta["seconds"] = {"harvest": round(harvest_s, 3), "solve": round(time.time() - t1, 3)}
     return result

@@ -13,6 +13,7 @@ from torch import nn
 from ..errors import ModelLoadError
 from ..zoo import registry as zoo_registry
 from .blocks import find_blocks
+from .identity import fingerprint
 from .layers import LayerSpec, layer_index
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -27,6 +28,9 @@ class LoadedModel:
     tokenizer: object
     name: str
     blocks: nn.ModuleList
+    fingerprint: str | None = None
+    """A content fingerprint of a local model's files (:func:`lrt.models.identity.fingerprint`), recorded in what is
+    made from it, so a path written another way, or a copy, is still recognised; None for a hub id."""
 
     @property
     def n_layers(self) -> int:
@@ -158,7 +162,24 @@ def load_model(name_or_path: str | os.PathLike, dtype: str | torch.dtype = "floa
     model.eval()
     if tok is not None and tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    return LoadedModel(model=model, tokenizer=tok, name=name, blocks=find_blocks(model))
+    return LoadedModel(model=model, tokenizer=tok, name=name, blocks=find_blocks(model),
+                       fingerprint=None if hub else fingerprint(name))
+
+
+def model_shape(name: str) -> tuple[int, int] | None:
+    """``(width, blocks)`` of model ``name`` from its configuration alone (no weights loaded), or None when it
+    cannot be read cheaply (a hub id not in the cache, an unusual config): for checks before loading."""
+    try:
+        target, extra, _ = _resolve(str(name))
+        from transformers import AutoConfig
+
+        conf = AutoConfig.from_pretrained(target, **extra)
+    except Exception:               # noqa: BLE001 - any failure: the model's own loading reports it properly
+        return None
+    conf = conf.get_text_config() if hasattr(conf, "get_text_config") else conf
+    width = getattr(conf, "hidden_size", None) or getattr(conf, "n_embd", None)
+    blocks = getattr(conf, "num_hidden_layers", None) or getattr(conf, "n_layer", None)
+    return (int(width), int(blocks)) if width and blocks else None
 
 
 def _placement(device_map: str | dict | None) -> dict:

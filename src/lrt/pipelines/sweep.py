@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import time
 
+from tqdm.auto import tqdm
+
+from .. import distributed
 from ..evaluate.config import StitchConfig
 from ..evaluate.stitch import stitch_many
 from ..harvest.config import HarvestConfig
@@ -41,11 +44,13 @@ def run_sweep(source: LoadedModel, target: LoadedModel, harvest: HarvestConfig, 
     sw = sweep_layers(source, target, S, T, harvest, fit, sweep, store, skip_bad_shards)
     timings = {"harvest": sw.meta["seconds"]["harvest"], "solve": sw.meta["seconds"]["solve"]}
     t1 = time.time()
-    many = sw.many_to_one(sweep.window)
+    many = sw.many_to_one(sweep.window, harvest.progress)
     stitched = []
     if stitch_cfg is not None and stitch_best > 0:
         pairs = stitch_pairs(sw, stitch_best)
-        jobs = [(sw.fit_map(a, b), sw.fit_map(a, b, inverse=True)) for a, b in pairs]
+        quiet = not harvest.progress or not distributed.is_main()
+        jobs = [(sw.fit_map(a, b), sw.fit_map(a, b, inverse=True))
+                for a, b in tqdm(pairs, desc="maps to stitch", unit="pair", disable=quiet)]
         targets = sorted({b for _, b in pairs})
         wide = [row for row in many if row["sources"] == "all" and
                 target.layer_index(row["target_layer"]) in targets]

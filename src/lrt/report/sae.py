@@ -25,6 +25,7 @@ def init_curves_figure(r: dict) -> Figure:
     ax.axhline(r["target_fvu"], color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.tick_params(axis="x", which="both", labelrotation=30)      # log-axis minor labels overlap when level
     ax.set_xlabel("FLOPs (SAE training + transfer cost)")
     ax.set_ylabel("held-out FVU")
     ax.legend(fontsize=8)

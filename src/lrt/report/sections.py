@@ -229,6 +229,7 @@ def map_section(results: dict) -> str:
     src, tgt = results["models"].get("source") or {}, results["models"]["target"]
     try:
         rows = map_summary_rows(src.get("name"), src.get("layer"), tgt.get("name"), tgt.get("layer"), m)
+        rows += [["WARNING", w] for w in m.get("warnings") or []]
     except (KeyError, TypeError):
         held = (m.get("metrics") or {}).get("heldout", {})
         rows = [[f"held-out {k}", held.get(k)] for k in ("rows", "r2", "r2_below_q99", "mse", "cosine_mean")]

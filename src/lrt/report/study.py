@@ -37,22 +37,54 @@ def behaviour_rows(results: dict) -> list[list]:
     return rows
 
 
+def prediction_points(results: dict) -> list[tuple[str, float, float, dict]]:
+    """(behaviour, predicted z, measured z, its results) where both are finite numbers."""
+    out = []
+    for name, r in results["behaviours"].items():
+        x, y = r["signals"].get("predicted_z"), r["verdict"]["vectors"]["transferred_direction"]["z"]
+        if x is not None and y is not None and math.isfinite(x) and math.isfinite(y):
+            out.append((name, x, y, r))
+    return out
+
+
+def critical_z(n: int, level: float = 0.05) -> float:
+    """The |z| whose two-sided t p-value with ``n`` degrees of freedom is ``level`` (bisection)."""
+    from ..evaluate.significance import t_two_sided
+
+    lo, hi = 0.0, 100.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_two_sided(mid, max(n, 1)) > level else (lo, mid)
+    return (lo + hi) / 2
+
+
 def prediction_figure(results: dict) -> Figure:
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
-    for name, r in results["behaviours"].items():
-        x, y = r["signals"].get("predicted_z"), r["verdict"]["vectors"]["transferred_direction"]["z"]
-        if x is None or y is None or not (math.isfinite(x) and math.isfinite(y)):
-            continue
+    points = prediction_points(results)
+    if not points:
+        ax.text(0.5, 0.7, "no behaviour has both a predicted\nand a measured z", ha="center", va="center",
+                transform=ax.transAxes, color="#555555")
+    for name, x, y, r in points:
         steer = r["status"] != "not steerable here"
         ax.scatter([x], [y], color="#d62728" if steer else "#999999", s=24)
         ax.annotate(name.split(":")[-1][:18], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.axhline(2.12, color="#999999", ls="--", lw=0.8, label="z at p = 0.05 (16 random vectors)")
+    n = results["settings"].get("n_random", 16)
+    z05 = critical_z(n)
+    ax.axhline(z05, color="#999999", ls="--", lw=0.8, label=f"z at p = 0.05 ({n} random vectors)")
+    ax.axhline(-z05, color="#999999", ls="--", lw=0.8)
     ax.set_xlabel("predicted z of A·v (expected cos × native validation z)")
     ax.set_ylabel("measured z of A·v on the test items")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
+
+
+def layer_rows(results: dict) -> list[list]:
+    """Every layer the search tried, per behaviour: the native effect on validation items and its z / p."""
+    return [[name, f"L{r2['source_layer']} → L{r2['layer']}", f"±{fmt(r2['alpha'], 3)}", r2["effect"], r2["z"],
+             r2["p_value"], r2["steers_forward"]]
+            for name, r in results["behaviours"].items() for r2 in r["layer_search"]]
 
 
 def curves_grid(results: dict) -> str:
@@ -63,6 +95,10 @@ def curves_grid(results: dict) -> str:
         fig.axes[0].set_title(f"{name} (L{r['layers']['target']}): {r['status']}", fontsize=9)
         out.append(_png(fig))
     return "".join(out)
+
+
+NO_PREDICTION = ("<p class='caption'>No behaviour has both a predicted and a measured z (the map's outlook or the "
+                 "native validation z is missing): nothing to plot.</p>")
 
 
 def render_study(results: dict, style: str) -> str:
@@ -91,7 +127,11 @@ def render_study(results: dict, style: str) -> str:
                            "cos(A·v, native)", "predicted z", "measured z", "verdict"], "study") + note
             + "<h2>Prediction before the test evaluation</h2>"
             + table(pred, ["signal", "Spearman with measured z", "behaviours"], "prediction")
-            + _png(prediction_figure(results)) + "<h2>Propensity curves</h2>" + curves_grid(results)
+            + _png(prediction_figure(results)) + ("" if prediction_points(results) else NO_PREDICTION)
+            + "<h2>Layer search (validation items)</h2>"
+            + table(layer_rows(results), ["behaviour", "layers", "α", "native effect p(α) − p(−α)", "z", "p",
+                                          "steers forward"], "layer-search")
+            + "<h2>Propensity curves</h2>" + curves_grid(results)
             + "</body></html>")
 
 

@@ -10,6 +10,7 @@ from matplotlib.patches import Rectangle
 
 from .plots import _png
 from .sections import fmt, table
+from .tables import percent
 
 
 def _grid(results: dict, key: str) -> list[list[float]]:
@@ -63,19 +64,31 @@ def stitched_rows(results: dict) -> list[list]:
     for r in results.get("stitched", []):
         ce, rel = r["ce"], r["relative_increase"]
         rows.append([r["source_layer"], r["target_layer"], ce.get("source"), ce.get("target"), ce.get("source→target"),
-                     rel.get("source→target"), r["kl"].get("source→target"), rel.get("target, mean ablation"),
-                     rel.get("target→source"), rel.get("source→target→source"), rel.get("target→source→target")])
+                     percent(rel.get("source→target")), r["kl"].get("source→target"),
+                     *(percent(rel.get(k)) for k in ("target, mean ablation", "target→source", "source→target→source",
+                                                     "target→source→target"))])
     return rows
 
 
-STITCH_HEADERS = ["source layer", "target layer", "CE source", "CE target", "CE stitched", "+ over target",
-                  "KL", "+ mean ablation", "+ reverse", "+ round trip S→T→S", "+ round trip T→S→T"]
+STITCH_HEADERS = ["source layer", "target layer", "CE source (nats)", "CE target (nats)", "CE stitched (nats)",
+                  "+ over target (%)", "KL (nats)", "+ mean ablation (%)", "+ reverse (%)", "+ round trip S→T→S (%)",
+                  "+ round trip T→S→T (%)"]
 
 
 def many_rows(results: dict) -> list[list]:
     return [[r["target_layer"], r["sources"], r["source_layers"], r.get("heldout_r2"), r.get("best_single_source"),
              r.get("best_single_r2"), r.get("r2_gain"), r.get("stitched_ce"), r.get("best_single_stitched_ce"),
              r.get("stitched_ce_gain")] for r in results.get("many_to_one", [])]
+
+
+def many_summary_rows(results: dict) -> list[list]:
+    """The many-to-one maps for the printed summary: R² and stitched CE against the best single source layer."""
+    return [[r["target_layer"], r["sources"], r.get("heldout_r2"), r.get("r2_gain"), r.get("stitched_ce"),
+             r.get("stitched_ce_gain")] for r in results.get("many_to_one", [])]
+
+
+MANY_SUMMARY_HEADERS = ["target layer", "from source layers", "held-out R²", "R² gain over best single",
+                        "stitched CE (nats)", "CE gain over best single (nats)"]
 
 
 MANY_HEADERS = ["target layer", "from", "source layers", "held-out R²", "best single source", "its R²", "R² gain",

@@ -11,6 +11,11 @@ def fmt(v) -> str:
     return "—" if v is None else str(v)
 
 
+def percent(fraction):
+    """A fraction as a percentage (for a column whose label says "(%)"); None stays None."""
+    return None if fraction is None else round(100 * fraction, 2)
+
+
 def render(rows: list[list], headers: list[str] | None = None, title: str | None = None) -> str:
     cells = ([headers] if headers else []) + [[fmt(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
@@ -51,8 +56,13 @@ def map_summary_rows(source: str, source_layer, target: str, target_layer, meta:
             total = sum(sources[split].values())
             rows.append([f"{split} text by source", ", ".join(f"{k} {v / total:.0%}" for k, v in
                                                              sorted(sources[split].items(), key=lambda kv: -kv[1]))])
-    rows += [["WARNING", w] for w in meta.get("warnings", [])]
     return rows
+
+
+def show_warnings(meta: dict) -> None:
+    """A map's warnings, one line each, under its summary table (a row would widen the whole table)."""
+    for w in meta.get("warnings") or []:
+        print(f"WARNING: {w}")
 
 
 def show_steering_summary(s: dict) -> None:

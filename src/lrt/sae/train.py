@@ -171,7 +171,8 @@ def train_sae(lm: LoadedModel, layer: LayerSpec, harvest: HarvestConfig, cfg: SA
             "tokens": harvest.tokens}
     data = {k: v for k, v in asdict(harvest).items() if k != "progress"}
     return _train(lambda start: stream_rows(lm, li, harvest, start=start, split_ranks=True), lm.d_model, meta, data,
-                  cfg, init, harvest.progress, checkpoint, resume, harvest.tokens, probe, eval_x)
+                  cfg, init, harvest.progress, checkpoint, resume, harvest.tokens, probe, eval_x,
+                  expected=round(harvest.tokens * (1 - harvest.heldout_percent / 100)))
 
 
 def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, model: str | int = 0,
@@ -197,14 +198,15 @@ def train_sae_from_store(path, layer: int, cfg: SAETrainConfig | None = None, mo
                 if 2 * i + j >= start:
                     yield (None if got is None else got[0][key][got[1] == part]), part
 
-    res = _train(items, info["d_model"], meta, data, cfg, init, progress, checkpoint, resume, st.rows, probe)
+    res = _train(items, info["d_model"], meta, data, cfg, init, progress, checkpoint, resume, st.rows, probe,
+                 expected=st.rows - st.manifest.get("heldout_rows", 0))
     res.sae.meta["bad_shards_skipped"] = st.bad
     return res
 
 
 def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None, init: SparseAutoencoder | None,
            progress: bool, checkpoint, resume: bool, budget: int, probe=None,
-           eval_x: torch.Tensor | None = None) -> TrainResult:
+           eval_x: torch.Tensor | None = None, expected: int | None = None) -> TrainResult:
     from ..io.config import flatten
     from .checkpoint import rank_path, restore_trainer, save_trainer
 
@@ -239,7 +241,8 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
     have = sum(len(b) for b in buf)
     train_fvu = tr.history[-1]["train_fvu"] if tr.history else float("nan")
     last_ckpt = tr.tokens
-    bar = tqdm(desc="sae", unit="step", initial=tr.step_no, disable=not progress or not distributed.is_main())
+    bar = tqdm(total=expected, initial=tr.tokens, desc="sae", unit="tok", unit_scale=True,    # training rows
+               disable=not progress or not distributed.is_main())
 
     def drain(final: bool) -> None:
         """Shuffle the buffer and take every full batch; keep the rest for later (dropped at the very end)."""
@@ -251,7 +254,7 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
         full = distributed.min_int(len(rows) // cfg.sae_batch_size)    # DDP: the same number of steps on every rank
         for i in range(full):
             train_fvu = tr.timed_step(rows[i * cfg.sae_batch_size:(i + 1) * cfg.sae_batch_size])
-            bar.update(1)
+            bar.update(cfg.sae_batch_size * tr.world)
             if tr.step_no % cfg.eval_every == 0:
                 tr.history.append(tr.metrics(train_fvu))
         tail = rows[full * cfg.sae_batch_size:]
@@ -284,6 +287,7 @@ def _train(items, d_in: int, meta: dict, data: dict, cfg: SAETrainConfig | None,
         sums = distributed.gather(float(sum(p.double().sum() for p in tr.sae.parameters())))
         if len(set(sums)) != 1:
             raise DistributedError(f"the SAE's parameters differ between ranks ({sums}); report this as a bug")
+    bar.total = bar.n                     # done: the budget's first tokens and the last partial batch are not trained
     bar.close()
     if tr.sae is None or tr.step_no == 0:
         raise ConfigError(f"{budget:,} tokens gave fewer than one batch of {cfg.sae_batch_size} training "

@@ -100,7 +100,7 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method
     return SteeringVector(vector=_finish(diffs, method), model=lm.name, layer=layer_name(li),
                           method=method, n_pairs=len(items),
                           meta={"concept": name, "position": "answer", "layer_median_norm": tracker.median(),
-                                "origin": "native"})
+                                "origin": "native", "model_fingerprint": lm.fingerprint})
 
 
 def _truncate(tokenizer, text: str, max_tokens: int, keep: str) -> list[int]:
@@ -146,7 +146,8 @@ def text_vector(lm: LoadedModel, texts: TextContrast, layer: LayerSpec, position
                           n_pairs=min(npos, len(texts.negative)),
                           meta={"concept": texts.name, "position": position, "keep": keep, "max_tokens": max_tokens,
                                 "layer_median_norm": tracker.median(),
-                                "n_positive": npos, "n_negative": len(texts.negative), "origin": "native"})
+                                "n_positive": npos, "n_negative": len(texts.negative), "origin": "native",
+                                "model_fingerprint": lm.fingerprint})
 
 
 def vector_data(cfg: VectorConfig, tokenizer) -> list[Item] | TextContrast:
