@@ -43,6 +43,8 @@ def load_vectors(cfg: EvaluateRun, lm) -> dict:
     from ..models.identity import same_model
     from ..steering.vectors import SteeringVector
 
+    from ..models.tokenizer_check import tokenizer_fingerprint
+
     layer = parse_layer(cfg.layer)
     loaded, paths = {}, {}
     given = [cfg.native] + list(cfg.vector)
@@ -56,6 +58,10 @@ def load_vectors(cfg: EvaluateRun, lm) -> dict:
         if not cfg.other_model and not same_model(v.model, lm.name, v.meta.get("model_fingerprint"), lm.fingerprint):
             raise ConfigError(f"vector {path} was made for {v.model}, not {lm.name}; evaluate it on its own model, or "
                               "allow another model of the same width", option="other_model")
+        tok = v.meta.get("tokenizer")
+        if tok and not cfg.other_model and tok != tokenizer_fingerprint(lm.tokenizer):
+            raise ConfigError(f"vector {path} was made for a model of another tokenizer ({tok}) than {lm.name}'s",
+                              option="other_model")
         if layer is None and str(v.layer) != str(loaded["native"].layer if loaded else v.layer):
             raise ConfigError(f"vector {path} is at layer {v.layer} but the native vector is at layer "
                               f"{loaded['native'].layer}; give the layer to apply them all at explicitly",

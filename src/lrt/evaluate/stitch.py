@@ -52,6 +52,14 @@ def check_stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: 
         m.check_models(a.d_model * len(layers), b.d_model)
     if down is not None and len(source_layers(down)) != 1:
         raise ConfigError("the inverse map must start from one target layer")
+    from ..errors import TokenizerMismatchError
+    from ..models.tokenizer_check import check_tokenizers
+
+    try:
+        check_tokenizers(source.tokenizer, target.tokenizer, source.name, target.name)
+    except TokenizerMismatchError as e:
+        raise TokenizerMismatchError("the stitched loss replaces the target's state token by token, so it needs one "
+                                     f"tokenizer; across tokenizers it is not defined here ({e})") from None
 
 
 def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float

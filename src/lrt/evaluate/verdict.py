@@ -3,11 +3,12 @@
 Two questions, answered separately:
 
 1. **Does the native vector steer this model?** Forward (adding the matching-minus-non-matching direction raises
-   the matching answer's propensity), backward, or not beyond the random directions — by its p-value against the
-   random slopes (:mod:`.significance`), with the slope's bootstrap CI. A behaviour whose native vector does not
-   steer says nothing about transfer: it is "not steerable here", neither a success nor a failure.
-2. **Does the transferred vector reproduce the native effect?** Same sign as native, beyond the random
-   distribution (p < 0.05), with the transferred / native ratio and its CI and the r of odd shifts across items.
+   the matching answer's propensity), backward, or not beyond the random directions: it steers when its p-value
+   against the random slopes (:mod:`.significance`) is below 0.05 *and* its slope's bootstrap CI over items
+   excludes 0 (:func:`beyond_random`). A behaviour whose native vector does not steer says nothing about
+   transfer: it is "not steerable here", neither a success nor a failure.
+2. **Does the transferred vector reproduce the native effect?** Same sign as native and beyond random by the same
+   rule, with the transferred / native ratio and its CI and the r of odd shifts across items.
 """
 
 from __future__ import annotations
@@ -20,14 +21,22 @@ from .stats import slope_key
 MODES = ("transferred_direction", "transferred_point")
 
 
+def beyond_random(sig: dict) -> bool:
+    """p < 0.05 against the random directions *and* the slope's CI over items excludes 0: the effect is neither
+    one a random direction makes nor one a different draw of items would lose."""
+    ci = sig.get("slope_ci") or [float("nan")] * 2
+    return (sig.get("p_value") is not None and sig["p_value"] < ALPHA_LEVEL
+            and (ci[0] > 0 or ci[1] < 0))
+
+
 def _transfer_status(native: dict | None, sig: dict) -> str:
     if native is None or native.get("p_value") is None:
         return "no native reference"
-    if native["p_value"] >= ALPHA_LEVEL:
+    if not beyond_random(native):
         return "native does not steer here: no transfer judgement"
     if not math.isfinite(sig["slope"]) or sig["slope"] * native["slope"] <= 0:
         return "opposite sign to native"
-    if sig["p_value"] is not None and sig["p_value"] < ALPHA_LEVEL:
+    if beyond_random(sig):
         return "reproduces the native effect"
     return "same sign, not beyond random"
 
@@ -49,8 +58,7 @@ def verdict(steering: dict) -> dict:
     if native is not None:
         out["native_beats_all_random"] = beats["native"]
         direction = "forward" if native["slope"] > 0 else "backward"
-        out["native"] = {"steers": native["p_value"] is not None and native["p_value"] < ALPHA_LEVEL,
-                         "direction": direction, "status": native["status"]}
+        out["native"] = {"steers": beyond_random(native), "direction": direction, "status": native["status"]}
     if "transferred_direction" in beats:
         out["transferred_beats_all_random"] = beats["transferred_direction"]
     out["transfer"] = {}

@@ -41,6 +41,10 @@ class HarvestConfig:
     """Read only this split of the corpus' own document split (train | heldout), e.g. the zoo's held-out text."""
     doc_split_percent: float = 5.0
     """The held-out share of that corpus split (5 for the zoo's)."""
+    align: str = field(default="none", metadata={"choices": ("none", "chars")})
+    """How the two models' positions are paired: none (one tokenizer: token i with token i, the models must
+    tokenize identically) or chars (two tokenizers: each model runs on its own tokens of the same text, and the
+    positions whose tokens end at the same character are paired; the aligned share is recorded in map.json)."""
     early_stop: bool = True
     """End each forward pass after the deepest layer needed."""
     progress: bool = True

@@ -43,21 +43,17 @@ def pack_sequences(cfg: HarvestConfig, tokenizer, tally: dict | None = None
                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
     """The harvest's batches: ``cfg.corpus`` packed into ``cfg.context``-token sequences, each of the map's train
     or held-out split (by a salted hash of the document id), each split filling its share of the budget."""
-    if cfg.shuffle:
-        docs = sample_documents(cfg.corpus, cfg.seed, cfg.doc_split, cfg.doc_split_percent)
-    else:
-        docs = iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent)
-    if cfg.mix:
-        extra = [d for f in cfg.mix for d in chat_documents(f, tokenizer)]
-        docs = interleave(docs, extra, cfg.mix_share, cfg.seed)
+    docs = _documents(cfg, tokenizer)
     held = lambda doc: split_of(doc, cfg.heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
     return packing.pack_sequences(docs, tokenizer, cfg.context, cfg.batch_size, cfg.tokens, held,
                                   cfg.heldout_percent / 100, name=f"corpus {cfg.corpus!r}", tally=tally,
                                   max_doc_tokens=cfg.max_doc_tokens)
 
 
-def _rows(h: torch.Tensor, keep: torch.Tensor, who: str, layer: int) -> torch.Tensor:
-    rows = h[keep.to(h.device)].float()            # a device-mapped model's layers may live on several devices
+def _rows(h: torch.Tensor, keep, who: str, layer: int) -> torch.Tensor:
+    """The kept rows of ``h``: a mask, or (aligned harvests) ``(row, column)`` index tensors."""
+    keep = tuple(k.to(h.device) for k in keep) if isinstance(keep, tuple) else keep.to(h.device)
+    rows = h[keep].float()                         # a device-mapped model's layers may live on several devices
     if not torch.isfinite(rows).all():
         raise NonFiniteActivationError(f"{who} layer {layer} produced non-finite hidden states (NaN/Inf); "
                                        "load it in float32, or use a layer before the overflow", option="dtype")
@@ -73,6 +69,9 @@ def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[
     the union over ranks is exactly the single-process harvest; the bar is rank 0's. ``start``: skip the first
     batches without running the models (resuming)."""
     world = distributed.world() if split_ranks else 1
+    if cfg.align == "chars":
+        yield from _aligned_pairs(source, target, source_layers, target_layers, cfg, tally, split_ranks, start)
+        return
     with tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest",
               disable=not cfg.progress or not distributed.is_main()) as bar:
         for i, (ids, mask, held) in enumerate(pack_sequences(cfg, source.tokenizer, tally)):
@@ -88,6 +87,39 @@ def harvest_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[
                 k = keep.to(lm.device)
                 out.append({layer: _rows(h, k, lm.name, layer) for layer, h in hs.items()})
             bar.update(min(int(mask.sum()) * world, max(0, bar.total - bar.n)))
+            yield PairedBatch(source=out[0], target=out[1], heldout=held, index=i)
+
+
+def _documents(cfg: HarvestConfig, tokenizer):
+    docs = (sample_documents(cfg.corpus, cfg.seed, cfg.doc_split, cfg.doc_split_percent) if cfg.shuffle else
+            iter_documents(cfg.corpus, cfg.doc_split, cfg.doc_split_percent))
+    if cfg.mix:
+        extra = [d for f in cfg.mix for d in chat_documents(f, tokenizer)]
+        docs = interleave(docs, extra, cfg.mix_share, cfg.seed)
+    return docs
+
+
+def _aligned_pairs(source: LoadedModel, target: LoadedModel, source_layers: list[int], target_layers: list[int],
+                   cfg: HarvestConfig, tally: dict | None, split_ranks: bool, start: int) -> Iterator[PairedBatch]:
+    """:func:`harvest_pairs` for two tokenizers: each model runs on its own tokens of the same chunks, and the rows
+    are the positions whose tokens end at the same character (:mod:`.aligned`)."""
+    from .aligned import aligned_batches
+
+    world = distributed.world() if split_ranks else 1
+    held_of = lambda doc: split_of(doc, cfg.heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
+    stream = aligned_batches(_documents(cfg, source.tokenizer), source.tokenizer, target.tokenizer, cfg.context,
+                             cfg.batch_size, cfg.tokens, held_of, cfg.heldout_percent / 100, cfg.max_doc_tokens,
+                             tally, skip_first=not cfg.keep_first_token)
+    with tqdm(total=cfg.tokens, unit="tok", unit_scale=True, desc="harvest (aligned)",
+              disable=not cfg.progress or not distributed.is_main()) as bar:
+        for i, (si, sm, ti, tm, ps, pt, held) in enumerate(stream):
+            bar.update(min(int(sm.sum()) * (world if i >= start else 1), max(0, bar.total - bar.n)))
+            if i < start or (split_ranks and not distributed.mine(i)):
+                continue
+            out = []
+            for lm, layers, ids, mask, pos in ((source, source_layers, si, sm, ps), (target, target_layers, ti, tm, pt)):
+                hs = run_with_capture(lm, layers, ids.to(lm.device), mask.to(lm.device), early_stop=cfg.early_stop)
+                out.append({layer: _rows(h, pos, lm.name, layer) for layer, h in hs.items()})
             yield PairedBatch(source=out[0], target=out[1], heldout=held, index=i)
 
 

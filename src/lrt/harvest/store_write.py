@@ -90,6 +90,9 @@ def write_store(models: list[LoadedModel], layers: list[list[int]], harvest: Har
 def _manifest(models, layers, harvest: HarvestConfig, dtype: str, shard_rows: int) -> dict:
     if len(models) != len(layers):
         raise ConfigError(f"{len(models)} models but {len(layers)} layer lists", option="layers")
+    if harvest.align != "none":
+        raise ConfigError("an activation store keeps the token rows of one tokenizer; fit across tokenizers from the "
+                          "models (lrt fit-map --align chars)", option="align")
     for lm in models[1:]:
         from ..models.tokenizer_check import check_tokenizers
 

@@ -108,8 +108,9 @@ def set_differences(source: LoadedModel, target: LoadedModel, ls: int, lt: int, 
         n = min(len(tc.positive), len(tc.negative))
         return tuple(_pooled(lm, layer, tc.positive[:n]) - _pooled(lm, layer, tc.negative[:n])
                      for lm, layer in ((source, ls), (target, lt)))
-    items = contrast_items(source.tokenizer, load_contrasts(spec, pairs), chat)
-    return answer_differences(source, ls, items), answer_differences(target, lt, items)
+    records = load_contrasts(spec, pairs)            # each model reads the pairs in its own tokens
+    return tuple(answer_differences(lm, layer, contrast_items(lm.tokenizer, records, chat))
+                 for lm, layer in ((source, ls), (target, lt)))
 
 
 def resolve_sets(contrast: list[str], exclude: list[str] = ()) -> tuple[list[str], dict[str, str], list[str]]:

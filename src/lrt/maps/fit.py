@@ -16,7 +16,7 @@ from ..harvest.config import HarvestConfig
 from ..harvest.paired import harvest_pairs
 from ..models.layers import LayerSpec, layer_name
 from ..models.load import LoadedModel
-from ..models.tokenizer_check import check_tokenizers
+from ..models.tokenizer_check import pairing, tokenizer_fingerprint
 from .adamw import fit_adamw
 from .accumulate import FitAccumulator
 from .affine import AffineMap
@@ -41,7 +41,7 @@ def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSp
     process); ``resume`` continues from it, to the map an uninterrupted run gives."""
     cfg = cfg or FitConfig()
     _check_both(both, cfg)
-    check_tokenizers(source.tokenizer, target.tokenizer, source.name, target.name)
+    paired_by = pairing(source.tokenizer, target.tokenizer, harvest.align, source.name, target.name)
     ls, lt = source.layer_index(source_layer), target.layer_index(target_layer)
     if (checkpoint_tokens or resume) and (distributed.active() or cfg.method != "closed-form"):
         raise ConfigError("fit checkpoints are for one process and the closed form; under torchrun, harvest to a "
@@ -66,7 +66,10 @@ def fit_map_pair(source: LoadedModel, target: LoadedModel, source_layer: LayerSp
     data = {"harvest": {k: v for k, v in asdict(harvest).items() if k not in ("progress",)},
             "document_tokens_by_source": tally.get("document_tokens_by_source"),
             "train_tokens": tally.get("train_tokens"), "heldout_tokens": tally.get("heldout_tokens"),
-            "model_fingerprints": {"source": source.fingerprint, "target": target.fingerprint}}
+            "model_fingerprints": {"source": source.fingerprint, "target": target.fingerprint},
+            "tokenizers": {"source": tokenizer_fingerprint(source.tokenizer),
+                           "target": tokenizer_fingerprint(target.tokenizer), "paired_by": paired_by},
+            "alignment": tally.get("alignment")}
     warnings = _warnings(ps, harvest, tally)
     return _solve(ps, store, norms, excluded, data, warnings, (source.name, target.name), (ls, lt), cfg, both,
                   round(time.time() - t0, 3), harvest.progress)

@@ -24,7 +24,7 @@ from ..harvest.config import HarvestConfig
 from ..harvest.paired import harvest_pairs
 from ..models.layers import layer_name
 from ..models.load import LoadedModel
-from ..models.tokenizer_check import check_tokenizers
+from ..models.tokenizer_check import pairing
 from ..stats.moments import MomentStats
 from ..stats.samples import NormTracker, Reservoir, merge_over_ranks
 from .affine import AffineMap
@@ -194,7 +194,7 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
     if fit.method != "closed-form":
         raise ConfigError("a sweep solves every pair in closed form from one harvest; use method closed-form",
                           option="method")
-    check_tokenizers(source.tokenizer, target.tokenizer, source.name, target.name)
+    paired_by = pairing(source.tokenizer, target.tokenizer, harvest.align, source.name, target.name)
     S, T = sorted(set(source_layers)), sorted(set(target_layers))
     ds, dt = source.d_model, target.d_model
     dev = target.device
@@ -239,6 +239,7 @@ def sweep_layers(source: LoadedModel, target: LoadedModel, source_layers: list[i
                          "tokens": {"train_rows": train.n, "heldout_rows": held.n,
                                     "train_tokens": tally.get("train_tokens"),
                                     "heldout_tokens": tally.get("heldout_tokens")},
+                         "paired_by": paired_by, "alignment": tally.get("alignment"),
                          "memory": estimate, "norms": pair_norms})
     t1 = time.time()
     with tqdm(total=len(S) * len(T), desc="solve", unit="pair",

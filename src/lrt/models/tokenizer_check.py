@@ -33,5 +33,24 @@ def check_tokenizers(tok_a, tok_b, name_a: str = "source", name_b: str = "target
         problems.append("same vocabulary but different encodings of a probe string (merges or normalisation differ)")
     if problems:
         raise TokenizerMismatchError(f"{name_a} and {name_b} do not tokenize identically: " + "; ".join(problems)
-                                     + ". lrt maps hidden states token by token, so both models need one tokenizer "
-                                       "(choose two models of one family)")
+                                     + ". Token by token needs one tokenizer (two models of one family); to map "
+                                       "across tokenizers pair the positions where both have read the same text: "
+                                       "--align chars", option="align")
+
+
+def pairing(tok_a, tok_b, align: str, name_a: str = "source", name_b: str = "target") -> str:
+    """How a harvest pairs the two models' positions: ``"tokens"`` (one tokenizer, checked identical) or
+    ``"chars"`` (``align="chars"``: two tokenizers, positions ending at the same character)."""
+    if align == "chars":
+        return "chars"
+    check_tokenizers(tok_a, tok_b, name_a, name_b)
+    return "tokens"
+
+
+def tokenizer_fingerprint(tok) -> str:
+    """sha256 of a tokenizer's vocabulary (token → id) and special tokens: equal for tokenizers that encode alike."""
+    import hashlib
+    import json
+
+    payload = json.dumps([sorted(tok.get_vocab().items()), sorted(_specials(tok).items())], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

@@ -108,7 +108,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     """Steps 1–6 of the module docstring for one behaviour; returns its record (vectors saved beside it)."""
     cfg, src, tgt = cache.cfg, cache.src, cache.tgt
     t0 = time.time()
-    items = behaviour_items(b, src.tokenizer, cfg)
+    items = behaviour_items(b, tgt.tokenizer, cfg)                 # each model reads the items in its own tokens
+    small = items if cache.one_tokenizer else behaviour_items(b, src.tokenizer, cfg)
     rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
     pairs = candidates(cache.default_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
     log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
@@ -126,7 +127,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     kept = {s: d for s, d in diffs.items() if families[s] != family}
     amap = fit_from_differences(prior, kept, {s: families[s] for s in kept},
                                 {"left_out": sorted(set(diffs) - set(kept)), "pairs": cfg.contrast_pairs})
-    v_small = contrast_vector(src, items["vector"], ls, name=b.name)
+    v_small = contrast_vector(src, small["vector"], ls, name=b.name)
     v_tr = transfer_vector(v_small, amap, "direction")
     native_v = v_native.vector
     outlook = transfer_outlook(amap, v_small.vector) or {}
@@ -134,8 +135,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     # cheap signals, on validation items only: the small model's own curve; A·v at the answer position
     _, search_s = random_sets(cfg.eval, src.d_model)
     val = items["validation"]
-    p_small, _ = propensity_grid(src, ls, val, torch.cat([v_small.unit()[None], search_s]), [-alpha, alpha],
-                                 v_small.median_norm, cfg.eval.eval_batch_size)
+    p_small, _ = propensity_grid(src, ls, small["validation"], torch.cat([v_small.unit()[None], search_s]),
+                                 [-alpha, alpha], v_small.median_norm, cfg.eval.eval_batch_size)
     p_ans, _ = answer_grid(tgt, lt, val, torch.cat([v_tr.unit()[None], search_t]), [-alpha, alpha],
                            v_native.median_norm, cfg.eval.eval_batch_size)
     signals = {"expected_cos": outlook.get("expected_cos"), "basis_share": outlook.get("basis_share"),
@@ -156,9 +157,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
         vec.meta["data"] = {"kind": "contrast", "name": lookup(b.contrast, "contrast"), "family": family,
                             "n_examples": len(items["vector"])}
         vec.save(d / "vectors" / name)
-    nat = v["vectors"]["native"]
-    status = (v["transfer"]["transferred_direction"]["status"] if nat["p_value"] is not None and
-              nat["p_value"] < 0.05 else "not steerable here")
+    status = study_status(v)
     rec = {"behaviour": asdict(b), "family": family, "status": status, "layers": {"source": ls, "target": lt},
            "layer_search": [{k2: r[k2] for k2 in r if k2 != "search"} | {"probe": r["search"]["probe"]}
                             for r in layer_records],
@@ -169,6 +168,11 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
            "steering": steering, "verdict": v, "seconds": round(time.time() - t0, 1)}
     atomic_write_text(d / "result.json", to_json(rec))
     return rec
+
+
+def study_status(v: dict) -> str:
+    """A behaviour's line: "not steerable here" when its native vector does not steer, else the transfer's."""
+    return v["transfer"]["transferred_direction"]["status"] if v["native"]["steers"] else "not steerable here"
 
 
 def summarize(records: dict[str, dict]) -> dict:
@@ -206,8 +210,11 @@ def run_study(cfg: StudyConfig, out: str | Path, resume: bool = False, log=print
     for b in behaviours:
         f = cache.out / "behaviours" / slug(b.name) / "result.json"
         if resume and f.is_file():
-            records[b.name] = json.loads(f.read_text(encoding="utf-8"))
-            log(f"{b.name}: done before ({records[b.name]['status']})")
+            r = json.loads(f.read_text(encoding="utf-8"))
+            r["verdict"] = verdict(r["steering"])           # judged by this lrt's rules (the numbers are kept)
+            r["status"] = study_status(r["verdict"])
+            records[b.name] = r
+            log(f"{b.name}: done before ({r['status']})")
             continue
         records[b.name] = run_behaviour(cache, b, log)
         r = records[b.name]

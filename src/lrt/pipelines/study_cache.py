@@ -16,7 +16,7 @@ from ..io.files import atomic_path, atomic_write_text, ensure_writable, to_json
 from ..maps.affine import AffineMap
 from ..maps.contrast import resolve_sets, set_differences
 from ..maps.fit import fit_map
-from ..models.tokenizer_check import check_tokenizers
+from ..models.tokenizer_check import pairing
 from .config import StudyConfig
 
 
@@ -66,7 +66,8 @@ class StudyCache:
         self.pool_sets, self.families, _ = resolve_sets(cfg.contrast_sets)
         t = time.time()
         self.src, self.tgt = cfg.pair.load(cfg.load)
-        check_tokenizers(self.src.tokenizer, self.tgt.tokenizer, self.src.name, self.tgt.name)
+        self.one_tokenizer = pairing(self.src.tokenizer, self.tgt.tokenizer, cfg.harvest.align, self.src.name,
+                                     self.tgt.name) == "tokens"
         ls, lt = cfg.pair.layers(self.src, self.tgt)
         self.default_pair = (self.src.layer_index(ls), self.tgt.layer_index(lt))
         self.timings["load"] = round(time.time() - t, 1)

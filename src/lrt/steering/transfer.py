@@ -30,11 +30,27 @@ def transfer_tensor(v: torch.Tensor, m: AffineMap, mode: str = "direction", resc
     return out
 
 
+def check_pair(v: SteeringVector, m: AffineMap) -> None:
+    """The vector was made on the map's source model (its name, path or content fingerprint) and in its tokens
+    (the tokenizer fingerprint recorded by both, where both recorded one); else a :class:`ConfigError`."""
+    from ..models.identity import same_model
+
+    fps = m.meta.get("model_fingerprints") or {}
+    if not same_model(v.model, m.source, v.meta.get("model_fingerprint"), fps.get("source")):
+        raise ConfigError(f"the vector was made on {v.model!r} but the map starts from {m.source!r}; transfer a "
+                          "vector of the map's source model", option="vector")
+    tv, tm = v.meta.get("tokenizer"), (m.meta.get("tokenizers") or {}).get("source")
+    if tv and tm and tv != tm:
+        raise ConfigError(f"the vector was made with another tokenizer ({tv}) than the map's source model's ({tm})",
+                          option="vector")
+
+
 def transfer_vector(v: SteeringVector, m: AffineMap, mode: str = "direction", rescale: bool = False) -> SteeringVector:
     """``direction``: A·v (the bias cancels for a difference of points); ``point``: A·v + p (the paper's formula)."""
     if str(v.layer) != str(m.source_layer):
         raise DimensionMismatchError(f"vector is at layer {v.layer} of {v.model} but the map starts at layer "
                                      f"{m.source_layer}; compute the vector at the map's source layer")
+    check_pair(v, m)
     from ..maps.contrast import transfer_outlook
 
     out = transfer_tensor(v.vector, m, mode, rescale)
@@ -44,6 +60,7 @@ def transfer_vector(v: SteeringVector, m: AffineMap, mode: str = "direction", re
             "source_norm": v.norm, "rescaled": rescale, "layer_median_norm": m.meta["norms"]["target"]["median"],
             "map_heldout_r2": m.meta.get("metrics", {}).get("heldout", {}).get("r2"),
             "outlook": transfer_outlook(m, v.vector), "map_saw_behaviour": seen,
-            "model_fingerprint": (m.meta.get("model_fingerprints") or {}).get("target")}
+            "model_fingerprint": (m.meta.get("model_fingerprints") or {}).get("target"),
+            "tokenizer": (m.meta.get("tokenizers") or {}).get("target")}
     return SteeringVector(vector=out, model=m.target, layer=m.target_layer, method=v.method, n_pairs=v.n_pairs,
                           meta=meta)

@@ -18,6 +18,7 @@ from ..harvest.capture import capture_batches, keep_mask
 from ..io.artifacts import load_artifact, save_artifact, split_meta
 from ..models.layers import LayerSpec, layer_name
 from ..models.load import LoadedModel
+from ..models.tokenizer_check import tokenizer_fingerprint
 from ..stats.samples import NormTracker
 from .config import METHODS, VectorConfig
 
@@ -100,7 +101,8 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method
     return SteeringVector(vector=_finish(diffs, method), model=lm.name, layer=layer_name(li),
                           method=method, n_pairs=len(items),
                           meta={"concept": name, "position": "answer", "layer_median_norm": tracker.median(),
-                                "origin": "native", "model_fingerprint": lm.fingerprint})
+                                "origin": "native", "model_fingerprint": lm.fingerprint,
+                                "tokenizer": tokenizer_fingerprint(lm.tokenizer)})
 
 
 def _truncate(tokenizer, text: str, max_tokens: int, keep: str) -> list[int]:
@@ -147,7 +149,8 @@ def text_vector(lm: LoadedModel, texts: TextContrast, layer: LayerSpec, position
                           meta={"concept": texts.name, "position": position, "keep": keep, "max_tokens": max_tokens,
                                 "layer_median_norm": tracker.median(),
                                 "n_positive": npos, "n_negative": len(texts.negative), "origin": "native",
-                                "model_fingerprint": lm.fingerprint})
+                                "model_fingerprint": lm.fingerprint,
+                                "tokenizer": tokenizer_fingerprint(lm.tokenizer)})
 
 
 def vector_data(cfg: VectorConfig, tokenizer) -> list[Item] | TextContrast:
