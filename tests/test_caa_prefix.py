@@ -97,14 +97,21 @@ def test_fallback_when_the_cache_path_does_not_reproduce(tiny_pair, monkeypatch)
 
 def test_zoo_xs_with_real_caa_items():
     lm = load_model("zoo-xs")
-    its = contrast_items(lm.tokenizer, load_contrasts(CAA / "generate" / "refusal" / "generate_dataset.json", 40))
+    its = contrast_items(lm.tokenizer, load_contrasts("caa:refusal", 40))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for layer in range(lm.n_layers):
             ref, tracker = plain_caa(lm, its, layer)
             for method in ("mean", "pca"):
-                v = contrast_vector(lm, its, layer, method)
+                v = contrast_vector(lm, its, layer, method, balance=False)
                 if method == "mean":
                     assert_same(v, ref, tracker)
+                    # balanced: the mean of the A-matching pairs' mean and the B-matching pairs' mean
+                    a = [i for i, it in enumerate(its) if it.positive == its[0].positive]
+                    b = [i for i in range(len(its)) if i not in a]
+                    assert 3 <= len(a) and 3 <= len(b) and len(a) != len(b)
+                    only = [plain_caa(lm, [its[i] for i in g], layer)[0] for g in (a, b)]
+                    assert_same(contrast_vector(lm, its, layer), (only[0] + only[1]) / 2, tracker)
                 else:
-                    assert_same(v, contrast_vector(lm, its, layer, method, share_prefix=False).vector, tracker)
+                    assert_same(v, contrast_vector(lm, its, layer, method, share_prefix=False, balance=False).vector,
+                                tracker)

@@ -61,7 +61,7 @@ def test_required_option_missing_exits_2(tmp_path):
     assert e.value.code == 2
 
 
-SHARED = {"seed", "chat", "progress"}      # one flag on purpose: the same value belongs in every group
+SHARED = {"seed", "chat", "progress", "balance"}   # one flag on purpose: the same value belongs in every group
 
 
 @pytest.mark.parametrize("name", ["fit-map", "steer", "transfer", "evaluate", "generate", "demo", "sweep-layers",

@@ -144,3 +144,29 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     assert "text_map_0_1" not in res["timings"]              # the cached map was reused, not refitted
     html = (tmp_path / "st" / "report.html").read_text()
     assert html.count("<img") >= 3 and "caa:survival-instinct" in html
+
+
+def test_a_pure_letter_preference_cancels_in_the_balanced_mean(tiny_lm):
+    """Items where token 5 is the matching answer (12) and where token 11 is (4), as letters A and B are: the
+    direction W[5] − W[11] only prefers one answer token. The plain mean calls it steering (by the A share); the
+    balanced mean (each matching answer counts equally) sees nothing; a CAA vector from such pairs, balanced,
+    carries no letter preference."""
+    from lrt.evaluate.config import EvalConfig
+    from lrt.evaluate.steering import evaluate_vectors
+    from lrt.stats.balance import Balance
+
+    g = torch.Generator().manual_seed(7)
+    items = [Item(ids=torch.randint(1, 300, (8,), generator=g).tolist(), positive=[5] if i < 12 else [11],
+                  negative=[11] if i < 12 else [5], source=f"x{i}") for i in range(16)]
+    W = tiny_lm.model.get_output_embeddings().weight.detach()
+    letter = W[5] - W[11]
+    slopes = {}
+    for on in (False, True):
+        cfg = EvalConfig(alphas=[-0.5, 0, 0.5], n_random=4, bootstrap=50, balance=on)
+        res = evaluate_vectors(tiny_lm, 2, items, {"native": letter}, 1.0, cfg)
+        slopes[on] = res["curves"]["native"]["slope_monotonic"]
+        assert res["balance"]["balanced"] is on
+    assert abs(slopes[False]) > 1.0 and abs(slopes[True]) < 0.15 * abs(slopes[False])   # 1.05 vs 0.08 (final norm)
+    bal = Balance(items)
+    letter_only = torch.tensor([1.0] * 12 + [-1.0] * 4)                     # +1 on A-matching items, −1 on B's
+    assert letter_only.mean() == 0.5 and bal.mean(letter_only) == 0.0

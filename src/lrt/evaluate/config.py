@@ -34,6 +34,10 @@ class EvalConfig:
     positions: str = field(default="all", metadata={"choices": ("all", "answer")})
     """Steer every position (as the LRT paper did), or only the answer position: the prompt's KV cache is then
     computed once per item and shared by every vector and α (much cheaper; a weaker intervention)."""
+    balance: bool = True
+    """Weigh test items so each matching answer (letter A and letter B, Yes and No) counts equally: a preference for
+    one letter — the model's, a vector's — then cancels instead of showing as steering whose sign depends on the
+    test set's share of A-matching items (lrt.evaluate.stats.Balance; off: the plain mean)."""
     n_random: int = 16
     """Random vectors of the same norm, the distribution every vector is judged against (p-value, percentile)."""
     eval_batch_size: int = 32

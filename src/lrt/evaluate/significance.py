@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from ..stats.balance import Balance
+
 ALPHA_LEVEL = 0.05
 
 
@@ -84,16 +86,18 @@ def against_random(s: float, randoms: list[float]) -> dict:
             "percentile": 100.0 * sum(1 for x in r if abs(x) < abs(s)) / n, "z": z, "sigma_random": sigma, "n": n}
 
 
-def slopes_of(prop: torch.Tensor, alphas: list[float], sl: slice) -> torch.Tensor:
+def slopes_of(prop: torch.Tensor, alphas: list[float], sl: slice, balance: Balance | None = None) -> torch.Tensor:
     """Least-squares slopes of mean curves: ``prop [V, A, N]`` → ``[V]`` over the α indices ``sl``."""
     x = torch.tensor(alphas[sl], dtype=torch.float64)
     x = x - x.mean()
-    y = prop[:, sl].double().mean(-1)
+    y = (balance or Balance()).mean(prop[:, sl].double())
     return (y - y.mean(-1, keepdim=True)) @ x / (x @ x)
 
 
-def bootstrap_slopes(prop: torch.Tensor, alphas: list[float], sl: slice, n_boot: int, seed: int) -> torch.Tensor:
+def bootstrap_slopes(prop: torch.Tensor, alphas: list[float], sl: slice, n_boot: int, seed: int,
+                     balance: Balance | None = None) -> torch.Tensor:
     """``[n_boot, V]``: every vector's slope on the same item resamples (paired across vectors)."""
+    balance = balance or Balance()
     N = prop.shape[-1]
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, N, (n_boot, N), generator=g)
@@ -102,7 +106,7 @@ def bootstrap_slopes(prop: torch.Tensor, alphas: list[float], sl: slice, n_boot:
     out = torch.empty(n_boot, prop.shape[0], dtype=torch.float64)
     p = prop[:, sl].double()                              # [V, A', N]
     for s in range(0, n_boot, 256):                        # bounded memory
-        y = p[:, :, idx[s:s + 256]].mean(-1)              # [V, A', b]
+        y = balance.resampled(p, idx[s:s + 256])           # [V, A', b]
         y = y - y.mean(1, keepdim=True)
         out[s:s + 256] = torch.einsum("vab,a->bv", y, x) / (x @ x)
     return out

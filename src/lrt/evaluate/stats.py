@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from ..stats.balance import Balance
+
 
 def slope_key(steering: dict) -> str:
     """The slope a steering result reports: over the native curve's monotonic α range when there is one."""
@@ -36,10 +38,10 @@ def monotonic_range(alphas: list[float], curve: torch.Tensor) -> tuple[int, int]
     return lo, hi
 
 
-def bootstrap_ci(p: torch.Tensor, n_boot: int, seed: int) -> tuple[list, list]:
-    """95% CI of the mean over items, for each row of ``p [A, N]``."""
+def bootstrap_ci(p: torch.Tensor, n_boot: int, seed: int, balance: Balance | None = None) -> tuple[list, list]:
+    """95% CI of the mean over items (``balance``: its kind of mean), for each row of ``p [A, N]``."""
     g = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, p.shape[1], (n_boot, p.shape[1]), generator=g)
-    means = p[:, idx].mean(-1)                        # [A, n_boot]
+    means = (balance or Balance()).resampled(p, idx)  # [A, n_boot]
     q = torch.quantile(means, torch.tensor([0.025, 0.975]), dim=1)
     return q[0].tolist(), q[1].tolist()

@@ -30,7 +30,7 @@ from .answer import answer_grid
 from .propensity import propensity_grid
 from .side_effects import capability_side_effect, kl_side_effect
 from .significance import against_random, bootstrap_slopes, interval, slopes_of, vector_status
-from .stats import bootstrap_ci, monotonic_range, pearson, slope, slope_key
+from .stats import Balance, bootstrap_ci, monotonic_range, pearson, slope, slope_key
 
 
 def random_directions(n: int, d: int, seed: int) -> torch.Tensor:
@@ -94,7 +94,7 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     search = alpha_record
     if cfg.alpha_search and reference in names:
         alpha, search = search_alpha(lm, li, validation, units[names.index(reference)], search_rand, median_norm,
-                                     grid, cfg.eval_batch_size, cfg.search_items)
+                                     grid, cfg.eval_batch_size, cfg.search_items, cfg.balance)
         search["random_rows"] = [cfg.n_random, cfg.n_random + cfg.search_random]
         cfg = replace(cfg, alphas=default_alphas(alpha, cfg.alpha_steps), alpha_max=alpha, alpha_search=False)
     prop, mld = grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size,
@@ -103,14 +103,15 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     allnames = names + rnames
     zero = cfg.alphas.index(0)
     curves = {}
+    bal = Balance(items, cfg.balance)
     for k, name in enumerate(allnames):
-        lo, hi = bootstrap_ci(prop[k], cfg.bootstrap, cfg.seed + k)
-        slo, shi = bootstrap_ci(prop[k] - prop[k, zero], cfg.bootstrap, cfg.seed + k)     # paired by item
-        curves[name] = {"mean": prop[k].mean(1).tolist(), "ci_low": lo, "ci_high": hi, "shift_ci_low": slo,
-                        "shift_ci_high": shi, "m_ld_mean": mld[k].mean(1).tolist(),
-                        "slope": slope(cfg.alphas, prop[k].mean(1))}
+        lo, hi = bootstrap_ci(prop[k], cfg.bootstrap, cfg.seed + k, bal)
+        slo, shi = bootstrap_ci(prop[k] - prop[k, zero], cfg.bootstrap, cfg.seed + k, bal)     # paired by item
+        curves[name] = {"mean": bal.mean(prop[k]).tolist(), "ci_low": lo, "ci_high": hi, "shift_ci_low": slo,
+                        "shift_ci_high": shi, "m_ld_mean": bal.mean(mld[k]).tolist(),
+                        "slope": slope(cfg.alphas, bal.mean(prop[k]))}
     result = {"alpha_search": search, "alphas": cfg.alphas, "n_items": len(items), "median_norm": median_norm,
-              "curves": curves, "split": split, "random_directions": {"seed": cfg.seed, "verdict_rows": [0, cfg.n_random],
+              "curves": curves, "split": split, "balance": bal.record(), "random_directions": {"seed": cfg.seed, "verdict_rows": [0, cfg.n_random],
                                                                     "search_rows": [cfg.n_random,
                                                                                     cfg.n_random + cfg.search_random]},
               "config": asdict(cfg), "seconds": {"grid": round(grid_seconds, 3)}}
@@ -118,17 +119,17 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     if reference in names:
         ref = names.index(reference)
         if search is None:       # a fixed grid: the slope over the native curve's monotonic range
-            lo, hi = monotonic_range(cfg.alphas, prop[ref].mean(1))
+            lo, hi = monotonic_range(cfg.alphas, bal.mean(prop[ref]))
             result["monotonic_range"] = [cfg.alphas[lo], cfg.alphas[hi]]
             sl = slice(lo, hi + 1)
             for k, name in enumerate(allnames):
-                curves[name]["slope_monotonic"] = slope(cfg.alphas[sl], prop[k, sl].mean(1))
+                curves[name]["slope_monotonic"] = slope(cfg.alphas[sl], bal.mean(prop[k, sl]))
         result["comparison"] = _compare(prop, mld, ref, allnames, cfg.alphas, zero)
     rs = [curves[n][slope_key(result)] for n in rnames]
     result["random"] = {"slopes": rs, "max_slope": max(rs) if rs else None,   # a random sign is arbitrary:
                         "max_abs_slope": max(map(abs, rs)) if rs else None,  # compare with |slope| too
                         "mean_abs_slope": sum(abs(s) for s in rs) / len(rs) if rs else None}
-    result["significance"] = _significance(prop[:len(names)], names, rs, cfg, sl, reference)
+    result["significance"] = _significance(prop[:len(names)], names, rs, cfg, sl, reference, bal)
     a_max = max(cfg.alphas, key=lambda a: (abs(a), a))     # the largest |α|, positive on ties
     if neutral_ids:
         kl = kl_side_effect(lm, li, neutral_ids, torch.cat([units, rand]), a_max, median_norm)
@@ -141,11 +142,11 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
 
 
 def _significance(prop: torch.Tensor, names: list[str], random_slopes: list[float], cfg: EvalConfig, sl: slice,
-                  reference: str) -> dict:
+                  reference: str, bal: Balance) -> dict:
     """Per named vector: its slope against the random slopes (p, percentile), a bootstrap CI over items, its status;
     per non-reference vector the ratio to the reference with a paired bootstrap CI."""
-    point = slopes_of(prop, cfg.alphas, sl)
-    boot = bootstrap_slopes(prop, cfg.alphas, sl, cfg.bootstrap, cfg.seed + 7919)
+    point = slopes_of(prop, cfg.alphas, sl, bal)
+    boot = bootstrap_slopes(prop, cfg.alphas, sl, cfg.bootstrap, cfg.seed + 7919, bal)
     rmax = max(map(abs, random_slopes)) if random_slopes else None
     out = {}
     for k, name in enumerate(names):

@@ -41,6 +41,7 @@ from ..io.files import atomic_write_text, to_json
 from ..io.results import STUDY_FORMAT_VERSION, STUDY_KIND
 from ..maps.contrast import fit_from_differences, transfer_outlook
 from ..steering.transfer import transfer_vector
+from ..stats.balance import Balance
 from ..steering.vectors import contrast_vector
 from .config import StudyConfig
 from .layer_search import candidates, search_layers
@@ -95,9 +96,10 @@ def behaviour_items(b: Behaviour, tok, cfg: StudyConfig) -> dict:
     return {"vector": vec, "validation": val, "test": test}
 
 
-def _z(prop: torch.Tensor) -> tuple[float, float, float | None]:
-    """(effect, z, p) of row 0 of ``prop [V, 2, N]`` (±α) against rows 1.. (random directions)."""
-    eff = (prop[:, 1] - prop[:, 0]).mean(-1)
+def _z(prop: torch.Tensor, bal: Balance) -> tuple[float, float, float | None]:
+    """(effect, z, p) of row 0 of ``prop [V, 2, N]`` (±α) against rows 1.. (random directions); ``bal``: the mean
+    over items."""
+    eff = bal.mean(prop[:, 1] - prop[:, 0])
     rand = eff[1:]
     sigma = float(rand.pow(2).mean().sqrt())
     z = float(eff[0]) / sigma if sigma > 0 else float("nan")
@@ -140,7 +142,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     p_ans, _ = answer_grid(tgt, lt, val, torch.cat([v_tr.unit()[None], search_t]), [-alpha, alpha],
                            v_native.median_norm, cfg.eval.eval_batch_size)
     signals = {"expected_cos": outlook.get("expected_cos"), "basis_share": outlook.get("basis_share"),
-               "native_validation_z": chosen["z"], "small_z": _z(p_small)[1], "answer_z": _z(p_ans)[1],
+               "native_validation_z": chosen["z"], "small_z": _z(p_small, Balance(small["validation"]))[1],
+               "answer_z": _z(p_ans, Balance(val))[1],
                "cos_to_native": cos}
     ec = signals["expected_cos"]
     signals["predicted_z"] = ec * chosen["z"] if ec is not None and math.isfinite(chosen["z"]) else None

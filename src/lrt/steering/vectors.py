@@ -19,6 +19,7 @@ from ..io.artifacts import load_artifact, save_artifact, split_meta
 from ..models.layers import LayerSpec, layer_name
 from ..models.load import LoadedModel
 from ..models.tokenizer_check import tokenizer_fingerprint
+from ..stats.balance import Balance
 from ..stats.samples import NormTracker
 from .config import METHODS, VectorConfig
 
@@ -65,8 +66,8 @@ def _norms(h: torch.Tensor, mask: torch.Tensor, tracker: NormTracker) -> None:
     tracker.update(h[keep_mask(mask)].norm(dim=-1))
 
 
-def _finish(diffs: torch.Tensor, method: str) -> torch.Tensor:
-    mean = diffs.mean(0)
+def _finish(diffs: torch.Tensor, method: str, balance=None) -> torch.Tensor:
+    mean = balance.mean(diffs.T) if balance is not None else diffs.mean(0)
     if method == "mean":
         return mean
     if method == "pca":   # first principal direction of the differences, sign and length of the mean
@@ -78,8 +79,14 @@ def _finish(diffs: torch.Tensor, method: str) -> torch.Tensor:
 
 
 def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method: str = "mean",
-                    batch_size: int = 16, name: str = "contrast", share_prefix: bool = True) -> SteeringVector:
+                    batch_size: int = 16, name: str = "contrast", share_prefix: bool = True,
+                    balance: bool = True) -> SteeringVector:
     """CAA: mean over pairs of h(answer token | positive) − h(answer token | negative).
+
+    With ``balance`` (default) the mean gives each matching answer the same weight (the mean of the A-matching
+    pairs' mean and the B-matching pairs' mean, :class:`lrt.stats.balance.Balance`): on a set with more A-matching
+    than B-matching pairs the plain mean also carries "say A rather than B", which steers a test set with the
+    other balance *backwards*. The weights are recorded in the vector (``answer_balance``).
 
     With ``share_prefix`` each prompt runs once (KV cache) and both answers continue it
     (:func:`lrt.harvest.prefix.continuation_states`); without it, or where the architecture does not allow it,
@@ -98,9 +105,11 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method
         for s in range(0, len(seq_norms), batch_size):
             tracker.update(torch.cat(seq_norms[s:s + batch_size]))
     diffs = got.states[:, 0] - got.states[:, 1]
-    return SteeringVector(vector=_finish(diffs, method), model=lm.name, layer=layer_name(li),
+    bal = Balance(items, balance)
+    return SteeringVector(vector=_finish(diffs, method, bal), model=lm.name, layer=layer_name(li),
                           method=method, n_pairs=len(items),
                           meta={"concept": name, "position": "answer", "layer_median_norm": tracker.median(),
+                                "answer_balance": bal.record(),
                                 "origin": "native", "model_fingerprint": lm.fingerprint,
                                 "tokenizer": tokenizer_fingerprint(lm.tokenizer)})
 
@@ -174,7 +183,7 @@ def compute_vector(lm: LoadedModel, layer: LayerSpec, cfg: VectorConfig,
 
     data = vector_data(cfg, lm.tokenizer) if data is None else data
     if cfg.contrast:
-        v = contrast_vector(lm, data, layer, cfg.vector_method, name=Path(cfg.contrast).stem)
+        v = contrast_vector(lm, data, layer, cfg.vector_method, name=Path(cfg.contrast).stem, balance=cfg.balance)
     else:
         v = text_vector(lm, data, layer, cfg.position, progress=cfg.progress)
     v.meta["data"] = data_record(data, cfg.contrast)
