@@ -55,6 +55,7 @@ def main() -> None:
     from lrt.maps.affine import AffineMap
     from lrt.maps.contrast import answer_differences, fit_from_differences, resolve_sets, transfer_outlook, _pooled
     from lrt.models.load import load_model
+    from lrt.stats.balance import Balance
 
     ls, lt = (int(x) for x in args.layers.split(","))
     cache = Path(args.study) / "cache"
@@ -68,7 +69,9 @@ def main() -> None:
     for b in BEHAVIOURS:
         for f in FORMS:
             items = contrast_items(src.tokenizer, load_contrasts(f"{f}:{b}", args.pairs), chat=True)
-            vectors[f"{f}:{b}"] = (answer_differences(src, ls, items).mean(0), answer_differences(tgt, lt, items).mean(0))
+            bal = Balance(items)                      # as lrt steer computes them: each matching answer weighs alike
+            vectors[f"{f}:{b}"] = tuple(bal.mean(answer_differences(lm, layer, items).T)
+                                        for lm, layer in ((src, ls), (tgt, lt)))
         print(f"{b}: vectors in {len(FORMS)} formats ({time.time() - t0:.0f} s)", flush=True)
     tc = concept_texts("sentiment", "lrt:reviews", split="train", limit=args.pairs)
     vectors["concept:sentiment"] = tuple(_pooled(lm, layer, tc.positive).mean(0) - _pooled(lm, layer, tc.negative).mean(0)
