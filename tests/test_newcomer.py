@@ -346,3 +346,19 @@ def test_argparse_errors_are_one_lrt_error_line(argv, want, capsys):
         main(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and want in one_error(err) and "usage:" not in err
+
+
+def test_a_repeated_number_list_flag_extends_instead_of_dropping_values():
+    """``--candidate-depths 0.5 --candidate-depths 0.35`` once kept only 0.35, without a word."""
+    from lrt.cli import build_parser
+    from lrt.cli.options import resolve
+    from lrt.pipelines.config import StudyConfig
+
+    parser = build_parser()
+    argv = ["study", "--behaviours", "caa:refusal", "--out", "x", "--candidate-depths", "0.5",
+            "--candidate-depths", "0.35,0.8", "--alphas=-0.1,0", "--alphas", "0.1"]
+    args = parser.parse_args(argv)
+    cfg = resolve(StudyConfig, args, parser)
+    assert cfg.candidate_depths == [0.5, 0.35, 0.8]
+    assert cfg.eval.alphas == [-0.1, 0.0, 0.1]
+    assert resolve(StudyConfig, parser.parse_args(argv[:5]), parser).candidate_depths == [0.35, 0.65, 0.8]

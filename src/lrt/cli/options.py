@@ -44,6 +44,14 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected a comma list of numbers, got {text!r}") from None
 
 
+class ExtendList(argparse.Action):
+    """A comma list of numbers that repeated flags extend (``--alphas -1,0 --alphas 1`` is -1,0,1): a repeated
+    flag never silently drops the values given before it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, (getattr(namespace, self.dest, None) or []) + list(values))
+
+
 def _kind(hint) -> tuple[str, Any]:
     """(kind, type) of a field's annotation: bool, list, append or scalar."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -92,6 +100,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, 
             kw.update(action="append", metavar=f.name.upper())
         else:
             kw.update(type=typ, metavar=f.name.upper())
+            if kind == "list":
+                kw["action"] = ExtendList
             if "choices" in f.metadata:
                 kw.update(choices=f.metadata["choices"], metavar=None)
         group.add_argument("--" + f.name.replace("_", "-"), **kw)
