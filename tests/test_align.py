@@ -1,6 +1,8 @@
 """Maps across tokenizers: positions where both tokenizers end a token at the same character are recovered exactly,
 and an exact affine relation between two models of different tokenizers is recovered from those positions."""
 
+import re
+
 import pytest
 import torch
 
@@ -146,6 +148,8 @@ def test_fit_map_and_the_study_across_tokenizers(tmp_path, tiny_tokenizer, capsy
             "--no-progress", "--out", str(tmp_path / "m")]
     assert main(args) == 2 and "--align chars" in capsys.readouterr().err
     assert main(args + ["--align", "chars"]) == 0
+    assert re.search(r"positions paired +tokens ending at the same character \(two tokenizers\): \d",
+                     capsys.readouterr().out)
     meta = json.loads((tmp_path / "m" / "map.json").read_text())
     assert meta["tokenizers"]["paired_by"] == "chars" and meta["tokenizers"]["source"] != meta["tokenizers"]["target"]
     assert meta["alignment"]["aligned_rows"] > 500       # word ends mostly: the tiny tokenizer cuts words finely
@@ -164,3 +168,11 @@ def test_fit_map_and_the_study_across_tokenizers(tmp_path, tiny_tokenizer, capsy
     res = json.loads((tmp_path / "st" / "results.json").read_text())
     rec = res["behaviours"]["caa:refusal"]
     assert rec["items"]["test"] == 6 and "transferred_direction" in rec["verdict"]["vectors"]
+    # the layer sweep across tokenizers: results and summary say how positions were paired
+    capsys.readouterr()
+    assert main(["sweep-layers", "--source", small, "--target", "zoo-xs", "--align", "chars", "--tokens", "2000",
+                 "--context", "64", "--stitch-best", "0", "--no-progress", "--out", str(tmp_path / "sw")]) == 0
+    sw = json.loads((tmp_path / "sw" / "results.json").read_text())
+    assert sw["paired_by"] == "chars" and sw["alignment"]["aligned_rows"] > 300
+    assert re.search(r"positions paired tokens ending at the same character \(two tokenizers\): \d",
+                     capsys.readouterr().out)

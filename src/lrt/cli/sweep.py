@@ -51,6 +51,7 @@ def run_sweep_cmd(cfg: SweepRun, out: Output) -> int:
     from ..models.layers import layer_name
     from ..pipelines.sweep import resolve_layers, run_sweep, stitch_pairs
     from ..report.html import render
+    from ..report.tables import pairing_text
     from ..report.sweep import (heatmap_figure, many_summary_rows, MANY_SUMMARY_HEADERS, pairs_rows, PAIR_HEADERS,
                                 stitched_rows, STITCH_HEADERS)
 
@@ -74,7 +75,8 @@ def run_sweep_cmd(cfg: SweepRun, out: Output) -> int:
             sw.fit_map(a, b, inverse=True).save(m / "inverse")
     record(d, cfg)
     show(pairs_rows(results), PAIR_HEADERS, title=f"\nlayer sweep: {src.name} → {tgt.name} "
-         f"({results['timings']['total']:.0f} s)")
+         f"({results['timings']['total']:.0f} s); positions paired "
+         f"{pairing_text(results.get('paired_by'), results.get('alignment'))}")
     if results["stitched"]:
         show(stitched_rows(results), STITCH_HEADERS, title="\nstitched next-token cross-entropy (held-out text)")
     if results["many_to_one"]:

@@ -77,6 +77,7 @@ def run_sweep(source: LoadedModel, target: LoadedModel, harvest: HarvestConfig, 
         "pairs": [{k: v for k, v in r.items() if not k.endswith("_index")} for r in sw.pairs],
         "best_target": {str(layer_name(a)): layer_name(b) for a, b in sw.best_target().items()},
         "many_to_one": many, "stitched": stitched, "memory": sw.meta["memory"], "tokens": sw.meta["tokens"],
+        "paired_by": sw.meta.get("paired_by"), "alignment": sw.meta.get("alignment"),
         "timings": timings,
     }
     return results, sw

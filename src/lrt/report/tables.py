@@ -32,6 +32,24 @@ def show(rows: list[list], headers: list[str] | None = None, title: str | None =
     print(render(rows, headers, title))
 
 
+def aligned_share(alignment: dict | None) -> float | None:
+    """The share of the source's tokens whose positions were paired (an aligned harvest's tally), or None."""
+    if not alignment:
+        return None
+    by = [v for d in alignment.get("by_source", {}).values() for v in d.values()]
+    total = sum(v["source_tokens"] for v in by)
+    return sum(v["aligned"] for v in by) / total if total else None
+
+
+def pairing_text(paired_by: str | None, alignment: dict | None) -> str:
+    """How the harvest paired positions, in words."""
+    if paired_by != "chars":
+        return "token by token (one tokenizer)"
+    share = aligned_share(alignment)
+    return "tokens ending at the same character (two tokenizers)" + (
+        f": {share:.1%} of source tokens" if share is not None else "")
+
+
 def map_summary_rows(source: str, source_layer, target: str, target_layer, meta: dict) -> list[list]:
     """The summary of a fitted map (``meta``: the map's metadata, or the ``map`` section of a results file)."""
     h = meta["metrics"]["heldout"]
@@ -47,6 +65,9 @@ def map_summary_rows(source: str, source_layer, target: str, target_layer, meta:
             ["median norm source / target", f"{meta['norms']['source']['median']:.4g} / "
                                             f"{meta['norms']['target']['median']:.4g}"],
             ["seconds (harvest / fit)", f"{meta['seconds']['harvest']:.1f} / {meta['seconds']['fit']:.2f}"]]
+    paired_by = (meta.get("tokenizers") or {}).get("paired_by")
+    if paired_by:
+        rows.insert(4, ["positions paired", pairing_text(paired_by, meta.get("alignment"))])
     ctrl = meta["metrics"].get("shuffled_control_heldout")
     if ctrl:
         rows.insert(6, ["held-out R², shuffled control", ctrl.get("r2")])
