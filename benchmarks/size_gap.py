@@ -11,7 +11,8 @@ transferred/native slope ratio (CI); the verdict per pair in the table.
     python benchmarks/size_gap.py --out runs/size-gap --study runs/study-qwen
 
 writes ``OUT/size_gap.json``, ``OUT/size_gap.png`` and prints the markdown table docs/benchmarks.md quotes.
-Cross-tokenizer pairs (zoo ↔ SmolLM2 ↔ Qwen) are not in it yet: the demo's vector data assume one tokenizer.
+Maps across tokenizers (`lrt fit-map --align chars`, given with ``--map``) add their held-out R² (triangles); their
+steering columns stay empty: the demo's vector data assume one tokenizer.
 """
 
 from __future__ import annotations
@@ -68,12 +69,40 @@ def study_row(study: Path, params: dict[str, int]) -> dict:
             "params": [params.get(src), params.get(tgt)]}
 
 
+def map_row(d: Path, params: dict[str, int]) -> dict:
+    """A fitted map alone (e.g. across tokenizers, where no steering table was run): its held-out R²."""
+    m = json.loads((d / "map.json").read_text())
+    tok = m.get("tokenizers") or {}
+    a = m.get("alignment") or {}
+    return {"source": Path(m["source"]).stem, "target": Path(m["target"]).stem,
+            "family": "different" if tok.get("paired_by") == "chars" else "same",
+            "kind": f"map L{m['source_layer']} → L{m['target_layer']}" + (
+                f", aligned rows {a.get('aligned_rows')}" if a else ""),
+            "r2": m["metrics"]["heldout"]["r2"], "r2_control": m["metrics"].get("shuffled_control_heldout", {}).get("r2"),
+            "ratio": None, "ratio_ci": None, "verdict": "map only (no steering run)",
+            "params": [params.get(m["source"]), params.get(m["target"])]}
+
+
+def param_lookup(names: list[str], table: dict[str, str]) -> dict[str, int]:
+    """Parameter counts: the family's by loading it, other models by file-name prefix from ``table``."""
+    out = {}
+    for n in names:
+        if n in ZOO:
+            out[n] = n_params(n)
+            continue
+        for prefix, v in table.items():
+            if Path(n).name.lower().startswith(prefix.lower()):
+                out[n] = int(float(v))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/size-gap")
     ap.add_argument("--study", action="append", default=[], help="a finished lrt study folder (repeatable)")
-    ap.add_argument("--study-params", default="qwen2.5-coder-0.5b=494e6,qwen2.5-coder-1.5b=1544e6",
-                    help="NAME_PREFIX=PARAMS for study models (not loaded again here)")
+    ap.add_argument("--map", action="append", default=[], help="a fitted map folder (repeatable): R² only")
+    ap.add_argument("--params", default="qwen2.5-coder-0.5b=494e6,qwen2.5-coder-1.5b=1544e6,smollm2-135m=134.5e6",
+                    help="FILE_NAME_PREFIX=PARAMS for models outside the family (not loaded here)")
     ap.add_argument("--demo-args", default="", help="extra flags for every lrt demo (e.g. '--tokens 20000')")
     args = ap.parse_args()
     out = Path(args.out)
@@ -90,16 +119,13 @@ def main() -> None:
                 print(f"{s} → {t}: R² {row['r2']:.3f} (control {row['r2_control']:.3f}), native {row['native_slope']:.3g}"
                       f" ({row['native_status']}), transferred {row['transferred_slope']:.3g}, ratio {row['ratio']:.2f}"
                       f" — {row['verdict']}", flush=True)
-    sp = dict(kv.split("=") for kv in args.study_params.split(",") if kv)
+    table = dict(kv.split("=") for kv in args.params.split(",") if kv)
     for st in args.study:
         r = json.loads((Path(st) / "results.json").read_text())
-        names = {k: r["models"][k]["name"] for k in ("source", "target")}
-        p = {}
-        for n in names.values():
-            for prefix, v in sp.items():
-                if Path(n).name.lower().startswith(prefix):
-                    p[n] = int(float(v))
-        rows.append(study_row(Path(st), p))
+        rows.append(study_row(Path(st), param_lookup([r["models"][k]["name"] for k in ("source", "target")], table)))
+    for d in args.map:
+        m = json.loads((Path(d) / "map.json").read_text())
+        rows.append(map_row(Path(d), param_lookup([m["source"], m["target"]], table)))
     for r in rows:
         ps = r.get("params") or [None, None]
         r["param_ratio"] = ps[1] / ps[0] if all(ps) else None
@@ -133,7 +159,9 @@ def plot(rows: list[dict], path: Path) -> None:
         x = r["param_ratio"]
         if x is None:
             continue
-        mark = "o" if "zoo" in r["family"] else "s"
+        mark = "o" if "zoo" in r["family"] else "s" if r["family"].startswith("same") else "^"
+        if r["r2"] is None:
+            continue
         color = "tab:blue" if x > 1 else "tab:orange"        # small → large, large → small
         axes[0].scatter(x, r["r2"], marker=mark, color=color)
         axes[0].annotate(f"{r['source']}→{r['target']}", (x, r["r2"]), fontsize=7)
