@@ -140,11 +140,19 @@ def main() -> None:
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else " (median)")
         r2 = "—" if r["r2"] is None else f"{r['r2']:.3f}" + (f" ({r['r2_control']:.3f})" if r["r2_control"] is not None else "")
         nat = (f"{r['native_slope']:.3g} ({r['native_p']:.2g})" if "native_slope" in r
-               else f"steers on {r['native_steers']} of {r['behaviours']}")
+               else f"steers on {r['native_steers']} of {r['behaviours']}" if "native_steers" in r else "—")
         tr = f"{r['transferred_slope']:.3g}" if "transferred_slope" in r else "—"
         pr = "—" if r["param_ratio"] is None else f"{r['param_ratio']:.2f}"
         print(f"| {r['source']} → {r['target']} | {pr} | {r['family']} | {r2} | {nat} | {tr} | {ratio} | {r['verdict']} |")
     print(f"\n{out / 'size_gap.png'}; {time.time() - t0:.0f} s")
+
+
+def short(name: str) -> str:
+    """A model's label in the figure: its file stem without the quantisation and instruct suffixes."""
+    n = Path(name).name.removesuffix(".gguf")
+    for cut in ("-instruct-q4_k_m", "-Instruct.Q4_1", ".Q4_1", "-instruct"):
+        n = n.replace(cut, "")
+    return n
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -154,8 +162,11 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    studied = {(r["source"], r["target"]) for r in rows if r["kind"].startswith("study")}
     for r in rows:
+        if r["kind"].startswith("map") and (r["source"], r["target"]) in studied:
+            continue                                   # the study's row has the same map
         x = r["param_ratio"]
         if x is None:
             continue
@@ -164,15 +175,15 @@ def plot(rows: list[dict], path: Path) -> None:
             continue
         color = "tab:blue" if x > 1 else "tab:orange"        # small → large, large → small
         axes[0].scatter(x, r["r2"], marker=mark, color=color)
-        axes[0].annotate(f"{r['source']}→{r['target']}", (x, r["r2"]), fontsize=7)
+        axes[0].annotate(f"{short(r['source'])}→{short(r['target'])}", (x, r["r2"]), fontsize=7)
         if r["ratio"] is not None and math.isfinite(r["ratio"]):
             ci = r.get("ratio_ci")
             yerr = [[r["ratio"] - ci[0]], [ci[1] - r["ratio"]]] if ci else None
             axes[1].errorbar(x, r["ratio"], yerr=yerr, fmt=mark, color=color, capsize=3)
-            axes[1].annotate(f"{r['source']}→{r['target']}", (x, r["ratio"]), fontsize=7)
+            axes[1].annotate(f"{short(r['source'])}→{short(r['target'])}", (x, r["ratio"]), fontsize=7)
     for ax, label in zip(axes, ("map held-out R²", "transferred / native slope")):
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.25, 0.5, 1, 2, 4]))
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.25, 0.5, 1, 2, 4, 8, 16, 32]))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("parameters target / source")
