@@ -362,3 +362,16 @@ def test_a_repeated_number_list_flag_extends_instead_of_dropping_values():
     assert cfg.candidate_depths == [0.5, 0.35, 0.8]
     assert cfg.eval.alphas == [-0.1, 0.0, 0.1]
     assert resolve(StudyConfig, parser.parse_args(argv[:5]), parser).candidate_depths == [0.35, 0.65, 0.8]
+
+
+def test_a_model_path_does_not_widen_the_map_summary():
+    """A GGUF path as the model name once made the fit-map summary ~160 columns wide."""
+    from lrt.report.tables import map_summary_rows, render
+
+    meta = {"metrics": {"heldout": {"r2": 0.5}}, "method": "closed-form", "ridge": 0.1,
+            "tokens": {"train_rows": 10, "heldout_rows": 2, "excluded_massive": 0},
+            "norms": {"source": {"median": 1.0}, "target": {"median": 2.0}}, "seconds": {"harvest": 1.0, "fit": 0.1}}
+    rows = map_summary_rows("/root/.cache/lrt-models/SmolLM2-135M-Instruct.Q4_1.gguf", 14,
+                            "/a/long/folder/of/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 11, meta)
+    assert rows[0][1] == "SmolLM2-135M-Instruct.Q4_1.gguf L14 → qwen2.5-coder-0.5b-instruct-q4_k_m.gguf L11"
+    assert max(len(line) for line in render(rows).splitlines()) <= 120

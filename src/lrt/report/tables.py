@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def fmt(v) -> str:
     if isinstance(v, float):
@@ -50,10 +52,16 @@ def pairing_text(paired_by: str | None, alignment: dict | None) -> str:
         f": {share:.1%} of source tokens" if share is not None else "")
 
 
+def short_name(name: str) -> str:
+    """A model as a summary table shows it: a file or folder path by its last part (the full path is in the
+    artifacts), so one long path does not widen the whole table."""
+    return Path(name).name if ("/" in name or "\\" in name) else name
+
+
 def map_summary_rows(source: str, source_layer, target: str, target_layer, meta: dict) -> list[list]:
     """The summary of a fitted map (``meta``: the map's metadata, or the ``map`` section of a results file)."""
     h = meta["metrics"]["heldout"]
-    rows = [["map", f"{source} L{source_layer} → {target} L{target_layer}"],
+    rows = [["map", f"{short_name(source)} L{source_layer} → {short_name(target)} L{target_layer}"],
             ["method", meta["method"]],
             ["ridge" + (" (chosen on held-out rows)" if meta.get("ridge_selection") else ""), meta.get("ridge")],
             ["train / held-out rows", f"{meta['tokens']['train_rows']:,} / {meta['tokens']['heldout_rows']:,}"],
