@@ -83,12 +83,13 @@ def map_row(d: Path, params: dict[str, int]) -> dict:
             "params": [params.get(m["source"]), params.get(m["target"])]}
 
 
-def param_lookup(names: list[str], table: dict[str, str]) -> dict[str, int]:
-    """Parameter counts: the family's by loading it, other models by file-name prefix from ``table``."""
+def param_lookup(names: list[str], table: dict[str, str], known: dict[str, int]) -> dict[str, int]:
+    """Parameter counts: the family's from ``known`` (counted once), other models by file-name prefix from
+    ``table``."""
     out = {}
     for n in names:
-        if n in ZOO:
-            out[n] = n_params(n)
+        if n in known:
+            out[n] = known[n]
             continue
         for prefix, v in table.items():
             if Path(n).name.lower().startswith(prefix.lower()):
@@ -122,10 +123,11 @@ def main() -> None:
     table = dict(kv.split("=") for kv in args.params.split(",") if kv)
     for st in args.study:
         r = json.loads((Path(st) / "results.json").read_text())
-        rows.append(study_row(Path(st), param_lookup([r["models"][k]["name"] for k in ("source", "target")], table)))
+        names = [r["models"][k]["name"] for k in ("source", "target")]
+        rows.append(study_row(Path(st), param_lookup(names, table, params)))
     for d in args.map:
         m = json.loads((Path(d) / "map.json").read_text())
-        rows.append(map_row(Path(d), param_lookup([m["source"], m["target"]], table)))
+        rows.append(map_row(Path(d), param_lookup([m["source"], m["target"]], table, params)))
     for r in rows:
         ps = r.get("params") or [None, None]
         r["param_ratio"] = ps[1] / ps[0] if all(ps) else None
