@@ -27,6 +27,32 @@ def doc_token_ids(tokenizer, text: str) -> list[int]:
     return ids
 
 
+class SplitBudget:
+    """The token budget of a two-split read: each split's quota (``heldout_share`` of ``tokens`` for held-out
+    documents, the rest for training), the tokens taken per split, and whether the corpus ran out first."""
+
+    def __init__(self, tokens: int, heldout_share: float):
+        held = round(tokens * heldout_share)
+        self.quota = {True: held, False: tokens - held}
+        self.taken = {False: 0, True: 0}
+        self.exhausted = True
+
+    def full(self, held: bool) -> bool:
+        return self.taken[held] >= self.quota[held]
+
+    def documents(self, docs: Iterable[dict], heldout: Callable[[dict], bool]) -> Iterator[tuple[dict, bool]]:
+        """``(doc, held)`` for each document whose split still has room (others are skipped unread); stops once
+        both splits are full (then ``exhausted`` is False)."""
+        for doc in docs:
+            held = bool(heldout(doc))
+            if self.full(held):
+                if self.full(not held):
+                    self.exhausted = False
+                    return
+                continue
+            yield doc, held
+
+
 def pack_sequences(docs: Iterable[dict], tokenizer, context: int, batch_size: int, tokens: int,
                    heldout: Callable[[dict], bool], heldout_share: float = 0.0, name: str = "corpus",
                    tally: dict | None = None, max_doc_tokens: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
@@ -39,21 +65,14 @@ def pack_sequences(docs: Iterable[dict], tokenizer, context: int, batch_size: in
     ``tally``, if given, receives the tokens per split and per
     document source, and whether the corpus ran out.
     """
-    quota = {True: round(tokens * heldout_share), False: tokens - round(tokens * heldout_share)}
+    budget = SplitBudget(tokens, heldout_share)
+    quota, taken = budget.quota, budget.taken    # taken: tokens placed in sequences, per split
     buffers = {False: [], True: []}      # token buffer per split
     pending = {False: [], True: []}      # full sequences waiting for a batch
-    taken = {False: 0, True: 0}          # tokens placed in sequences, per split
     by_source: dict[str, dict[str, int]] = {"train": {}, "heldout": {}}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    exhausted = True
-    for doc in docs:
-        held = bool(heldout(doc))
-        if taken[held] >= quota[held]:
-            if all(taken[h] >= quota[h] for h in (False, True)):
-                exhausted = False
-                break
-            continue
+    for doc, held in budget.documents(docs, heldout):
         buf = buffers[held]
         ids = doc_token_ids(tokenizer, doc["text"])
         if max_doc_tokens:
@@ -70,6 +89,7 @@ def pack_sequences(docs: Iterable[dict], tokenizer, context: int, batch_size: in
                 pending[held] = []
                 yield ids_t, mask, held
     # Flush what is waiting: full sequences always, partial ones (padded and masked) only when the corpus ran out.
+    exhausted = budget.exhausted
     for held in (False, True):
         tail = buffers[held] if exhausted and len(buffers[held]) > 1 and taken[held] < quota[held] else []
         seqs = pending[held] + ([tail] if tail else [])

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from ..data.packing import pad_right
+from ..data.packing import SplitBudget, pad_right
 
 
 def token_ends(tokenizer, text: str) -> tuple[list[int], list[int]]:
@@ -68,8 +68,8 @@ def aligned_batches(docs: Iterable[dict], source_tok, target_tok, context: int, 
     heldout)`` batches of chunks of one split each, ``tokens`` source tokens in all (each split its quota, as
     :func:`lrt.data.packing.pack_sequences`); positions are ``(row, column)`` index tensors into each model's
     batch, row-aligned with each other."""
-    quota = {True: round(tokens * heldout_share), False: tokens - round(tokens * heldout_share)}
-    taken = {False: 0, True: 0}
+    budget = SplitBudget(tokens, heldout_share)
+    quota, taken = budget.quota, budget.taken
     pending: dict[bool, list] = {False: [], True: []}
     stats: dict[str, dict[str, dict[str, int]]] = {"train": {}, "heldout": {}}
     pads = (source_tok.pad_token_id or 0, target_tok.pad_token_id or 0)
@@ -83,14 +83,7 @@ def aligned_batches(docs: Iterable[dict], source_tok, target_tok, context: int, 
         pt = (torch.tensor([j for j, r in enumerate(rows) for _ in r[3]]), torch.tensor([p for r in rows for p in r[3]]))
         return si, sm, ti, tm, ps, pt, held
 
-    exhausted = True
-    for doc in docs:
-        held = bool(heldout(doc))
-        if taken[held] >= quota[held]:
-            if all(taken[h] >= quota[h] for h in (False, True)):
-                exhausted = False
-                break
-            continue
+    for doc, held in budget.documents(docs, heldout):
         for chunk in _chunks(doc["text"], source_tok, context, max_doc_tokens):
             if taken[held] >= quota[held] or not chunk.strip():
                 break
@@ -112,6 +105,7 @@ def aligned_batches(docs: Iterable[dict], source_tok, target_tok, context: int, 
     for held in (False, True):
         if pending[held]:
             yield flush(held)
+    exhausted = budget.exhausted
     if tally is not None:
         by = {split: {k: v["source_tokens"] for k, v in d.items()} for split, d in stats.items()}
         frac = {split: {k: round(v["aligned"] / max(1, v["source_tokens"]), 4) for k, v in d.items()}
