@@ -176,3 +176,21 @@ def test_fit_map_and_the_study_across_tokenizers(tmp_path, tiny_tokenizer, capsy
     assert sw["paired_by"] == "chars" and sw["alignment"]["aligned_rows"] > 300
     assert re.search(r"positions paired tokens ending at the same character \(two tokenizers\): \d",
                      capsys.readouterr().out)
+    # a probe through the aligned map: both models pool the same characters of each document
+    assert main(["probe", "compare", "--up", str(tmp_path / "m"), "--per-class", "20", "--max-tokens", "48",
+                 "--out", str(tmp_path / "pr")]) == 0
+    pr = json.loads((tmp_path / "pr" / "results.json").read_text())
+    assert pr["tokenizers"] == "two" and {r["probe"] for r in pr["rows"]} >= {"transferred up (weights through A↑⁺)"}
+
+
+def test_same_span_cuts_the_documents_end_at_a_token_boundary(tiny_tokenizer):
+    from lrt.models.load import load_model
+    from lrt.pipelines.probes import same_span
+
+    text = "The film was long, and the ending felt rushed; still, the actors carried it with real warmth."
+    for tok in (tiny_tokenizer, load_model("zoo-xs").tokenizer):
+        n = len(tok(text, add_special_tokens=False)["input_ids"])
+        assert same_span(tok, text, n + 3) == text
+        span = same_span(tok, text, 6)
+        assert text.endswith(span) and len(span) < len(text)
+        assert abs(len(tok(span, add_special_tokens=False)["input_ids"]) - 6) <= 1

@@ -71,7 +71,30 @@ def test_p_value_of_a_random_copy_is_not_significant_and_of_a_planted_direction_
     assert nat["p_value"] < 0.01 and nat["status"] == "steers forward" and nat["percentile"] == 100
     assert cp["p_value"] > 0.05 and cp["status"] != "steers forward"
     assert math.isclose(cp["slope"], res["curves"]["random_2"]["slope_monotonic"], rel_tol=1e-5, abs_tol=1e-6)
-    assert v["transfer"]["copy"]["status"] in ("same sign, not beyond random", "opposite sign to native")
+    assert v["transfer"]["copy"]["status"] in ("same sign, within random", "same sign, inconclusive",
+                                              "opposite sign to native")
+
+
+def test_one_rule_decides_steering_status_study_and_transfer():
+    """p < 0.05 with a CI that excludes 0 but reaches into the random range is "inconclusive" — and an inconclusive
+    native vector does not count as steering anywhere: no transfer judgement, not a success."""
+    from lrt.evaluate.significance import vector_status
+    from lrt.evaluate.verdict import _transfer_status, steers
+
+    rmax = 1.0
+    cases = [(2.0, [0.6, 3.1], 0.01, "inconclusive"), (2.0, [1.2, 2.9], 0.01, "steers forward"),
+             (-2.0, [-2.9, -1.2], 0.01, "steers backward"), (2.0, [1.2, 2.9], 0.2, "inconclusive"),
+             (0.3, [-0.4, 0.9], 0.6, "within random")]
+    for slope, ci, p, want in cases:
+        assert vector_status(slope, ci, p, rmax) == want
+    sig = lambda slope, ci, p: {"slope": slope, "slope_ci": ci, "p_value": p,  # noqa: E731
+                                "status": vector_status(slope, ci, p, rmax)}
+    shaky, strong = sig(2.0, [0.6, 3.1], 0.01), sig(2.0, [1.2, 2.9], 0.01)
+    assert not steers(shaky) and steers(strong)
+    assert _transfer_status(shaky, strong) == "native does not steer here: no transfer judgement"
+    assert _transfer_status(strong, strong) == "reproduces the native effect"
+    assert _transfer_status(strong, shaky) == "same sign, inconclusive"
+    assert _transfer_status(strong, sig(-2.0, [-2.9, -1.2], 0.01)) == "opposite sign to native"
 
 
 def test_t_p_values_and_bootstrap_intervals():

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..models.config import LoadConfig
 from ..models.layers import LayerSpec
+from ..report.tables import short_name
 from .common import Output, OutputRun, record, show, writes_output
 from .options import command
 
@@ -117,10 +118,10 @@ def run_compare(cfg: ProbeCompareRun, out: Output) -> int:
     w = out.open()
     atomic_write_text(w / "results.json", to_json(r))
     record(w, cfg)
-    show([[x["probe"], x["model"], x["n"], x["accuracy"], x["auroc"]] for x in r["rows"]],
+    show([[x["probe"], short_name(x["model"]), x["n"], x["accuracy"], x["auroc"]] for x in r["rows"]],
          ["probe", "applied to", "test docs", "accuracy", "AUROC"],
-         title=f"\nprobes for {d.task}: {up.source} L{up.source_layer} → {up.target} L{up.target_layer} "
-               f"(test split: {sum(r['split']['test'].values())} documents)")
+         title=f"\nprobes for {d.task}: {short_name(up.source)} L{up.source_layer} → {short_name(up.target)} "
+               f"L{up.target_layer} (test split: {sum(r['split']['test'].values())} documents)")
     if r.get("sparse_probes"):
         show([[x["sae"], x["k"], x["accuracy"], x["auroc"]] for x in r["sparse_probes"]],
              ["SAE", "k latents", "accuracy", "AUROC"], title="\nk-sparse probes on SAE latents (large model)")

@@ -8,6 +8,7 @@ from ..evaluate.config import StitchConfig
 from ..harvest.config import HarvestConfig
 from ..models.config import LoadConfig
 from ..models.layers import LayerSpec
+from ..report.tables import short_name
 from ..sae.config import SAETrainConfig
 from . import sae_study
 from .common import Output, OutputRun, quiet_progress, record, show, writes_output
@@ -170,13 +171,13 @@ def run_transfer(cfg: SAETransferRun, out: Output) -> int:
             sae.meta["layer"] = up.source_layer
         result["source"] = sae_metrics(small_lm, sae, cfg.stitch, split)
         result["transferred"] = sae_metrics(large_lm, big, cfg.stitch, split)
-        rows = [[r["model"], r["layer"], r["fvu"], r["l0"], percent(r["dead_fraction"]), r["delta_loss"]]
+        rows = [[short_name(r["model"]), r["layer"], r["fvu"], r["l0"], percent(r["dead_fraction"]), r["delta_loss"]]
                 for r in (result["source"], result["transferred"])]
     d = out.open()
     save_saelens(big, d)
     atomic_write_text(d / "metrics.json", to_json(result))
     record(d, cfg)
-    show(rows or [[big.meta["model"], big.meta["layer"], "—", "—", "—", "—"]],
+    show(rows or [[short_name(big.meta["model"]), big.meta["layer"], "—", "—", "—", "—"]],
          ["model", "layer", "FVU", "L0", "dead (%)", "Δloss (nats)"],
          title=f"\ntransferred SAE saved to {out} (SAELens format): the SAE on its own model, then zero-shot on "
                "the large one")
@@ -213,7 +214,8 @@ def run_evaluate(cfg: SAEEvaluateRun) -> int:
         raise ConfigError(f"the SAE's files do not say its layer ({sae.meta.get('layer_note')}); give it",
                           option="layer")
     r = sae_metrics(cfg.load.load(cfg.model), sae, cfg.stitch)
-    show([[r["model"], r["layer"], r["fvu"], r["l0"], percent(r["dead_fraction"]), r["ce"], r["delta_loss"]]],
+    show([[short_name(r["model"]), r["layer"], r["fvu"], r["l0"], percent(r["dead_fraction"]), r["ce"],
+           r["delta_loss"]]],
          ["model", "layer", "FVU", "L0", "dead (%)", "CE (nats)", "Δloss (nats)"],
          title=f"\n{r['tokens']:,} held-out tokens")
     return 0

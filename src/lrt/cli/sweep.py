@@ -8,6 +8,7 @@ from ..evaluate.config import StitchConfig
 from ..harvest.config import HarvestConfig
 from ..maps.config import FitConfig, SweepConfig
 from ..models.config import LoadConfig
+from ..report.tables import short_name
 from .common import Output, OutputRun, quiet_progress, record, show, writes_output
 from .options import command
 
@@ -74,7 +75,7 @@ def run_sweep_cmd(cfg: SweepRun, out: Output) -> int:
             sw.fit_map(a, b).save(m)
             sw.fit_map(a, b, inverse=True).save(m / "inverse")
     record(d, cfg)
-    show(pairs_rows(results), PAIR_HEADERS, title=f"\nlayer sweep: {src.name} → {tgt.name} "
+    show(pairs_rows(results), PAIR_HEADERS, title=f"\nlayer sweep: {short_name(src.name)} → {short_name(tgt.name)} "
          f"({results['timings']['total']:.0f} s); positions paired "
          f"{pairing_text(results.get('paired_by'), results.get('alignment'))}")
     if results["stitched"]:
@@ -138,8 +139,8 @@ def run_stitch(cfg: StitchRun, out: Output) -> int:
     rows = [[k, v, r["kl"].get(k), percent(r["relative_increase"].get(k)), r["recipient"].get(k)]
             for k, v in r["ce"].items()]
     show(rows, ["model", "CE (nats/token)", "KL to recipient", "+ over recipient (%)", "recipient"],
-         title=f"\nstitched loss: {src.name} L{up.source_layer} → {tgt.name} L{up.target_layer}, "
-               f"{r['tokens']:,} held-out tokens")
+         title=f"\nstitched loss: {short_name(src.name)} L{up.source_layer} → {short_name(tgt.name)} "
+               f"L{up.target_layer}, {r['tokens']:,} held-out tokens")
     print(f"\nresults: {out}/stitch.json")
     return 0
 

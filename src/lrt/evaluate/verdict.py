@@ -3,12 +3,13 @@
 Two questions, answered separately:
 
 1. **Does the native vector steer this model?** Forward (adding the matching-minus-non-matching direction raises
-   the matching answer's propensity), backward, or not beyond the random directions: it steers when its p-value
-   against the random slopes (:mod:`.significance`) is below 0.05 *and* its slope's bootstrap CI over items
-   excludes 0 (:func:`beyond_random`). A behaviour whose native vector does not steer says nothing about
-   transfer: it is "not steerable here", neither a success nor a failure.
-2. **Does the transferred vector reproduce the native effect?** Same sign as native and beyond random by the same
-   rule, with the transferred / native ratio and its CI and the r of odd shifts across items.
+   the matching answer's propensity), backward, or not: one rule, the vector's status from
+   :func:`.significance.vector_status` — it steers when its p-value against the random slopes is below 0.05 *and*
+   its slope's bootstrap CI over items lies entirely beyond the largest random |slope| (:func:`steers`); a CI that
+   straddles that maximum is "inconclusive" and does not count. A behaviour whose native vector does not steer says
+   nothing about transfer: it is "not steerable here", neither a success nor a failure.
+2. **Does the transferred vector reproduce the native effect?** Same sign as native and steering by the same rule,
+   with the transferred / native ratio and its CI and the r of odd shifts across items.
 """
 
 from __future__ import annotations
@@ -21,24 +22,26 @@ from .stats import slope_key
 MODES = ("transferred_direction", "transferred_point")
 
 
-def beyond_random(sig: dict) -> bool:
-    """p < 0.05 against the random directions *and* the slope's CI over items excludes 0: the effect is neither
-    one a random direction makes nor one a different draw of items would lose."""
-    ci = sig.get("slope_ci") or [float("nan")] * 2
-    return (sig.get("p_value") is not None and sig["p_value"] < ALPHA_LEVEL
-            and (ci[0] > 0 or ci[1] < 0))
+STEERS = ("steers forward", "steers backward")
+
+
+def steers(sig: dict) -> bool:
+    """The one rule: the vector's status is "steers forward" / "steers backward" (p < 0.05 against the random
+    directions and the slope's CI over items beyond the largest random |slope|): an effect no random direction
+    made and a different draw of items would not lose. "inconclusive" and "within random" do not steer."""
+    return sig.get("status") in STEERS
 
 
 def _transfer_status(native: dict | None, sig: dict) -> str:
     if native is None or native.get("p_value") is None:
         return "no native reference"
-    if not beyond_random(native):
+    if not steers(native):
         return "native does not steer here: no transfer judgement"
     if not math.isfinite(sig["slope"]) or sig["slope"] * native["slope"] <= 0:
         return "opposite sign to native"
-    if beyond_random(sig):
+    if steers(sig):
         return "reproduces the native effect"
-    return "same sign, not beyond random"
+    return f"same sign, {sig.get('status', 'no random baseline')}"
 
 
 def verdict(steering: dict) -> dict:
@@ -58,7 +61,7 @@ def verdict(steering: dict) -> dict:
     if native is not None:
         out["native_beats_all_random"] = beats["native"]
         direction = "forward" if native["slope"] > 0 else "backward"
-        out["native"] = {"steers": beyond_random(native), "direction": direction, "status": native["status"]}
+        out["native"] = {"steers": steers(native), "direction": direction, "status": native["status"]}
     if "transferred_direction" in beats:
         out["transferred_beats_all_random"] = beats["transferred_direction"]
     out["transfer"] = {}

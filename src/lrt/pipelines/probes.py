@@ -7,6 +7,7 @@ import torch
 
 from ..maps.affine import AffineMap
 from ..models.load import LoadedModel
+from ..models.tokenizer_check import tokenizer_fingerprint
 from ..probes.features import pooled_codes, pooled_states
 from ..probes.probe import fit_probe, probe_down, probe_up
 
@@ -14,15 +15,20 @@ from ..probes.probe import fit_probe, probe_down, probe_up
 def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: AffineMap | None, docs: list[dict],
                    max_tokens: int = 256, seed: int = 0, progress: bool = False) -> dict:
     """Rows of ``{probe, model, accuracy, auroc}`` on the test split of ``docs``
-    (:func:`lrt.data.labels.labelled_documents`), and the split sizes."""
+    (:func:`lrt.data.labels.labelled_documents`), and the split sizes. Across two tokenizers both models pool the
+    same characters (:func:`same_span` of the small model's last ``max_tokens`` tokens)."""
     tr = [d for d in docs if d["split"] == "train"]
     te = [d for d in docs if d["split"] == "test"]
     ytr, yte = [d["label"] for d in tr], [d["label"] for d in te]
     ls, lt = small.layer_index(up.source_layer), large.layer_index(up.target_layer)
+    two = tokenizer_fingerprint(small.tokenizer) != tokenizer_fingerprint(large.tokenizer)
+    texts = [[d["text"] for d in part] for part in (tr, te)]
+    if two:                   # the same characters on both sides, not each tokenizer's own last max_tokens tokens
+        texts = [[same_span(small.tokenizer, t, max_tokens) for t in part] for part in texts]
     feats = {}
     for name, lm, layer in (("small", small, ls), ("large", large, lt)):
-        feats[name] = [pooled_states(lm, layer, [d["text"] for d in part], max_tokens, progress=progress)
-                       for part in (tr, te)]
+        limit = 1 << 30 if two else max_tokens
+        feats[name] = [pooled_states(lm, layer, part, limit, progress=progress) for part in texts]
     own = fit_probe(feats["small"][0], ytr, small.name, up.source_layer, seed=seed)
     native = fit_probe(feats["large"][0], ytr, large.name, up.target_layer, seed=seed)
     g = torch.Generator().manual_seed(seed)
@@ -43,8 +49,17 @@ def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: 
                  "accuracy": round(yte.count(majority) / max(1, len(yte)), 6), "auroc": 0.5})
     counts = {s: {c: sum(1 for d in docs if d["split"] == s and d["label"] == c) for c in sorted(set(ytr + yte))}
               for s in ("train", "test")}
-    return {"rows": rows, "classes": own.classes, "split": counts,
+    return {"rows": rows, "classes": own.classes, "split": counts, "tokenizers": "two" if two else "one",
             "l2": {"small": own.meta["l2"], "native": native.meta["l2"]}}
+
+
+def same_span(tokenizer, text: str, max_tokens: int) -> str:
+    """The end of ``text`` that ``tokenizer``'s last ``max_tokens`` tokens cover, cut at a token boundary: a probe
+    across two tokenizers pools both models over exactly these characters."""
+    ends = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
+    if len(ends) <= max_tokens:
+        return text
+    return text[ends[-max_tokens - 1][1]:]
 
 
 def sparse_probes(lm: LoadedModel, layer: int, saes: dict, docs: list[dict], ks=(1, 2, 5), max_tokens: int = 256,

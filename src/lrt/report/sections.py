@@ -113,8 +113,8 @@ def verdict_section(s: dict, v: dict) -> str:
             "random vectors: random slopes are symmetric around 0); empirical p: (1 + random |slopes| ≥ |slope|) / "
             "(n + 1). A vector <em>steers</em> when p &lt; 0.05 and its CI lies beyond the largest random |slope|, "
             "is <em>within random</em> when its CI lies inside it, <em>inconclusive</em> otherwise. A transferred "
-            "vector <em>reproduces</em> the native effect when native steers — p &lt; 0.05 and its CI excludes 0 — and it "
-            "does too, with the same sign."
+            "vector <em>reproduces</em> the native effect when native steers by this same rule and it does too, with "
+            "the same sign; an inconclusive vector does not steer."
             "</p>")
     return "<h2>Verdict</h2>" + out + note + table(extra, ["question", "answer"], "verdict-extra")
 
