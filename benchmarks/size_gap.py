@@ -11,8 +11,10 @@ transferred/native slope ratio (CI); the verdict per pair in the table.
     python benchmarks/size_gap.py --out runs/size-gap --study runs/study-qwen
 
 writes ``OUT/size_gap.json``, ``OUT/size_gap.png`` and prints the markdown table docs/benchmarks.md quotes.
-Maps across tokenizers (`lrt fit-map --align chars`, given with ``--map``) add their held-out R² (triangles); their
-steering columns stay empty: the demo's vector data assume one tokenizer.
+Maps across tokenizers (`lrt fit-map --align chars`, given with ``--map``) add their held-out R² (triangles); a
+study across tokenizers (``--study`` of an `lrt study --align chars` run) adds its steering. ``--probe`` (an `lrt
+probe compare` folder) and ``--sae`` (an `lrt sae transfer --evaluate` folder) put a probe's AUROC (the small
+model's own, carried up, carried down) and an SAE's FVU (own, zero-shot on the large model) on their pair's row.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ def demo_row(source: str, target: str, out: Path, extra: list[str]) -> dict:
                    *extra])
         if rc != 0:
             raise SystemExit(f"lrt demo {source} → {target} failed (exit {rc})")
+    from lrt.evaluate.verdict import verdict
+
     r = json.loads((d / "results.json").read_text())
-    m, v = r["map"]["metrics"], r["verdict"]
+    m, v = r["map"]["metrics"], verdict(r["steering"])        # today's rule, also for a demo run before it changed
     nat, tr = v["vectors"]["native"], v["vectors"]["transferred_direction"]
     t = v["transfer"]["transferred_direction"]
     return {"source": source, "target": target, "family": "same (zoo)", "kind": "demo (sentiment)",
@@ -61,7 +65,8 @@ def study_row(study: Path, params: dict[str, int]) -> dict:
     s, recs = r["summary"], r["behaviours"]
     r2 = [b["map"]["heldout_r2"] for b in recs.values() if b["map"].get("heldout_r2") is not None]
     src, tgt = (r["models"][k]["name"] for k in ("source", "target"))
-    return {"source": Path(src).stem, "target": Path(tgt).stem, "family": "same (Qwen2.5-Coder)",
+    across = (r.get("settings") or {}).get("align") == "chars"
+    return {"source": Path(src).stem, "target": Path(tgt).stem, "family": "different" if across else "same",
             "kind": f"study ({len(recs)} CAA behaviours)", "r2": sum(r2) / len(r2) if r2 else None,
             "r2_control": None, "native_steers": s["native_steers"], "behaviours": s["behaviours"],
             "ratio": s["median_ratio"], "ratio_ci": None,
@@ -83,6 +88,34 @@ def map_row(d: Path, params: dict[str, int]) -> dict:
             "params": [params.get(m["source"]), params.get(m["target"])]}
 
 
+def probe_cells(d: Path) -> tuple[str, str, str, str]:
+    """``(source, target, key, text)``: a probe comparison's AUROCs (own / carried up / carried down)."""
+    r = json.loads((d / "results.json").read_text())
+    by = {x["probe"].split(" (")[0]: x for x in r["rows"]}
+    own, up, down = by["small model's own"], by["transferred up"], by.get("transferred down")
+    text = f"{own['auroc']:.2f} / {up['auroc']:.2f} / " + (f"{down['auroc']:.2f}" if down else "—")
+    native = by.get("native")
+    text += f" (native {native['auroc']:.2f})" if native else ""
+    return Path(own["model"]).stem, Path(up["model"]).stem, "probe", f"{r['task']}: {text}"
+
+
+def sae_cells(d: Path) -> tuple[str, str, str, str]:
+    """``(source, target, key, text)``: an SAE's FVU on its own model and zero-shot through the maps."""
+    m = json.loads((d / "metrics.json").read_text())
+    src, tr = m["source"], m["transferred"]
+    return (Path(src["model"]).stem, Path(tr["model"]).stem, "sae",
+            f"{src['fvu']:.2f} / {tr['fvu']:.2f} (k {tr['l0']:.0f})")
+
+
+def attach(rows: list[dict], source: str, target: str, key: str, text: str) -> None:
+    """Put a probe's or an SAE's cell on the row of its pair (a map-only row if nothing else has that pair)."""
+    hit = [r for r in rows if (r["source"], r["target"]) == (source, target)]        # rows hold stems already
+    if not hit:
+        raise SystemExit(f"no row for {source} → {target}: give that pair's map with --map")
+    for r in hit:
+        r[key] = text
+
+
 def param_lookup(names: list[str], table: dict[str, str], known: dict[str, int]) -> dict[str, int]:
     """Parameter counts: the family's from ``known`` (counted once), other models by file-name prefix from
     ``table``."""
@@ -102,6 +135,12 @@ def main() -> None:
     ap.add_argument("--out", default="runs/size-gap")
     ap.add_argument("--study", action="append", default=[], help="a finished lrt study folder (repeatable)")
     ap.add_argument("--map", action="append", default=[], help="a fitted map folder (repeatable): R² only")
+    ap.add_argument("--probe", action="append", default=[],
+                    help="an lrt probe compare folder (repeatable): AUROC of the small model's own probe, carried up "
+                         "and down, on the row of its map's pair")
+    ap.add_argument("--sae", action="append", default=[],
+                    help="an lrt sae transfer --evaluate folder (repeatable): FVU on the small model and zero-shot "
+                         "on the large one, on the row of its pair")
     ap.add_argument("--params", default="qwen2.5-coder-0.5b=494e6,qwen2.5-coder-1.5b=1544e6,smollm2-135m=134.5e6",
                     help="FILE_NAME_PREFIX=PARAMS for models outside the family (not loaded here)")
     ap.add_argument("--demo-args", default="", help="extra flags for every lrt demo (e.g. '--tokens 20000')")
@@ -128,6 +167,10 @@ def main() -> None:
     for d in args.map:
         m = json.loads((Path(d) / "map.json").read_text())
         rows.append(map_row(Path(d), param_lookup([m["source"], m["target"]], table, params)))
+    for d in args.probe:
+        attach(rows, *probe_cells(Path(d)))
+    for d in args.sae:
+        attach(rows, *sae_cells(Path(d)))
     for r in rows:
         ps = r.get("params") or [None, None]
         r["param_ratio"] = ps[1] / ps[0] if all(ps) else None
@@ -135,8 +178,8 @@ def main() -> None:
     plot(rows, out / "size_gap.png")
     print()
     print("| source → target | params ratio | family | held-out R² (control) | native slope (p) | transferred slope"
-          " | ratio [CI] | verdict |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          " | ratio [CI] | verdict | probe AUROC own / up / down | SAE FVU own / zero-shot |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         ci = r.get("ratio_ci")
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else " (median)")
@@ -145,7 +188,8 @@ def main() -> None:
                else f"steers on {r['native_steers']} of {r['behaviours']}" if "native_steers" in r else "—")
         tr = f"{r['transferred_slope']:.3g}" if "transferred_slope" in r else "—"
         pr = "—" if r["param_ratio"] is None else f"{r['param_ratio']:.2f}"
-        print(f"| {r['source']} → {r['target']} | {pr} | {r['family']} | {r2} | {nat} | {tr} | {ratio} | {r['verdict']} |")
+        print(f"| {r['source']} → {r['target']} | {pr} | {r['family']} | {r2} | {nat} | {tr} | {ratio} | {r['verdict']} "
+              f"| {r.get('probe', '—')} | {r.get('sae', '—')} |")
     print(f"\n{out / 'size_gap.png'}; {time.time() - t0:.0f} s")
 
 
