@@ -98,6 +98,7 @@ def test_an_exact_affine_relation_is_recovered_across_two_tokenizers(tokenizers,
     m = fit_map(src, tgt, "embed", "embed", cfg, FitConfig(ridge=1e-9, shuffled_control=True))
     torch.testing.assert_close(m.A, A, atol=2e-3, rtol=0)
     torch.testing.assert_close(m.p, p, atol=2e-3, rtol=0)
+    _stitch_exact(src, tgt, m, cfg, corpus)
     held = m.meta["metrics"]["heldout"]
     assert held["r2"] > 0.9999 and m.meta["metrics"]["shuffled_control_heldout"]["r2"] < 0.2
     al = m.meta["alignment"]
@@ -106,6 +107,31 @@ def test_an_exact_affine_relation_is_recovered_across_two_tokenizers(tokenizers,
     assert 0.3 < al["aligned_fraction_of_source_tokens"]["train"]["synthetic"] <= 1
     with pytest.raises(TokenizerMismatchError, match="--align chars"):
         fit_map(src, tgt, "embed", "embed", HarvestConfig(corpus=str(corpus), tokens=2000, progress=False))
+
+
+def _stitch_exact(src, tgt, up, cfg, corpus):
+    """The stitched loss across tokenizers, at aligned positions: with the exact map (and its exact inverse) the
+    replaced states equal the recipient's own there, so stitched CE = own CE and KL ≈ 0 both ways, while a mean
+    ablation of the same positions costs; the result says how positions were paired and how many were replaced."""
+    from dataclasses import replace
+
+    from lrt.evaluate.config import StitchConfig
+    from lrt.evaluate.stitch import stitch
+    from lrt.maps.config import FitConfig
+    from lrt.maps.fit import fit_map
+
+    down = fit_map(tgt, src, "embed", "embed", cfg, FitConfig(ridge=1e-9, shuffled_control=False))
+    r = stitch(src, tgt, up, down, replace(StitchConfig(), eval_corpus=str(corpus), eval_tokens=1500, eval_context=64,
+                                           progress=False))
+    assert r["positions"] == "aligned" and 0.3 < r["replaced_share_of_target_tokens"] < 1 and r["tokens"] > 300
+    assert abs(r["relative_increase"]["source→target"]) < 1e-3 and r["kl"]["source→target"] < 1e-4
+    assert abs(r["relative_increase"]["target→source"]) < 1e-3 and r["kl"]["target→source"] < 1e-4
+    assert r["kl"]["target, mean ablation"] > 100 * max(r["kl"]["source→target"], 1e-6)
+    assert not r["round_trips"] and "source→target→source" not in r["ce"]
+    broken = replace(up, A=up.A[torch.randperm(up.A.shape[0], generator=torch.Generator().manual_seed(0))])
+    rb = stitch(src, tgt, broken, None, replace(StitchConfig(), eval_corpus=str(corpus), eval_tokens=1500,
+                                                eval_context=64, progress=False))
+    assert rb["kl"]["source→target"] > 0.2 * rb["kl"]["target, mean ablation"] > 0  # replacement really happens
 
 
 GOLDEN = "674a90ae1463208a7e2a81c899c32162756f95f4272988029275faf7c0d2c8b4"

@@ -140,7 +140,10 @@ def run_stitch(cfg: StitchRun, out: Output) -> int:
             for k, v in r["ce"].items()]
     show(rows, ["model", "CE (nats/token)", "KL to recipient", "+ over recipient (%)", "recipient"],
          title=f"\nstitched loss: {short_name(src.name)} L{up.source_layer} → {short_name(tgt.name)} "
-               f"L{up.target_layer}, {r['tokens']:,} held-out tokens")
+               f"L{up.target_layer}, {r['tokens']:,} held-out tokens" + (
+                   f" (across tokenizers: replaced and scored at aligned positions only, "
+                   f"{r['replaced_share_of_target_tokens']:.0%} of the target's tokens)"
+                   if r.get("positions") == "aligned" else ""))
     print(f"\nresults: {out}/stitch.json")
     return 0
 

@@ -9,6 +9,16 @@ target → source on the source model, target → source → target on the targe
 replaced by its mean state over the batch's tokens — is the floor a map that carried nothing would reach.
 
 Every scored document is from the map's held-out split (the hash split the map was fitted without).
+
+**Across tokenizers** (a map fitted with ``--align chars``) token ``i`` of one model is not token ``i`` of the
+other, so the recipient's state is replaced only at the *aligned* positions — where both tokenizers end a token at
+the same character, so both models have read exactly the same text (:mod:`lrt.harvest.aligned`) — by the mapped
+state of the donor's token ending there; every other position keeps the recipient's own state. The recipient's
+next-token cross-entropy is scored at those replaced positions only (each prediction made from a mapped state),
+against its own CE and a mean ablation of the same positions. Round trips are not defined (each model's positions
+differ). The result records ``positions: "aligned"`` and the share of the recipient's tokens replaced: with ~10% of
+positions left unreplaced (their states are the recipient's own, which later positions attend to) the loss is a
+slightly *optimistic* measure of the map next to a one-tokenizer stitch, which replaces every position.
 """
 
 from __future__ import annotations
@@ -58,8 +68,16 @@ def check_stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: 
     try:
         check_tokenizers(source.tokenizer, target.tokenizer, source.name, target.name)
     except TokenizerMismatchError as e:
+        if all(paired_by(m) == "chars" for m in (up, down) if m is not None):
+            return                            # across tokenizers: scored at aligned positions (module docstring)
         raise TokenizerMismatchError("the stitched loss replaces the target's state token by token, so it needs one "
-                                     f"tokenizer; across tokenizers it is not defined here ({e})") from None
+                                     "tokenizer, or a map fitted across tokenizers (lrt fit-map --align chars), "
+                                     f"which it scores at aligned positions ({e})") from None
+
+
+def paired_by(m: AffineMap) -> str | None:
+    """How the harvest a map was fitted on paired positions: "tokens" or "chars" (None for older maps)."""
+    return (m.meta.get("tokenizers") or {}).get("paired_by")
 
 
 def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float
@@ -77,6 +95,67 @@ def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float
                                                    cfg.eval_batch_size, cfg.eval_tokens, held, 1.0,
                                                    max_doc_tokens=1024):
             yield ids, mask
+
+
+def aligned_heldout_batches(source_tok, target_tok, cfg: StitchConfig, heldout_percent: float,
+                            tally: dict | None = None) -> Iterator[tuple]:
+    """:func:`lrt.harvest.aligned.aligned_batches` of the map's held-out split only: ``(source ids, mask, target
+    ids, mask, source positions, target positions)``, ``cfg.eval_tokens`` source tokens in all."""
+    from ..harvest.aligned import aligned_batches
+
+    if not heldout_percent:
+        raise ConfigError("the map has no held-out split (held-out share 0): every document may have been fitted "
+                          "on; score another corpus or refit the map with a held-out share", option="eval_split_percent")
+    corpus = HarvestConfig(corpus=cfg.eval_corpus).corpus
+    held = lambda doc: split_of(doc, heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for si, sm, ti, tm, ps, pt, _ in aligned_batches(sample_documents(corpus, 0), source_tok, target_tok,
+                                                         cfg.eval_context, cfg.eval_batch_size, cfg.eval_tokens,
+                                                         held, 1.0, max_doc_tokens=1024, tally=tally):
+            yield si, sm, ti, tm, ps, pt
+
+
+def replace_at(pos: tuple[torch.Tensor, torch.Tensor], values: torch.Tensor) -> Callable:
+    """A hook replacing a layer's output at the ``(row, column)`` positions ``pos`` only, by ``values [n, d]``."""
+    def fn(h):
+        new = h.clone()
+        new[pos[0].to(h.device), pos[1].to(h.device)] = values.to(h.device, h.dtype)
+        return new
+    return fn
+
+
+def scored_at(pos: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """``[B, T-1]`` bool: the predictions made at ``pos`` whose next token is real (not padding)."""
+    valid = torch.zeros(mask.shape[0], mask.shape[1] - 1, dtype=torch.bool)
+    keep = pos[1] < mask.shape[1] - 1
+    r, c = pos[0][keep], pos[1][keep]
+    valid[r, c] = mask[r, c + 1].bool()
+    return valid
+
+
+def _stitch_batch_aligned(jobs: list, source: LoadedModel, target: LoadedModel, batch: tuple,
+                          read_s: list[int], read_t: list[int]) -> tuple[int, int]:
+    """Score one aligned held-out batch for every job; returns (target positions scored, target tokens)."""
+    si, sm, ti, tm, ps, pt = batch
+    logit_s, hs = forward_with(source, si, sm, read=read_s)
+    logit_t, ht = forward_with(target, ti, tm, read=read_t)
+    vt, vs = scored_at(pt, tm), scored_at(ps, sm)
+    ablated = {}
+    for up, down, ups, lt, ld, _, sc in jobs:
+        sc.add("target", logit_t, ti, vt)
+        mapped = up.transform(torch.cat([hs[x][ps[0], ps[1]].float() for x in ups], -1))
+        sc.add("source→target", forward_with(target, ti, tm, put={lt: replace_at(pt, mapped)})[0], ti, vt, logit_t)
+        if lt not in ablated:
+            mean = ht[lt][tm.bool().to(ht[lt].device)].float().mean(0).expand(len(pt[0]), -1)
+            ablated[lt] = forward_with(target, ti, tm, put={lt: replace_at(pt, mean)})[0]
+        sc.add("target, mean ablation", ablated[lt], ti, vt, logit_t)
+        if down is not None:
+            sc.add("source", logit_s, si, vs)
+            back = down.transform(ht[ld[0]][pt[0], pt[1]].float())
+            sc.add("target→source", forward_with(source, si, sm, put={ld[1]: replace_at(ps, back)})[0], si, vs,
+                   logit_s)
+    return int(vt.sum()), int(tm.sum())
 
 
 @torch.no_grad()
@@ -102,18 +181,20 @@ def replace_with(states: torch.Tensor) -> Callable:
 
 
 class Scores:
-    """Running next-token NLL (and KL to a reference distribution) per variant, summed over scored tokens."""
+    """Running next-token NLL (and KL to a reference distribution) per variant, summed over its scored tokens
+    (``count``: how many; one model's variants share them, the two models' differ across tokenizers)."""
 
     def __init__(self):
         self.nll: dict[str, float] = {}
         self.kl: dict[str, float] = {}
-        self.n = 0
+        self.count: dict[str, int] = {}
 
     def add(self, name: str, logits: torch.Tensor, ids: torch.Tensor, valid: torch.Tensor,
             own: torch.Tensor | None = None) -> None:
         logp = torch.log_softmax(logits[:, :-1], -1)
         nll = -logp.gather(-1, ids[:, 1:, None].to(logp.device))[..., 0]
         self.nll[name] = self.nll.get(name, 0.0) + float(nll[valid].double().sum())
+        self.count[name] = self.count.get(name, 0) + int(valid.sum())
         if own is not None:
             lo = torch.log_softmax(own[:, :-1], -1)
             kl = (lo.exp() * (lo - logp)).sum(-1)
@@ -177,20 +258,40 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
         jobs.append((up, down, ups, lt, ld, ld == (lt, ups[0]) and len(ups) == 1, Scores()))
     read_s = sorted({x for j in jobs for x in j[2] + ([j[4][1]] if j[4] else [])})
     read_t = sorted({x for j in jobs for x in [j[3]] + ([j[4][0]] if j[4] else [])})
-    n = 0
+    aligned = any(paired_by(up) == "chars" for up, _ in maps) and not same_tokenizer(source, target)
+    if aligned:
+        jobs = [j[:5] + (False,) + j[6:] for j in jobs]          # no round trips across tokenizers
+    n, target_tokens = 0, 0
     with tqdm(total=cfg.eval_tokens, unit="tok", unit_scale=True, desc="stitch", disable=not cfg.progress) as bar:
-        for ids, mask in heldout_batches(source.tokenizer, cfg, hp):
-            n += _stitch_batch(jobs, source, target, ids, mask, read_s, read_t)
-            bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
+        if aligned:
+            for batch in aligned_heldout_batches(source.tokenizer, target.tokenizer, cfg, hp):
+                k, t = _stitch_batch_aligned(jobs, source, target, batch, read_s, read_t)
+                n, target_tokens = n + k, target_tokens + t
+                bar.update(min(int(batch[1].sum()), max(0, bar.total - bar.n)))
+        else:
+            for ids, mask in heldout_batches(source.tokenizer, cfg, hp):
+                n += _stitch_batch(jobs, source, target, ids, mask, read_s, read_t)
+                bar.update(min(int(mask.sum()), max(0, bar.total - bar.n)))
         bar.total = bar.n             # the held-out text may hold fewer tokens than asked for: end the bar at 100%
         bar.refresh()
     if n == 0:
         raise ConfigError(f"no held-out tokens to score in {cfg.eval_corpus!r}; give a larger corpus",
                           option="eval_corpus")
-    if n < 0.9 * cfg.eval_tokens:
+    if n < 0.9 * cfg.eval_tokens and not aligned:
         warnings.warn(f"the held-out split of {cfg.eval_corpus or 'the shipped text'} held only {n:,} tokens to "
                       f"score, fewer than the {cfg.eval_tokens:,} asked for", stacklevel=2)
-    return [_summary(sc, n, up, down, trip, source, target, hp) for up, down, _, _, _, trip, sc in jobs]
+    out = [_summary(sc, n, up, down, trip, source, target, hp) for up, down, _, _, _, trip, sc in jobs]
+    for r in out:
+        r["positions"] = "aligned" if aligned else "all"
+        if aligned:
+            r["replaced_share_of_target_tokens"] = round(n / max(1, target_tokens), 4)
+    return out
+
+
+def same_tokenizer(a: LoadedModel, b: LoadedModel) -> bool:
+    from ..models.tokenizer_check import tokenizer_fingerprint
+
+    return tokenizer_fingerprint(a.tokenizer) == tokenizer_fingerprint(b.tokenizer)
 
 
 OWN = {"source→target": "target", "target, mean ablation": "target", "target→source": "source",
@@ -198,9 +299,9 @@ OWN = {"source→target": "target", "target, mean ablation": "target", "target�
 
 
 def _summary(sc: Scores, n: int, up: AffineMap, down, trip: bool, source, target, hp: float) -> dict:
-    ce = {k: round(v / n, 6) for k, v in sc.nll.items()}
+    ce = {k: round(v / max(1, sc.count[k]), 6) for k, v in sc.nll.items()}
     rel = {k: round(ce[k] / ce[o] - 1, 6) for k, o in OWN.items() if k in ce}
-    return {"tokens": n, "ce": ce, "kl": {k: round(v / n, 6) for k, v in sc.kl.items()},
+    return {"tokens": n, "ce": ce, "kl": {k: round(v / max(1, sc.count[k]), 6) for k, v in sc.kl.items()},
             "relative_increase": rel, "recipient": {k: OWN[k] for k in rel},
             "source": source.name, "target": target.name, "source_layer": up.source_layer,
             "target_layer": up.target_layer, "heldout_percent": hp, "round_trips": trip,

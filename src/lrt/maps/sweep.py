@@ -117,6 +117,7 @@ class Sweep:
         A, p, info = solve_and_judge(ps, self.fit)
         src_layer = [layer_name(x) for x in layers] if len(layers) > 1 else layer_name(layers[0])
         meta = {**info, "sweep": True, "harvest": self.meta.get("harvest"), "tokens": self.meta.get("tokens"),
+                "tokenizers": {"paired_by": self.meta.get("paired_by")}, "alignment": self.meta.get("alignment"),
                 "norms": self.meta.get("norms", {}).get(("down" if inverse else "up", layers[0], target_layer))}
         if inverse:
             return AffineMap(A.float().cpu(), p.float().cpu(), self.target, self.source, layer_name(target_layer),
