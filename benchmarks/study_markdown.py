@@ -43,7 +43,7 @@ def main() -> None:
               f"{ci(tr['ratio_ci'])} | {f(tr.get('r_odd'), 2)} | {f(r['signals']['cos_to_native'], 2)} "
               f"| {f(r['signals']['predicted_z'], 2)} | {f(t['z'], 2)} | {r['status']} |")
     s = summarize(records)
-    print(f"\nnative steers (p < 0.05) on {s['native_steers']} of {s['behaviours']} (forward {s['native_forward']}); "
+    print(f"\nnative steers (p < 0.05, CI beyond the random max) on {s['native_steers']} of {s['behaviours']} (forward {s['native_forward']}); "
           f"transferred reproduces on {s['transferred_reproduces']} of {s['native_steers']}; median ratio "
           f"{f(s['median_ratio'], 2)}; not steerable: {', '.join(s['not_steerable']) or '—'}\n")
     print("| signal | Spearman with measured z | behaviours |\n| --- | --- | --- |")

@@ -106,7 +106,7 @@ def render_study(results: dict, style: str) -> str:
     m = results["models"]
     head = (f"<h1>lrt study</h1><p>{html.escape(m['source']['name'])} → {html.escape(m['target']['name'])} · "
             f"{s['behaviours']} behaviours</p>")
-    lines = [["native vector steers (test, p < 0.05)", f"{s['native_steers']} of {s['behaviours']} (forward on "
+    lines = [["native vector steers (test: p < 0.05, CI beyond the random max)", f"{s['native_steers']} of {s['behaviours']} (forward on "
               f"{s['native_forward']})"],
              ["transferred vector reproduces the native effect", f"{s['transferred_reproduces']} of "
               f"{s['native_steers']}: {', '.join(s['reproduced']) or '—'}"],
