@@ -397,7 +397,8 @@ def page_study(d: Path):
     predicted = [r["signals"].get("predicted_z") for r in res["behaviours"].values()]
     return (out / "report.html", ["lrt study", "Summary", "Per behaviour", "Prediction before the test evaluation",
                                   "Propensity curves"],
-            [f"native vector steers (test: p < 0.05, CI beyond the random max)\t{s['native_steers']} of {s['behaviours']}"]
+            [f"native vector steers (test: p < 0.05, CI beyond the random max)\t{s['native_steers']} of "
+             f"{s['behaviours']}"]
             + [f"\t{r['status']}" for r in res["behaviours"].values()]
             + ([] if any(z is not None for z in predicted) else ["nothing to plot"]), 1 + len(res["behaviours"]))
 

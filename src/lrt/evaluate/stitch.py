@@ -80,15 +80,20 @@ def paired_by(m: AffineMap) -> str | None:
     return (m.meta.get("tokenizers") or {}).get("paired_by")
 
 
+def _heldout_docs(cfg: StitchConfig, heldout_percent: float):
+    """The evaluation corpus and the test "this document is in the map's held-out split"."""
+    if not heldout_percent:
+        raise ConfigError("the map has no held-out split (held-out share 0): every document may have been fitted "
+                          "on; score another corpus or refit the map with a held-out share", option="eval_split_percent")
+    held = lambda doc: split_of(doc, heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
+    return HarvestConfig(corpus=cfg.eval_corpus).corpus, held
+
+
 def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float
                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Packed sequences of the map's held-out split only (documents of the training split are skipped
     untokenized), ``cfg.eval_tokens`` tokens in all."""
-    if not heldout_percent:
-        raise ConfigError("the map has no held-out split (held-out share 0): every document may have been fitted "
-                          "on; score another corpus or refit the map with a held-out share", option="eval_split_percent")
-    corpus = HarvestConfig(corpus=cfg.eval_corpus).corpus
-    held = lambda doc: split_of(doc, heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
+    corpus, held = _heldout_docs(cfg, heldout_percent)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")        # a short corpus is reported by the caller, in scored tokens
         for ids, mask, _ in packing.pack_sequences(sample_documents(corpus, 0), tokenizer, cfg.eval_context,
@@ -103,11 +108,7 @@ def aligned_heldout_batches(source_tok, target_tok, cfg: StitchConfig, heldout_p
     ids, mask, source positions, target positions)``, ``cfg.eval_tokens`` source tokens in all."""
     from ..harvest.aligned import aligned_batches
 
-    if not heldout_percent:
-        raise ConfigError("the map has no held-out split (held-out share 0): every document may have been fitted "
-                          "on; score another corpus or refit the map with a held-out share", option="eval_split_percent")
-    corpus = HarvestConfig(corpus=cfg.eval_corpus).corpus
-    held = lambda doc: split_of(doc, heldout_percent, salt=MAP_SPLIT_SALT) == "heldout"  # noqa: E731
+    corpus, held = _heldout_docs(cfg, heldout_percent)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for si, sm, ti, tm, ps, pt, _ in aligned_batches(sample_documents(corpus, 0), source_tok, target_tok,

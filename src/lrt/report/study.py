@@ -106,8 +106,8 @@ def render_study(results: dict, style: str) -> str:
     m = results["models"]
     head = (f"<h1>lrt study</h1><p>{html.escape(m['source']['name'])} → {html.escape(m['target']['name'])} · "
             f"{s['behaviours']} behaviours</p>")
-    lines = [["native vector steers (test: p < 0.05, CI beyond the random max)", f"{s['native_steers']} of {s['behaviours']} (forward on "
-              f"{s['native_forward']})"],
+    lines = [["native vector steers (test: p < 0.05, CI beyond the random max)",
+              f"{s['native_steers']} of {s['behaviours']} (forward on {s['native_forward']})"],
              ["transferred vector reproduces the native effect", f"{s['transferred_reproduces']} of "
               f"{s['native_steers']}: {', '.join(s['reproduced']) or '—'}"],
              ["median transferred / native ratio (where native steers)", s["median_ratio"]],
