@@ -115,7 +115,9 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
     pairs = candidates(cache.default_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
     log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
-        f"{len(items['test'])} test items; layer search over target layers {[lt for _, lt in pairs]}")
+        f"{len(items['test'])} test items; " + (f"layer search over target layers {[lt for _, lt in pairs]}"
+                                                 if cfg.layer_search else
+                                                 f"target layer {pairs[0][1]} (no layer search)"))
     k, chosen, v_native, layer_records = search_layers(
         tgt, pairs, items["vector"], items["validation"], search_t, cfg.eval.positions, cfg.eval.eval_batch_size,
         cfg.layer_search, log)
