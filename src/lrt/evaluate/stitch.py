@@ -10,15 +10,11 @@ replaced by its mean state over the batch's tokens — is the floor a map that c
 
 Every scored document is from the map's held-out split (the hash split the map was fitted without).
 
-**Across tokenizers** (a map fitted with ``--align chars``) token ``i`` of one model is not token ``i`` of the
-other, so the recipient's state is replaced only at the *aligned* positions — where both tokenizers end a token at
-the same character, so both models have read exactly the same text (:mod:`lrt.harvest.aligned`) — by the mapped
-state of the donor's token ending there; every other position keeps the recipient's own state. The recipient's
-next-token cross-entropy is scored at those replaced positions only (each prediction made from a mapped state),
-against its own CE and a mean ablation of the same positions. Round trips are not defined (each model's positions
-differ). The result records ``positions: "aligned"`` and the share of the recipient's tokens replaced: with ~10% of
-positions left unreplaced (their states are the recipient's own, which later positions attend to) the loss is a
-slightly *optimistic* measure of the map next to a one-tokenizer stitch, which replaces every position.
+**Across tokenizers** (a map fitted with ``--align chars``) the recipient's state is replaced only at *aligned*
+positions (both tokenizers end a token at that character: :mod:`lrt.harvest.aligned`) by the mapped state of the
+donor's token ending there, and its next-token CE is scored there only, against its own and a mean ablation of the
+same positions; no round trips. The share replaced is recorded: the unreplaced rest keeps the recipient's own
+states, so the loss is slightly optimistic next to a one-tokenizer stitch.
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ from typing import Callable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, DimensionMismatchError
+from ..errors import ConfigError, DimensionMismatchError, TokenizerMismatchError
 from ..harvest.config import HarvestConfig
 from ..data import packing
 from ..data.corpus import sample_documents, split_of
@@ -37,6 +33,7 @@ from ..harvest.paired import MAP_SPLIT_SALT
 from ..maps.affine import AffineMap
 from ..models.hooks import hooks, register_layer_hook
 from ..models.load import LoadedModel
+from ..models.tokenizer_check import check_tokenizers, tokenizer_fingerprint
 from .config import StitchConfig
 
 
@@ -62,9 +59,6 @@ def check_stitch(source: LoadedModel, target: LoadedModel, up: AffineMap, down: 
         m.check_models(a.d_model * len(layers), b.d_model)
     if down is not None and len(source_layers(down)) != 1:
         raise ConfigError("the inverse map must start from one target layer")
-    from ..errors import TokenizerMismatchError
-    from ..models.tokenizer_check import check_tokenizers
-
     try:
         check_tokenizers(source.tokenizer, target.tokenizer, source.name, target.name)
     except TokenizerMismatchError as e:
@@ -259,7 +253,8 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
         jobs.append((up, down, ups, lt, ld, ld == (lt, ups[0]) and len(ups) == 1, Scores()))
     read_s = sorted({x for j in jobs for x in j[2] + ([j[4][1]] if j[4] else [])})
     read_t = sorted({x for j in jobs for x in [j[3]] + ([j[4][0]] if j[4] else [])})
-    aligned = any(paired_by(up) == "chars" for up, _ in maps) and not same_tokenizer(source, target)
+    aligned = (any(paired_by(up) == "chars" for up, _ in maps)
+               and tokenizer_fingerprint(source.tokenizer) != tokenizer_fingerprint(target.tokenizer))
     if aligned:
         jobs = [j[:5] + (False,) + j[6:] for j in jobs]          # no round trips across tokenizers
     n, target_tokens = 0, 0
@@ -287,12 +282,6 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
         if aligned:
             r["replaced_share_of_target_tokens"] = round(n / max(1, target_tokens), 4)
     return out
-
-
-def same_tokenizer(a: LoadedModel, b: LoadedModel) -> bool:
-    from ..models.tokenizer_check import tokenizer_fingerprint
-
-    return tokenizer_fingerprint(a.tokenizer) == tokenizer_fingerprint(b.tokenizer)
 
 
 OWN = {"source→target": "target", "target, mean ablation": "target", "target→source": "source",
