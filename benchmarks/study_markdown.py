@@ -7,13 +7,15 @@ the prediction's Spearman per signal over all the behaviours given.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from lrt.io.results import load_results  # noqa: E402
-from lrt.pipelines.study import SIGNALS, summarize  # noqa: E402
+from lrt.evaluate.verdict import verdict  # noqa: E402
+from lrt.pipelines.study import SIGNALS, study_status, summarize  # noqa: E402
 
 
 def f(x, d=3):
@@ -27,7 +29,15 @@ def ci(c):
 def main() -> None:
     records = {}
     for d in sys.argv[1:]:
-        records.update(load_results(d)["behaviours"])
+        if (Path(d) / "results.json").is_file():
+            records.update(load_results(d)["behaviours"])
+        else:                                  # a study still running (or stopped): its finished behaviours
+            for path in sorted(Path(d).glob("behaviours/*/result.json")):
+                r = json.loads(path.read_text(encoding="utf-8"))
+                records[r["behaviour"]["name"]] = r
+    for r in records.values():                 # judged by this lrt's rules (the numbers are kept)
+        r["verdict"] = verdict(r["steering"])
+        r["status"] = study_status(r["verdict"])
     print("| behaviour | layers | α | native slope [CI] | p | transferred slope [CI] | p | random mean / max abs "
           "| ratio [CI] | r odd | cos(A·v, native) | predicted z | measured z | verdict |")
     print("| --- " * 14 + "|")
@@ -43,7 +53,8 @@ def main() -> None:
               f"{ci(tr['ratio_ci'])} | {f(tr.get('r_odd'), 2)} | {f(r['signals']['cos_to_native'], 2)} "
               f"| {f(r['signals']['predicted_z'], 2)} | {f(t['z'], 2)} | {r['status']} |")
     s = summarize(records)
-    print(f"\nnative steers (p < 0.05, CI beyond the random max) on {s['native_steers']} of {s['behaviours']} (forward {s['native_forward']}); "
+    print(f"\nnative steers (p < 0.05, CI beyond the random max) on {s['native_steers']} of {s['behaviours']} "
+          f"(forward {s['native_forward']}); "
           f"transferred reproduces on {s['transferred_reproduces']} of {s['native_steers']}; median ratio "
           f"{f(s['median_ratio'], 2)}; not steerable: {', '.join(s['not_steerable']) or '—'}\n")
     print("| signal | Spearman with measured z | behaviours |\n| --- | --- | --- |")
