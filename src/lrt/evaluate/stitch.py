@@ -96,8 +96,7 @@ def heldout_batches(tokenizer, cfg: StitchConfig, heldout_percent: float
             yield ids, mask
 
 
-def aligned_heldout_batches(source_tok, target_tok, cfg: StitchConfig, heldout_percent: float,
-                            tally: dict | None = None) -> Iterator[tuple]:
+def aligned_heldout_batches(source_tok, target_tok, cfg: StitchConfig, heldout_percent: float) -> Iterator[tuple]:
     """:func:`lrt.harvest.aligned.aligned_batches` of the map's held-out split only: ``(source ids, mask, target
     ids, mask, source positions, target positions)``, ``cfg.eval_tokens`` source tokens in all."""
     from ..harvest.aligned import aligned_batches
@@ -107,7 +106,7 @@ def aligned_heldout_batches(source_tok, target_tok, cfg: StitchConfig, heldout_p
         warnings.simplefilter("ignore")
         for si, sm, ti, tm, ps, pt, _ in aligned_batches(sample_documents(corpus, 0), source_tok, target_tok,
                                                          cfg.eval_context, cfg.eval_batch_size, cfg.eval_tokens,
-                                                         held, 1.0, max_doc_tokens=1024, tally=tally):
+                                                         held, 1.0, max_doc_tokens=1024):
             yield si, sm, ti, tm, ps, pt
 
 
@@ -245,18 +244,17 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
         raise ConfigError(f"these maps were fitted with different held-out shares {sorted(hps)}; stitch them "
                           "separately", option="eval_split_percent")
     hp = hps.pop()
+    aligned = (any(paired_by(up) == "chars" for up, _ in maps)
+               and tokenizer_fingerprint(source.tokenizer) != tokenizer_fingerprint(target.tokenizer))
     jobs = []
     for up, down in maps:
         ups = [source.layer_index(x) for x in source_layers(up)]
         lt = target.layer_index(up.target_layer)
         ld = (target.layer_index(down.source_layer), source.layer_index(down.target_layer)) if down else None
-        jobs.append((up, down, ups, lt, ld, ld == (lt, ups[0]) and len(ups) == 1, Scores()))
+        trip = ld == (lt, ups[0]) and len(ups) == 1 and not aligned     # no round trips across tokenizers
+        jobs.append((up, down, ups, lt, ld, trip, Scores()))
     read_s = sorted({x for j in jobs for x in j[2] + ([j[4][1]] if j[4] else [])})
     read_t = sorted({x for j in jobs for x in [j[3]] + ([j[4][0]] if j[4] else [])})
-    aligned = (any(paired_by(up) == "chars" for up, _ in maps)
-               and tokenizer_fingerprint(source.tokenizer) != tokenizer_fingerprint(target.tokenizer))
-    if aligned:
-        jobs = [j[:5] + (False,) + j[6:] for j in jobs]          # no round trips across tokenizers
     n, target_tokens = 0, 0
     with tqdm(total=cfg.eval_tokens, unit="tok", unit_scale=True, desc="stitch", disable=not cfg.progress) as bar:
         if aligned:

@@ -25,9 +25,9 @@ def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: 
     texts = [[d["text"] for d in part] for part in (tr, te)]
     if two:                   # the same characters on both sides, not each tokenizer's own last max_tokens tokens
         texts = [[same_span(small.tokenizer, t, max_tokens) for t in part] for part in texts]
+    limit = 1 << 30 if two else max_tokens           # a cut span is pooled whole, in either model's tokens
     feats = {}
     for name, lm, layer in (("small", small, ls), ("large", large, lt)):
-        limit = 1 << 30 if two else max_tokens
         feats[name] = [pooled_states(lm, layer, part, limit, progress=progress) for part in texts]
     own = fit_probe(feats["small"][0], ytr, small.name, up.source_layer, seed=seed)
     native = fit_probe(feats["large"][0], ytr, large.name, up.target_layer, seed=seed)
