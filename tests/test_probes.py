@@ -13,7 +13,8 @@ from lrt.errors import DatasetError, DimensionMismatchError
 from lrt.maps.affine import AffineMap
 from lrt.probes.probe import LinearProbe, auroc, fit_probe, probe_down, probe_up
 
-from conftest import NATURAL_TEXT
+TEXT = "lrt:text"          # the corpus that ships with lrt (labelled by source)
+
 
 
 def test_auroc_by_ranks():
@@ -53,15 +54,15 @@ def test_probe_transfers_exactly_through_an_exact_relation(tmp_path):
 
 
 def test_labelled_documents_split_by_document():
-    docs = labelled_documents(str(NATURAL_TEXT), "source", per_class=40)
-    assert {d["label"] for d in docs} == {"abc", "brown", "inaugural", "movie_reviews", "state_union", "webtext"}
+    docs = labelled_documents(TEXT, "source", per_class=40)
+    assert {d["label"] for d in docs} == {"abc", "brown", "inaugural", "movie_reviews", "webtext"}   # state_union: 15 documents, under the minimum
     tr = {d["doc_id"] for d in docs if d["split"] == "train"}
     te = {d["doc_id"] for d in docs if d["split"] == "test"}
     assert tr and te and not tr & te and 0.15 < len(te) / len(docs) < 0.45
     with pytest.raises(DatasetError, match="genre"):
-        labelled_documents(str(NATURAL_TEXT), "genre:z:a")
+        labelled_documents(TEXT, "genre:z:a")
     with pytest.raises(DatasetError, match="unknown probe task"):
-        labelled_documents(str(NATURAL_TEXT), "colour")
+        labelled_documents(TEXT, "colour")
 
 
 def test_cli_compare_transferred_probe_beats_chance(tmp_path, capsys):
@@ -69,13 +70,13 @@ def test_cli_compare_transferred_probe_beats_chance(tmp_path, capsys):
     assert main(["fit-map", "--source", "zoo-xs", "--target", "zoo-m", "--source-layer", "0", "--target-layer", "0",
                  "--tokens", "20000", "--context", "64", "--both", "--out", str(m), "-q"]) == 0
     out = tmp_path / "pc"
-    assert main(["probe", "compare", "--up", str(m), "--task", "source", "--corpus", str(NATURAL_TEXT),
+    assert main(["probe", "compare", "--up", str(m), "--task", "source", "--corpus", TEXT,
                  "--per-class", "40", "--max-tokens", "96", "--out", str(out)]) == 0
     rows = {r["probe"].split(" (")[0]: r for r in json.loads((out / "results.json").read_text())["rows"]}
     chance = rows["chance"]["accuracy"]
     assert rows["native"]["accuracy"] > chance + 0.4
     assert rows["transferred down"]["accuracy"] > chance + 0.4 and rows["transferred up"]["accuracy"] > chance + 0.3
-    assert main(["probe", "compare", "--up", str(m), "--task", "colour", "--corpus", str(NATURAL_TEXT),
+    assert main(["probe", "compare", "--up", str(m), "--task", "colour", "--corpus", TEXT,
                  "--out", str(tmp_path / "no")]) == 2
     assert "unknown probe task" in capsys.readouterr().err and not (tmp_path / "no").exists()
 
@@ -90,7 +91,7 @@ def test_sparse_probes_on_sae_latents():
     lm = load_model("zoo-m")
     sae = train_sae(lm, 0, HarvestConfig(tokens=20_000, context=64, progress=False),
                     SAETrainConfig(k=8, expansion=2, lr=1e-3, sae_batch_size=256)).sae
-    docs = labelled_documents(str(NATURAL_TEXT), "source", per_class=30)
+    docs = labelled_documents(TEXT, "source", per_class=30)
     rows = sparse_probes(lm, 0, {"native": sae}, docs, ks=(1, 5), max_tokens=64)
     assert [r["k"] for r in rows] == [1, 5] and len(rows[1]["latents"]) == 5
     assert rows[1]["accuracy"] > 0.35 and rows[1]["auroc"] > 0.65          # six classes: chance ≈ 0.25 / 0.5

@@ -193,3 +193,54 @@ def test_a_pure_letter_preference_cancels_in_the_balanced_mean(tiny_lm):
     bal = Balance(items)
     letter_only = torch.tensor([1.0] * 12 + [-1.0] * 4)                     # +1 on A-matching items, −1 on B's
     assert letter_only.mean() == 0.5 and bal.mean(letter_only) == 0.0
+
+
+def test_an_unmirrored_third_answer_is_left_out_of_vector_and_mean(tiny_lm):
+    """survival-instinct's first 60 pairs are 40 "(A) against (B)", 17 "(B) against (A)" and 3 "(C) against (A)".
+    Weighing the third group like the others made the balanced CAA vector "say C rather than A" (15× the
+    behaviour's norm). Only mirrored answer pairs count: the vector is the mean of the two mirrored groups' means,
+    a preference for C over A moves the balanced mean by nothing, and the left-out items are recorded."""
+    from lrt.stats.balance import Balance
+    from lrt.steering.vectors import contrast_vector
+
+    g = torch.Generator().manual_seed(3)
+    kinds = [([5], [11])] * 8 + [([11], [5])] * 5 + [([7], [5])] * 3
+    items = [Item(ids=torch.randint(1, 300, (8,), generator=g).tolist(), positive=p, negative=n, source=f"c{i}")
+             for i, (p, n) in enumerate(kinds)]
+    bal = Balance(items)
+    assert bal.on and bal.groups == 2 and bal.left_out == 3 and bal.record()["items_per_answer_pair"]["[7]|[5]"] == 3
+    c_over_a = torch.tensor([0.0] * 8 + [-1.0] * 5 + [1.0] * 3)        # what a "C rather than A" direction does
+    ab_letter = torch.tensor([1.0] * 8 + [-1.0] * 5 + [0.0] * 3)       # an "A rather than B" one
+    assert bal.mean(c_over_a) == 0.5 * -1.0 and bal.mean(ab_letter) == 0.0
+    c_over_a[8:13] = 0.0                                               # on the mirrored items alone: no effect
+    assert bal.mean(c_over_a) == 0.0 and c_over_a.mean() > 0.15
+    v = contrast_vector(tiny_lm, items, 1).vector
+    plain = [contrast_vector(tiny_lm, items[a:b], 1, balance=False).vector for a, b in ((0, 8), (8, 13))]
+    assert torch.allclose(v, (plain[0] + plain[1]) / 2, atol=1e-5)
+    assert contrast_vector(tiny_lm, items, 1).meta["answer_balance"]["left_out"] == 3
+    only_two = Balance(items[:13])
+    assert torch.equal(only_two.mean(ab_letter[:13]), torch.tensor(0.0))
+
+
+def test_validation_items_are_half_per_matching_letter():
+    """The next unused generate pairs can be 11 A-matching and 1 B-matching (survival-instinct): the balanced mean
+    then cannot be taken and a letter preference reads as steering. Validation is picked alternately from the two
+    directions of the commonest mirrored pair, in order; the study and the split of a test file both do."""
+    from lrt.evaluate.steering import split_validation
+    from lrt.pipelines.config import StudyConfig
+    from lrt.pipelines.study import behaviour_items, parse_behaviour
+    from lrt.stats.balance import Balance, balanced_pick
+    from lrt.models.load import load_model
+
+    mk = lambda p, n, i: Item(ids=[1, 2, i], positive=[p], negative=[n], source=f"v{i}")     # noqa: E731
+    items = [mk(5, 11, i) for i in range(10)] + [mk(11, 5, 10), mk(7, 5, 11), mk(11, 5, 12), mk(11, 5, 13)]
+    got = balanced_pick(items, 6)
+    assert [it.source for it in got] == ["v0", "v1", "v2", "v10", "v12", "v13"]
+    assert balanced_pick(items[:10], 4) == items[:4]                  # one direction only: the first n
+    val, rest, idx = split_validation(items, 6, seed=0)
+    assert sorted(Balance(val).counts.values()) == [3, 3] and len(rest) == 8 and len(idx) == 6
+    tok = load_model("zoo-xs").tokenizer
+    its = behaviour_items(parse_behaviour("caa:survival-instinct"), tok, StudyConfig())
+    keys = [(tuple(it.positive), tuple(it.negative)) for it in its["validation"]]
+    assert len(keys) == 12 and sorted(keys.count(k) for k in set(keys)) == [6, 6]
+    assert Balance(its["validation"]).on

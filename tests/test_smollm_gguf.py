@@ -19,7 +19,6 @@ from lrt.evaluate.config import EvalConfig
 from lrt.evaluate.steering import evaluate_vectors
 from lrt.steering.vectors import contrast_vector, text_vector
 
-from conftest import CAA, NATURAL_TEXT
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +42,7 @@ def test_sentiment_vector_steers_smollm(smol):
     """
     assert smol.n_layers == 30 and smol.d_model == 576
     layer = 20
-    texts = concept_texts("sentiment", str(NATURAL_TEXT), split="train", limit=60)
+    texts = concept_texts("sentiment", "lrt:text", split="train", limit=60)
     v = text_vector(smol, texts, layer, position="mean", max_tokens=128)
     items = sentiment_items(smol.tokenizer)             # neutral prompts only
     assert len(items) == len(NEUTRAL_PROMPTS)
@@ -60,9 +59,9 @@ def test_sentiment_vector_steers_smollm(smol):
 
 def test_ab_machinery_runs_on_smollm(smol):
     """CAA refusal with the chat template: mechanically sound; the effect itself is weak on a 135M model."""
-    pairs = load_contrasts(CAA / "generate/refusal/generate_dataset.json", limit=24)
+    pairs = load_contrasts("caa:refusal", limit=24)
     v = contrast_vector(smol, contrast_items(smol.tokenizer, pairs, chat=True), 15)
-    test = contrast_items(smol.tokenizer, load_contrasts(CAA / "test/refusal/test_dataset_ab.json")[:16], chat=True)
+    test = contrast_items(smol.tokenizer, load_contrasts("caa:refusal", role="test")[:16], chat=True)
     assert all(it.positive != it.negative for it in test)
     cfg = EvalConfig(alphas=[-0.2, 0.0, 0.2], n_random=4, bootstrap=100)
     res = evaluate_vectors(smol, 15, test, {"native": v.vector}, v.median_norm, cfg)
@@ -81,7 +80,7 @@ def test_topk_sae_trains_on_smollm(smol):
     from lrt.sae.config import SAETrainConfig
     from lrt.sae.train import train_sae
 
-    res = train_sae(smol, 15, HarvestConfig(corpus=str(NATURAL_TEXT), tokens=120_000, context=128, batch_size=8,
+    res = train_sae(smol, 15, HarvestConfig(corpus="lrt:text", tokens=120_000, context=128, batch_size=8,
                                             progress=False),
                     SAETrainConfig(k=32, expansion=4, lr=1e-3, sae_batch_size=1024, eval_every=20, dead_tokens=40_000))
     last = res.history[-1]

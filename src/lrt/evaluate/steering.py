@@ -31,6 +31,7 @@ from .propensity import propensity_grid
 from .side_effects import capability_side_effect, kl_side_effect
 from .significance import against_random, bootstrap_slopes, interval, slopes_of, vector_status
 from .stats import Balance, bootstrap_ci, monotonic_range, pearson, slope, slope_key
+from ..stats.balance import balanced_pick
 
 
 def random_directions(n: int, d: int, seed: int) -> torch.Tensor:
@@ -47,13 +48,16 @@ def random_sets(cfg: EvalConfig, d: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def split_validation(items: list[Item], n: int, seed: int) -> tuple[list[Item], list[Item], list[int]]:
-    """``n`` items (a seeded choice) set aside for choosing α, and the rest (in their order) for the verdict."""
+    """``n`` items (a seeded choice, half per matching letter where there are both) set aside for choosing α, and
+    the rest (in their order) for the verdict."""
     if len(items) < n + 2:
         raise DatasetError(f"the test set has {len(items)} items; choosing α on {n} of them leaves fewer than 2 to "
                            "judge on: give a validation set, fewer search items, or more test items",
                            option="search_items")
     g = torch.Generator().manual_seed(seed)
-    val = sorted(torch.randperm(len(items), generator=g)[:n].tolist())
+    order = torch.randperm(len(items), generator=g).tolist()
+    chosen = {id(it) for it in balanced_pick([items[i] for i in order], n)}   # half per matching letter
+    val = [i for i in range(len(items)) if id(items[i]) in chosen]
     keep = [i for i in range(len(items)) if i not in set(val)]
     return [items[i] for i in val], [items[i] for i in keep], val
 

@@ -25,6 +25,7 @@ from ..io.results import make_results, write_results
 from ..maps.affine import AffineMap
 from ..maps.fit import fit_map
 from ..models.load import LoadedModel
+from ..stats.balance import balanced_pick
 from ..steering.transfer import transfer_vector
 from ..steering.vectors import compute_vector, vector_data
 from .config import ExperimentConfig
@@ -48,7 +49,8 @@ def test_items(cfg: TestSetConfig, lm: LoadedModel) -> tuple[list[Item], list[It
 def validation_items(cfg: TestSetConfig, lm: LoadedModel, test: list[Item], records: dict[str, dict], n: int
                      ) -> tuple[list[Item] | None, str | None]:
     """Up to ``n`` items to choose α on, none of them a test item or one of a vector's own examples: from
-    ``cfg.validation``, else the unused pairs of the native vector's contrast set; (None, None) when neither
+    ``cfg.validation``, else the unused pairs of the native vector's contrast set (half per matching letter where
+    the set has both: :func:`lrt.stats.balance.balanced_pick`); (None, None) when neither
     exists (the evaluation then splits the test set)."""
     used = {d for rec in records.values() if rec for d in rec.get("documents", ())} | {it.source for it in test}
     if cfg.validation:
@@ -64,7 +66,7 @@ def validation_items(cfg: TestSetConfig, lm: LoadedModel, test: list[Item], reco
              if it.source not in used]
     if len(items) < 2:
         return None, None
-    return items[:n], source
+    return balanced_pick(items, n), source
 
 
 def evaluate_on(lm: LoadedModel, layer, vectors: dict[str, torch.Tensor], median_norm: float,

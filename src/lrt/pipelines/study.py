@@ -3,7 +3,7 @@
 For each behaviour, in one command and resumable behaviour by behaviour:
 
 1. **Data** — the vector pairs (the generate set's first ``pairs``), *validation* items (the generate set's next
-   unused pairs) and *test* items (the behaviour's test set), disjoint by prompt fingerprint.
+   unused pairs, half of them per matching letter: :func:`lrt.stats.balance.balanced_pick`) and *test* items (the behaviour's test set), disjoint by prompt fingerprint.
 2. **Layer** — :mod:`.layer_search`: the target layer where the large model's own vector steers forward on the
    validation items (and the α range, chosen there), the source layer at the same depth.
 3. **Map** — the text map of that layer pair (fitted once, cached) refitted on the contrast pool's differences
@@ -41,7 +41,7 @@ from ..io.files import atomic_write_text, to_json
 from ..io.results import STUDY_FORMAT_VERSION, STUDY_KIND
 from ..maps.contrast import fit_from_differences, transfer_outlook
 from ..steering.transfer import transfer_vector
-from ..stats.balance import Balance
+from ..stats.balance import Balance, balanced_pick
 from ..steering.vectors import contrast_vector
 from .config import StudyConfig
 from .layer_search import candidates, search_layers
@@ -88,7 +88,7 @@ def behaviour_items(b: Behaviour, tok, cfg: StudyConfig) -> dict:
     else:
         test = gen[cfg.pairs + n_val:cfg.pairs + n_val + cfg.test_items]
     used = {it.source for it in vec} | {it.source for it in test}
-    val = [it for it in gen[cfg.pairs:] if it.source not in used][:n_val]
+    val = balanced_pick([it for it in gen[cfg.pairs:] if it.source not in used], n_val)
     test = [it for it in test if it.source not in {it.source for it in vec}]
     if len(vec) < 2 or len(val) < 2 or len(test) < 2:
         raise DatasetError(f"behaviour {b.name}: {len(vec)} vector pairs, {len(val)} validation and {len(test)} test "

@@ -5,25 +5,38 @@ from __future__ import annotations
 import torch
 
 MIN_GROUP = 3
-"""A matching answer needs at least this many items to get its own weight (else the plain mean is taken)."""
+"""Each direction of an answer pair needs at least this many items for the pair to count (else it is left out)."""
+
+
+def answer_key(item) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(matching answer tokens, other answer tokens) of an item: ``((A,), (B,))`` for "A matches, B does not"."""
+    return tuple(getattr(item, "positive", None) or ()), tuple(getattr(item, "negative", None) or ())
 
 
 class Balance:
     """How a mean over items is taken. A/B sets ask for letter A as the matching answer on some items and letter B on
     others, rarely half and half; a vector (or the unsteered model) that merely prefers one letter then moves the
     plain mean by (share of A − share of B) × that preference — forward on one item set, *backward* on another.
-    With ``on``, each matching answer (the items' positive token: A or B, Yes or No) counts equally: the mean is the
-    mean of the per-answer means, so a pure letter preference cancels. Used when there are ≥ 2 answers with at least
-    :data:`MIN_GROUP` items each (free-text answers, word sets: the plain mean)."""
+
+    With ``on``, items are grouped by their (matching, other) answer pair, and only *mirrored* groups count: "A
+    against B" together with "B against A", each direction with at least :data:`MIN_GROUP` items. Each direction's
+    mean weighs alike, so a preference for any one answer cancels exactly. An item whose pair has no mirror (a
+    third option, "(C) against (A)", on 3 of 60 pairs) is left out (recorded): its difference is mostly the letter,
+    "C rather than A", and weighing its group like the others made a survival-instinct CAA vector a pure "say C"
+    direction (15× the behaviour's norm) that steered A-matching items backwards. No mirrored pair (free-text
+    answers, word sets): the plain mean over all items."""
 
     def __init__(self, items=(), on: bool = True):
-        keys = [tuple(getattr(it, "positive", None) or ()) for it in items]
+        keys = [answer_key(it) for it in items]
         counts = {k: keys.count(k) for k in dict.fromkeys(keys)}
-        self.on = on and len(counts) >= 2 and min(counts.values()) >= MIN_GROUP
-        order = list(counts)
-        self.labels = torch.tensor([order.index(k) for k in keys] if self.on else [0] * len(keys))
-        self.groups = len(order) if self.on else 1
-        self.counts = {str(list(k)): n for k, n in counts.items()}
+        kept = [k for k in counts if counts[k] >= MIN_GROUP and counts.get((k[1], k[0]), 0) >= MIN_GROUP
+                and k[0] != k[1]]
+        self.on = on and len(kept) >= 2
+        self.groups = len(kept) if self.on else 1
+        self.labels = torch.tensor([kept.index(k) if k in kept else self.groups for k in keys] if self.on
+                                   else [0] * len(keys), dtype=torch.long)
+        self.counts = {f"{list(p)}|{list(n)}": c for (p, n), c in counts.items()}
+        self.left_out = sum(c for k, c in counts.items() if k not in kept) if self.on else 0
 
     def mean(self, p: torch.Tensor) -> torch.Tensor:
         """The mean over the last dimension (items)."""
@@ -35,11 +48,33 @@ class Balance:
         """``[..., B]``: the mean of ``p[..., idx[b]]`` for each resample ``b`` of ``idx [B, N]``."""
         if not self.on:
             return p[..., idx].mean(-1)
-        onehot = torch.nn.functional.one_hot(self.labels[idx], self.groups).to(p.dtype)     # [B, N, G]
+        onehot = torch.nn.functional.one_hot(self.labels[idx], self.groups + 1)[..., :self.groups].to(p.dtype)
         sums = torch.einsum("...bn,bng->...bg", p[..., idx], onehot)
         counts = onehot.sum(1)                                                               # [B, G]
         present = (counts > 0).to(p.dtype)
-        return (sums / counts.clamp_min(1) * present).sum(-1) / present.sum(-1)
+        return (sums / counts.clamp_min(1) * present).sum(-1) / present.sum(-1).clamp_min(1)
 
     def record(self) -> dict:
-        return {"balanced": self.on, "items_per_matching_answer": self.counts}
+        return {"balanced": self.on, "items_per_answer_pair": self.counts, "left_out": self.left_out,
+                "rule": "mirrored answer pairs, each direction alike" if self.on else "plain mean"}
+
+
+def balanced_pick(items: list, n: int) -> list:
+    """``n`` items, in their order, taken alternately from the two directions of the commonest mirrored answer pair
+    ("A against B", "B against A") so that the balanced mean can use all of them; the plain first ``n`` where the
+    items have no mirrored pair. (The next 12 unused pairs of survival-instinct's generate set are 11 A-matching
+    and 1 B-matching: the balanced mean then falls back to the plain one and a letter preference looks like
+    steering.)"""
+    keys = [answer_key(it) for it in items]
+    counts = {k: keys.count(k) for k in dict.fromkeys(keys)}
+    pairs = [k for k in counts if k[0] != k[1] and (k[1], k[0]) in counts]
+    if not pairs:
+        return list(items[:n])
+    top = max(pairs, key=lambda k: (min(counts[k], counts[(k[1], k[0])]), counts[k] + counts[(k[1], k[0])]))
+    queues = [[i for i, k in enumerate(keys) if k == d] for d in (top, (top[1], top[0]))]
+    picked: list[int] = []
+    while len(picked) < n and any(queues):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    return [items[i] for i in sorted(picked)]
