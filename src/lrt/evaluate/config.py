@@ -37,7 +37,8 @@ class EvalConfig:
     balance: bool = True
     """Weigh test items so each matching answer (letter A and letter B, Yes and No) counts equally: a preference for
     one letter — the model's, a vector's — then cancels instead of showing as steering whose sign depends on the
-    test set's share of A-matching items (lrt.evaluate.stats.Balance; off: the plain mean)."""
+    test set's share of A-matching items; items whose answer pair has no mirror ("(C) against (A)") are left out
+    (lrt.stats.balance.Balance; off: the plain mean)."""
     n_random: int = 16
     """Random vectors of the same norm, the distribution every vector is judged against (p-value, percentile)."""
     eval_batch_size: int = 32

@@ -33,7 +33,7 @@ from ..harvest.paired import MAP_SPLIT_SALT
 from ..maps.affine import AffineMap
 from ..models.hooks import hooks, register_layer_hook
 from ..models.load import LoadedModel
-from ..models.tokenizer_check import check_tokenizers, tokenizer_fingerprint
+from ..models.tokenizer_check import check_tokenizers, same_tokenizer
 from .config import StitchConfig
 
 
@@ -245,7 +245,7 @@ def stitch_many(source: LoadedModel, target: LoadedModel, maps: list[tuple[Affin
                           "separately", option="eval_split_percent")
     hp = hps.pop()
     aligned = (any(paired_by(up) == "chars" for up, _ in maps)
-               and tokenizer_fingerprint(source.tokenizer) != tokenizer_fingerprint(target.tokenizer))
+               and not same_tokenizer(source.tokenizer, target.tokenizer))
     jobs = []
     for up, down in maps:
         ups = [source.layer_index(x) for x in source_layers(up)]

@@ -54,3 +54,8 @@ def tokenizer_fingerprint(tok) -> str:
 
     payload = json.dumps([sorted(tok.get_vocab().items()), sorted(_specials(tok).items())], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def same_tokenizer(tok_a, tok_b) -> bool:
+    """Whether two tokenizers encode alike (equal :func:`tokenizer_fingerprint`): one harvest position per token."""
+    return tok_a is tok_b or tokenizer_fingerprint(tok_a) == tokenizer_fingerprint(tok_b)

@@ -7,7 +7,7 @@ import torch
 
 from ..maps.affine import AffineMap
 from ..models.load import LoadedModel
-from ..models.tokenizer_check import tokenizer_fingerprint
+from ..models.tokenizer_check import same_tokenizer
 from ..probes.features import pooled_codes, pooled_states
 from ..probes.probe import fit_probe, probe_down, probe_up
 
@@ -21,7 +21,7 @@ def compare_probes(small: LoadedModel, large: LoadedModel, up: AffineMap, down: 
     te = [d for d in docs if d["split"] == "test"]
     ytr, yte = [d["label"] for d in tr], [d["label"] for d in te]
     ls, lt = small.layer_index(up.source_layer), large.layer_index(up.target_layer)
-    two = tokenizer_fingerprint(small.tokenizer) != tokenizer_fingerprint(large.tokenizer)
+    two = not same_tokenizer(small.tokenizer, large.tokenizer)
     texts = [[d["text"] for d in part] for part in (tr, te)]
     if two:                   # the same characters on both sides, not each tokenizer's own last max_tokens tokens
         texts = [[same_span(small.tokenizer, t, max_tokens) for t in part] for part in texts]

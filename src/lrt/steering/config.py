@@ -32,7 +32,8 @@ class VectorConfig:
     """Wrap questions in the tokenizer's chat template (instruct models)."""
     balance: bool = True
     """A/B contrasts: give each matching answer (letter A, letter B) the same weight in the mean, so the vector does
-    not carry a preference for the letter the contrast set happens to favour (off: the plain CAA mean)."""
+    not carry a preference for the letter the contrast set happens to favour; pairs without a mirror ("(C)
+    against (A)") are left out (off: the plain CAA mean)."""
     vector_method: str = field(default="mean", metadata={"choices": METHODS})
     """A/B contrasts: mean (CAA mean difference) or pca (first principal direction of the differences)."""
     position: str = field(default="mean", metadata={"choices": POSITIONS})

@@ -86,7 +86,8 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method
     With ``balance`` (default) the mean gives each matching answer the same weight (the mean of the A-matching
     pairs' mean and the B-matching pairs' mean, :class:`lrt.stats.balance.Balance`): on a set with more A-matching
     than B-matching pairs the plain mean also carries "say A rather than B", which steers a test set with the
-    other balance *backwards*. The weights are recorded in the vector (``answer_balance``).
+    other balance *backwards*. Pairs whose answer pair has no mirror ("(C) against (A)") are left out: their
+    difference is mostly "say C rather than A". The weights are recorded in the vector (``answer_balance``).
 
     With ``share_prefix`` each prompt runs once (KV cache) and both answers continue it
     (:func:`lrt.harvest.prefix.continuation_states`); without it, or where the architecture does not allow it,
