@@ -53,6 +53,7 @@ def demo_row(source: str, target: str, out: Path, extra: list[str]) -> dict:
     return {"source": source, "target": target, "family": "same (zoo)", "kind": "demo (sentiment)",
             "layers": [r["models"]["source"]["layer"], r["models"]["target"]["layer"]],
             "r2": m["heldout"]["r2"], "r2_control": m["shuffled_control_heldout"]["r2"],
+            "r2_robust": m["heldout"].get("r2_below_q99"),
             "native_slope": nat["slope"], "native_p": nat["p_value"], "native_status": nat["status"],
             "transferred_slope": tr["slope"], "transferred_p": tr["p_value"],
             "ratio": t["ratio"], "ratio_ci": t["ratio_ci"], "verdict": t["status"],
@@ -84,6 +85,7 @@ def map_row(d: Path, params: dict[str, int]) -> dict:
             "kind": f"map L{m['source_layer']} → L{m['target_layer']}" + (
                 f", aligned rows {a.get('aligned_rows')}" if a else ""),
             "r2": m["metrics"]["heldout"]["r2"], "r2_control": m["metrics"].get("shuffled_control_heldout", {}).get("r2"),
+            "r2_robust": m["metrics"]["heldout"].get("r2_below_q99"),
             "ratio": None, "ratio_ci": None, "verdict": "map only (no steering run)",
             "params": [params.get(m["source"]), params.get(m["target"])]}
 
@@ -177,13 +179,15 @@ def main() -> None:
     (out / "size_gap.json").write_text(json.dumps({"rows": rows, "seconds": round(time.time() - t0)}, indent=1))
     plot(rows, out / "size_gap.png")
     print()
-    print("| source → target | params ratio | family | held-out R² (control) | native slope (p) | transferred slope"
+    print("| source → target | params ratio | family | held-out R² all tokens / < q99 norm (control) | native slope (p) | transferred slope"
           " | ratio [CI] | verdict | probe AUROC own / up / down | SAE FVU own / zero-shot |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         ci = r.get("ratio_ci")
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else " (median)")
-        r2 = "—" if r["r2"] is None else f"{r['r2']:.3f}" + (f" ({r['r2_control']:.3f})" if r["r2_control"] is not None else "")
+        r2 = "—" if r["r2"] is None else f"{r['r2']:.3f}" + (
+            f" / {r['r2_robust']:.3f}" if r.get("r2_robust") is not None else "") + (
+            f" ({r['r2_control']:.3f})" if r["r2_control"] is not None else "")
         nat = (f"{r['native_slope']:.3g} ({r['native_p']:.2g})" if "native_slope" in r
                else f"steers on {r['native_steers']} of {r['behaviours']}" if "native_steers" in r else "—")
         tr = f"{r['transferred_slope']:.3g}" if "transferred_slope" in r else "—"
@@ -220,14 +224,15 @@ def plot(rows: list[dict], path: Path) -> None:
         if r["r2"] is None:
             continue
         color = "tab:blue" if x > 1 else "tab:orange"        # small → large, large → small
-        axes[0].scatter(x, r["r2"], marker=mark, color=color)
-        axes[0].annotate(f"{short(r['source'])}→{short(r['target'])}", (x, r["r2"]), fontsize=7)
+        y = r["r2"] if r.get("r2_robust") is None else r["r2_robust"]   # a massive token can sink the all-token R²
+        axes[0].scatter(x, y, marker=mark, color=color)
+        axes[0].annotate(f"{short(r['source'])}→{short(r['target'])}", (x, y), fontsize=7)
         if r["ratio"] is not None and math.isfinite(r["ratio"]):
             ci = r.get("ratio_ci")
             yerr = [[r["ratio"] - ci[0]], [ci[1] - r["ratio"]]] if ci else None
             axes[1].errorbar(x, r["ratio"], yerr=yerr, fmt=mark, color=color, capsize=3)
             axes[1].annotate(f"{short(r['source'])}→{short(r['target'])}", (x, r["ratio"]), fontsize=7)
-    for ax, label in zip(axes, ("map held-out R²", "transferred / native slope")):
+    for ax, label in zip(axes, ("map held-out R² (tokens < q99 norm)", "transferred / native slope")):
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.25, 0.5, 1, 2, 4, 8, 16, 32]))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))

@@ -143,3 +143,20 @@ def test_contrast_shrunk_map_recovers_a_relation_and_runs_on_caa(tmp_path):
     meta = json.loads((out / "map.json").read_text())
     assert meta["method"] == "contrast-shrunk" and meta["contrast"]["lambda"] in (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
     assert len(meta["contrast"]["leave_one_family_out_cos"]) == 6 and AffineMap.load(out).A.shape == (192, 128)
+
+
+def test_robust_r2_leaves_out_a_massive_source_token():
+    """The R² under the q99 norm is robust to massive activations in *either* stream: one held-out row whose source
+    state is 100× the usual norm (its target state ordinary) sends A·x far off and the all-row R² below zero; the
+    robust R² leaves it out and recovers the exact relation."""
+    from lrt.maps.metrics import metrics_from_rows
+
+    g = torch.Generator().manual_seed(0)
+    A, p = torch.randn(6, 8, generator=g), torch.randn(6, generator=g)
+    x = torch.randn(400, 8, generator=g)
+    y = x @ A.T + p
+    x[7] *= 100.0                                  # a massive source token; y[7] stays ordinary
+    got = metrics_from_rows(A, p, x, y)
+    pred = x.double() @ A.double().T + p.double()
+    all_r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean(0)) ** 2).sum()
+    assert all_r2 < 0 and got["r2_below_q99"] == pytest.approx(1.0, abs=1e-6)
