@@ -31,7 +31,7 @@ from .propensity import propensity_grid
 from .side_effects import capability_side_effect, kl_side_effect
 from .significance import against_random, bootstrap_slopes, interval, slopes_of, vector_status
 from .stats import Balance, bootstrap_ci, monotonic_range, pearson, slope, slope_key
-from ..stats.balance import balanced_pick
+from ..stats.balance import balanced_pick_indices
 
 
 def random_directions(n: int, d: int, seed: int) -> torch.Tensor:
@@ -56,8 +56,7 @@ def split_validation(items: list[Item], n: int, seed: int) -> tuple[list[Item], 
                            option="search_items")
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(items), generator=g).tolist()
-    chosen = {id(it) for it in balanced_pick([items[i] for i in order], n)}   # half per matching letter
-    val = [i for i in range(len(items)) if id(items[i]) in chosen]
+    val = sorted(order[j] for j in balanced_pick_indices([items[i] for i in order], n))   # half per matching letter
     keep = [i for i in range(len(items)) if i not in set(val)]
     return [items[i] for i in val], [items[i] for i in keep], val
 

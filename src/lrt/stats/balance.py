@@ -13,6 +13,12 @@ def answer_key(item) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(getattr(item, "positive", None) or ()), tuple(getattr(item, "negative", None) or ())
 
 
+def _answer_counts(items) -> tuple[list, dict]:
+    """Each item's :func:`answer_key`, and how many items have each key (in order of first appearance)."""
+    keys = [answer_key(it) for it in items]
+    return keys, {k: keys.count(k) for k in dict.fromkeys(keys)}
+
+
 class Balance:
     """How a mean over items is taken. A/B sets ask for letter A as the matching answer on some items and letter B on
     others, rarely half and half; a vector (or the unsteered model) that merely prefers one letter then moves the
@@ -27,8 +33,7 @@ class Balance:
     answers, word sets): the plain mean over all items."""
 
     def __init__(self, items=(), on: bool = True):
-        keys = [answer_key(it) for it in items]
-        counts = {k: keys.count(k) for k in dict.fromkeys(keys)}
+        keys, counts = _answer_counts(items)
         kept = [k for k in counts if counts[k] >= MIN_GROUP and counts.get((k[1], k[0]), 0) >= MIN_GROUP
                 and k[0] != k[1]]
         self.on = on and len(kept) >= 2
@@ -65,11 +70,15 @@ def balanced_pick(items: list, n: int) -> list:
     items have no mirrored pair. (The next 12 unused pairs of survival-instinct's generate set are 11 A-matching
     and 1 B-matching: the balanced mean then falls back to the plain one and a letter preference looks like
     steering.)"""
-    keys = [answer_key(it) for it in items]
-    counts = {k: keys.count(k) for k in dict.fromkeys(keys)}
+    return [items[i] for i in balanced_pick_indices(items, n)]
+
+
+def balanced_pick_indices(items: list, n: int) -> list[int]:
+    """The positions in ``items`` (ascending) of :func:`balanced_pick`'s choice."""
+    keys, counts = _answer_counts(items)
     pairs = [k for k in counts if k[0] != k[1] and (k[1], k[0]) in counts]
     if not pairs:
-        return list(items[:n])
+        return list(range(min(n, len(items))))
     top = max(pairs, key=lambda k: (min(counts[k], counts[(k[1], k[0])]), counts[k] + counts[(k[1], k[0])]))
     queues = [[i for i, k in enumerate(keys) if k == d] for d in (top, (top[1], top[0]))]
     picked: list[int] = []
@@ -77,4 +86,4 @@ def balanced_pick(items: list, n: int) -> list:
         for q in queues:
             if q and len(picked) < n:
                 picked.append(q.pop(0))
-    return [items[i] for i in sorted(picked)]
+    return sorted(picked)
