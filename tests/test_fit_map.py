@@ -117,7 +117,6 @@ def test_contrast_shrunk_map_recovers_a_relation_and_runs_on_caa(tmp_path):
 
     import torch
 
-    from conftest import CAA
     from lrt.cli import main
     from lrt.maps.affine import AffineMap
     from lrt.maps.contrast import choose_lambda, shrunk_fit
@@ -134,7 +133,7 @@ def test_contrast_shrunk_map_recovers_a_relation_and_runs_on_caa(tmp_path):
     torch.testing.assert_close(shrunk_fit(X, Y, 1e9, prior), prior, rtol=0, atol=1e-6)
     lam, table = choose_lambda(sets, prior)
     assert lam == min(table) and table[lam] > 0.999
-    files = [str(CAA / "generate" / b / "generate_dataset.json") for b in ("refusal", "sycophancy")]
+    files = ["caa:refusal", "caa:sycophancy"]                 # the shipped sets, by name
     out = tmp_path / "m"
     args = ["fit-map", "--source", "zoo-xs", "--target", "zoo-s", "--tokens", "4000", "--context", "64",
             "--contrast-pairs", "6", "--out", str(out), "-q"]
