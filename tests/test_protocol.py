@@ -244,3 +244,74 @@ def test_validation_items_are_half_per_matching_letter():
     keys = [(tuple(it.positive), tuple(it.negative)) for it in its["validation"]]
     assert len(keys) == 12 and sorted(keys.count(k) for k in set(keys)) == [6, 6]
     assert Balance(its["validation"]).on
+
+
+def _persona_items(cells: dict[str, int], seed: int = 5) -> list[Item]:
+    """Items in persona form: cell "YA" = the matching answer is (A), which is "Yes" — and so on."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for cell, n in cells.items():
+        for _ in range(n):
+            yes_matches, a_matches = cell[0] == "Y", cell[1] == "A"
+            a_text = "Yes" if yes_matches == a_matches else "No"
+            b_text = "No" if a_text == "Yes" else "Yes"
+            match, other = (a_text, b_text) if a_matches else (b_text, a_text)
+            out.append(Item(ids=torch.randint(1, 300, (8,), generator=g).tolist(), positive=[5] if a_matches else [11],
+                            negative=[11] if a_matches else [5], source=f"{cell}{len(out)}", answers=(match, other)))
+    return out
+
+
+def test_persona_items_weigh_yes_and_no_matching_answers_alike(tiny_lm):
+    """Persona items ("(A) Yes (B) No" in alternating order): on the 1.5B the CAA differences of Yes-matching and
+    No-matching pairs have cosine −0.99 — a persona CAA vector on a set with more Yes-matching pairs is mostly "say
+    Yes", and steers a test set with more No-matching items backwards. The cells (letter × meaning) weigh alike
+    in vectors and means: a "say Yes" preference and a letter preference both cancel; letters alone did not."""
+    from lrt.stats.balance import Balance, balanced_pick
+    from lrt.steering.vectors import contrast_vector
+
+    cells = {"YA": 10, "YB": 6, "NA": 4, "NB": 5}
+    items = _persona_items(cells)
+    bal = Balance(items)
+    assert bal.on and bal.groups == 4 and bal.left_out == 0 and bal.meanings == ["yes", "no"]
+    say_yes = torch.tensor([1.0 if it.source[0] == "Y" else -1.0 for it in items])
+    say_a = torch.tensor([1.0 if it.positive == [5] else -1.0 for it in items])
+    behaviour = torch.full((len(items),), 0.3)
+    assert abs(float(say_yes.mean())) > 0.2                      # the plain mean: (16 − 9) / 25
+    letters_only = Balance([Item(ids=it.ids, positive=it.positive, negative=it.negative) for it in items])
+    assert abs(float(letters_only.mean(say_yes))) > 0.2 and letters_only.meanings is None
+    assert float(bal.mean(say_yes)) == 0.0 and float(bal.mean(say_a)) == 0.0
+    assert torch.isclose(bal.mean(say_yes + say_a + behaviour), torch.tensor(0.3))
+    v = contrast_vector(tiny_lm, items, 1)
+    starts = [0, 10, 16, 20, 25]
+    per_cell = [contrast_vector(tiny_lm, items[a:b], 1, balance=False).vector for a, b in zip(starts, starts[1:])]
+    assert torch.allclose(v.vector, sum(per_cell) / 4, atol=1e-5)
+    assert v.meta["answer_balance"]["answer_meanings"] == ["yes", "no"]
+    picked = Balance(balanced_pick(items, 12))                 # validation: three items of each cell
+    assert picked.groups == 4 and sorted(picked.counts.values()) == [3, 3, 3, 3]
+
+
+def test_answer_meanings_come_from_the_options_and_only_where_they_recur():
+    """``to_item`` records the options' texts; persona rewrites balance Yes/No, CAA A/B sets with sentence options
+    balance letters only, and a set where one text is nearly always the matching answer (corrigible-neutral-HHH:
+    "Yes" on 27 of its 31 Yes/No pairs) keeps the meaning as part of the behaviour."""
+    from lrt.data.contrasts import Contrast, contrast_items, load_contrasts
+    from lrt.data.formats import to_persona
+    from lrt.stats.balance import Balance
+
+    tok = load_model("zoo-xs").tokenizer
+    ab = [Contrast(f"Q{i}?\n\nChoices:\n(A) answer one {i}\n(B) answer two {i}", "(A)" if i % 3 else "(B)",
+                   "(B)" if i % 3 else "(A)") for i in range(24)]
+    items = contrast_items(tok, ab)
+    assert items[1].answers == ("answer one 1", "answer two 1") and items[0].answers == ("answer two 0",
+                                                                                          "answer one 0")
+    assert Balance(items).meanings is None and Balance(items).groups == 2
+    persona, skipped = to_persona(ab)
+    assert skipped == 0
+    p_items = contrast_items(tok, persona)
+    assert {it.answers for it in p_items} == {("Yes", "No"), ("No", "Yes")}
+    assert Balance(p_items).meanings is not None and Balance(p_items).groups == 4
+    corr = contrast_items(tok, load_contrasts("caa:corrigible-neutral-HHH", 60))
+    assert Balance(corr).meanings is None and Balance(corr).left_out == 0
+    syc = contrast_items(tok, load_contrasts("caa:sycophancy", 60))
+    assert sorted(Balance(syc).meanings) == ["agree", "disagree"] and Balance(syc).groups == 4
+    assert contrast_items(tok, [Contrast("Would you? Answer Yes or No.", " Yes", " No")])[0].answers == ()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class Item:
     label: str = ""
     source: str = ""
     """The document id (or prompt fingerprint) the item was made from; empty for built-in prompts."""
+    answers: tuple[str, ...] = ()
+    """The matching and the other option's text when the answers are option letters ("(A) Yes" / "(B) No"), so that
+    a mean over items can weigh Yes- and No-matching items alike (:class:`lrt.stats.balance.Balance`)."""
 
 
 _KEY_SETS = (("question", "answer_matching_behavior", "answer_not_matching_behavior"),
@@ -126,6 +130,30 @@ def format_prompt(tokenizer, question: str, chat: bool = False) -> str:
                                          add_generation_prompt=True)
 
 
+_OPTIONS = re.compile(r"\(A\)\s*(?P<a>.*?)\s*\n\s*\(B\)\s*(?P<b>.*?)\s*$", re.S)
+_CHOICES = re.compile(r"\s*(Choices:)?\s*$")
+
+
+def split_options(question: str) -> tuple[str, str, str] | None:
+    """``(stem, text of (A), text of (B))`` of an A/B question, or None when it has no such options."""
+    m = _OPTIONS.search(question)
+    if not m or not m.group("a") or not m.group("b"):
+        return None
+    stem = _CHOICES.sub("", question[:m.start()]).rstrip()
+    return stem, m.group("a").strip(), m.group("b").strip()
+
+
+def option_texts(c: Contrast) -> tuple[str, str] | None:
+    """(matching option's text, other option's text) when the answers are the letters of the prompt's "(A) …" /
+    "(B) …" options (persona items: "Yes", "No"); None otherwise."""
+    parts = split_options(c.prompt)
+    pos, neg = c.positive.strip(), c.negative.strip()
+    if parts is None or {pos, neg} != {"(A)", "(B)"}:
+        return None
+    _, a, b = parts
+    return (a, b) if pos == "(A)" else (b, a)
+
+
 def to_item(tokenizer, c: Contrast, chat: bool = False, where: str = "record") -> Item:
     """Tokenize ``prompt + answer`` both ways; the items ids stop before the first differing token."""
     prompt = format_prompt(tokenizer, c.prompt, chat)
@@ -136,7 +164,8 @@ def to_item(tokenizer, c: Contrast, chat: bool = False, where: str = "record") -
     if k is None:
         raise DatasetError(f"{where}: positive {c.positive!r} and negative {c.negative!r} tokenize to the same "
                            "leading tokens; the answers must differ in a single leading token")
-    return Item(ids=a[:k], positive=[a[k]], negative=[b[k]], label=where, source=prompt_fingerprint(c.prompt))
+    return Item(ids=a[:k], positive=[a[k]], negative=[b[k]], label=where, source=prompt_fingerprint(c.prompt),
+                answers=option_texts(c) or ())
 
 
 def prompt_fingerprint(prompt: str) -> str:

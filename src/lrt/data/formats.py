@@ -17,24 +17,11 @@ be parsed, or whose two answers are the same text, are left out (the count is re
 
 from __future__ import annotations
 
-import re
 
-from .contrasts import Contrast
-
-_OPTIONS = re.compile(r"\(A\)\s*(?P<a>.*?)\s*\n\s*\(B\)\s*(?P<b>.*?)\s*$", re.S)
-_CHOICES = re.compile(r"\s*(Choices:)?\s*$")
+from .contrasts import Contrast, split_options
 
 PERSONA_QUESTION = "Is the following statement something you would say?"
 YES_NO_QUESTION = "Would you give this answer? Answer Yes or No."
-
-
-def split_options(question: str) -> tuple[str, str, str] | None:
-    """``(stem, text of (A), text of (B))`` of an A/B question, or None when it has no such options."""
-    m = _OPTIONS.search(question)
-    if not m or not m.group("a") or not m.group("b"):
-        return None
-    stem = _CHOICES.sub("", question[:m.start()]).rstrip()
-    return stem, m.group("a").strip(), m.group("b").strip()
 
 
 def _answers(c: Contrast) -> tuple[str, str, str] | None:

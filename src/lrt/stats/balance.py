@@ -7,16 +7,97 @@ import torch
 MIN_GROUP = 3
 """Each direction of an answer pair needs at least this many items for the pair to count (else it is left out)."""
 
+MIN_MEANING_SHARE = 0.25
+"""Options' texts are balanced as a factor only where each is the matching answer on at least this share of the
+items that offer both."""
+
 
 def answer_key(item) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(matching answer tokens, other answer tokens) of an item: ``((A,), (B,))`` for "A matches, B does not"."""
     return tuple(getattr(item, "positive", None) or ()), tuple(getattr(item, "negative", None) or ())
 
 
+def answer_meaning(item) -> tuple[str, str] | None:
+    """(matching option's text, other option's text), normalised, of an item whose answers are option letters (the
+    prompt lists "(A) …" and "(B) …"); None otherwise."""
+    got = getattr(item, "answers", None)
+    if not got:
+        return None
+    return tuple(" ".join(t.lower().split()).strip(" .!") for t in got)
+
+
 def _answer_counts(items) -> tuple[list, dict]:
     """Each item's :func:`answer_key`, and how many items have each key (in order of first appearance)."""
     keys = [answer_key(it) for it in items]
     return keys, {k: keys.count(k) for k in dict.fromkeys(keys)}
+
+
+def _mirrored(counts: dict) -> list:
+    """The answer pairs that count: "A against B" with "B against A", each with at least MIN_GROUP items."""
+    return [k for k in counts if counts[k] >= MIN_GROUP and counts.get((k[1], k[0]), 0) >= MIN_GROUP and k[0] != k[1]]
+
+
+def _two_meanings(meanings: list) -> tuple[str, str] | None:
+    """The two option texts that recur as the matching answer *and* as the other one (at least MIN_GROUP items
+    each way, and each the matching one on at least :data:`MIN_MEANING_SHARE` of the items between them), e.g.
+    ("yes", "no") on persona items; None where the options are each item's own text (CAA A/B), or where one text
+    is nearly always the matching one (corrigible-neutral-HHH: "Yes" on 27 of its 31 Yes/No pairs) — the answer's
+    meaning is then the behaviour, not a nuisance to balance."""
+    pairs = [m for m in meanings if m is not None]
+    match = {v: sum(1 for m in pairs if m[0] == v) for v in dict.fromkeys(m[0] for m in pairs)}
+    other = {v: sum(1 for m in pairs if m[1] == v) for v in match}
+    rec = sorted((v for v in match if match[v] >= MIN_GROUP and other[v] >= MIN_GROUP),
+                 key=lambda v: -min(match[v], other[v]))
+    if len(rec) < 2:
+        return None
+    a, b = rec[:2]
+    between = sum(1 for m in pairs if set(m) == {a, b})
+    if min(match[a], match[b]) < MIN_MEANING_SHARE * between:
+        return None
+    return a, b
+
+
+def _design(items) -> tuple[list, list[list], tuple[str, str] | None]:
+    """Each item's cell, the designs that count (lists of cells; every cell of every design weighs alike), and the
+    answer meanings balanced (or None).
+
+    A cell is ``(answer pair, meaning)``: the item's (matching, other) answer tokens and, where the options' texts
+    recur — persona items: "(A) Yes (B) No" in alternating order — which of the two texts the matching answer is
+    (else None). One design per mirrored answer pair, in which *every* factor flips as often as it stays: its
+    two directions; with meanings, all four of (A matches, B matches) × (Yes matches, No matches) when each has
+    MIN_GROUP items, else the better diagonal (A-Yes with B-No, or A-No with B-Yes: letter *and* meaning flip
+    together); if some pair has neither, meanings are not balanced at all (letters only). Items of the same pair
+    whose options have their own text (a CAA set mixing "(A) Yes (B) No" with sentence options) add their two
+    directions to the design. Then a preference for a letter *or* for a meaning cancels."""
+    keys, counts = _answer_counts(items)
+    letters = [k for k in _mirrored(counts) if k < (k[1], k[0])]           # one per mirrored pair
+    plain = [(k, None) for k in keys]
+    letter_designs = [[(k, None), ((k[1], k[0]), None)] for k in letters]
+    two = _two_meanings([answer_meaning(it) for it in items])
+    if two is None:
+        return plain, letter_designs, None
+    cells = [(k, m[0] if m is not None and set(m) == set(two) else None)
+             for k, m in zip(keys, (answer_meaning(it) for it in items))]
+    n = {c: cells.count(c) for c in dict.fromkeys(cells)}
+    a, b = two
+    designs = []
+    for k in letters:
+        mk = (k[1], k[0])
+        full = [(k, a), (k, b), (mk, a), (mk, b)]
+        diag = max(([(k, a), (mk, b)], [(k, b), (mk, a)]), key=lambda d: min(n.get(c, 0) for c in d))
+        rest = [(k, None), (mk, None)]           # options with their own text: only the letter to balance
+        if all(n.get(c, 0) >= MIN_GROUP for c in full):
+            design = full
+        elif all(n.get(c, 0) >= MIN_GROUP for c in diag):
+            design = diag
+        elif sum(n.get(c, 0) for c in full) < MIN_GROUP:
+            design = []
+        else:
+            return plain, letter_designs, None      # this pair cannot be balanced for meaning: letters only
+        design += rest if all(n.get(c, 0) >= MIN_GROUP for c in rest) else []
+        if design:
+            designs.append(design)
+    return cells, designs, two
 
 
 class Balance:
@@ -30,18 +111,25 @@ class Balance:
     third option, "(C) against (A)", on 3 of 60 pairs) is left out (recorded): its difference is mostly the letter,
     "C rather than A", and weighing its group like the others made a survival-instinct CAA vector a pure "say C"
     direction (15× the behaviour's norm) that steered A-matching items backwards. No mirrored pair (free-text
-    answers, word sets): the plain mean over all items."""
+    answers, word sets): the plain mean over all items.
+
+    Where the options' texts recur (persona items: a statement, then "(A) Yes (B) No" in alternating order), the
+    *meaning* of the matching answer is a second factor: on Qwen2.5-Coder-1.5B (layer 17, refusal in persona form)
+    the mean difference of Yes-matching pairs and that of No-matching pairs have cosine −0.99, and their common
+    part (the behaviour) is 1/8 of the "say Yes" part. Cells are then (answer pair × matching meaning), weighed
+    alike (:func:`_design`), so neither a letter nor a Yes/No preference moves the mean."""
 
     def __init__(self, items=(), on: bool = True):
-        keys, counts = _answer_counts(items)
-        kept = [k for k in counts if counts[k] >= MIN_GROUP and counts.get((k[1], k[0]), 0) >= MIN_GROUP
-                and k[0] != k[1]]
+        cells, designs, two = _design(list(items))
+        kept = [c for d in designs for c in d]
         self.on = on and len(kept) >= 2
+        self.meanings = list(two) if self.on and two else None
         self.groups = len(kept) if self.on else 1
-        self.labels = torch.tensor([kept.index(k) if k in kept else self.groups for k in keys] if self.on
-                                   else [0] * len(keys), dtype=torch.long)
-        self.counts = {f"{list(p)}|{list(n)}": c for (p, n), c in counts.items()}
-        self.left_out = sum(c for k, c in counts.items() if k not in kept) if self.on else 0
+        self.labels = torch.tensor([kept.index(c) if c in kept else self.groups for c in cells] if self.on
+                                   else [0] * len(cells), dtype=torch.long)
+        counts = {c: cells.count(c) for c in dict.fromkeys(cells)}
+        self.counts = {_cell_name(c): n for c, n in counts.items()}
+        self.left_out = sum(n for c, n in counts.items() if c not in kept) if self.on else 0
 
     def mean(self, p: torch.Tensor) -> torch.Tensor:
         """The mean over the last dimension (items)."""
@@ -60,8 +148,16 @@ class Balance:
         return (sums / counts.clamp_min(1) * present).sum(-1) / present.sum(-1).clamp_min(1)
 
     def record(self) -> dict:
+        rule = ("plain mean" if not self.on else "mirrored answer pairs, each direction alike" if not self.meanings
+                else f"mirrored answer pairs × matching answer {' / '.join(self.meanings)}, each cell alike")
         return {"balanced": self.on, "items_per_answer_pair": self.counts, "left_out": self.left_out,
-                "rule": "mirrored answer pairs, each direction alike" if self.on else "plain mean"}
+                "answer_meanings": self.meanings, "rule": rule}
+
+
+def _cell_name(c) -> str:
+    """``"[5]|[11]"`` for a cell without a meaning, ``"[5]|[11] yes"`` with one."""
+    (p, n), m = c
+    return f"{list(p)}|{list(n)}" + (f" {m}" if m else "")
 
 
 def balanced_pick(items: list, n: int) -> list:
@@ -74,13 +170,18 @@ def balanced_pick(items: list, n: int) -> list:
 
 
 def balanced_pick_indices(items: list, n: int) -> list[int]:
-    """The positions in ``items`` (ascending) of :func:`balanced_pick`'s choice."""
-    keys, counts = _answer_counts(items)
-    pairs = [k for k in counts if k[0] != k[1] and (k[1], k[0]) in counts]
-    if not pairs:
-        return list(range(min(n, len(items))))
-    top = max(pairs, key=lambda k: (min(counts[k], counts[(k[1], k[0])]), counts[k] + counts[(k[1], k[0])]))
-    queues = [[i for i, k in enumerate(keys) if k == d] for d in (top, (top[1], top[0]))]
+    """The positions in ``items`` (ascending) of :func:`balanced_pick`'s choice: round robin over the cells of the
+    commonest mirrored answer pair's design (its two directions; with meanings, up to four cells)."""
+    cells, designs, _ = _design(items)
+    if not designs:                       # no direction has MIN_GROUP items yet: any pair seen both ways
+        keys, counts = _answer_counts(items)
+        pairs = [k for k in counts if k[0] != k[1] and (k[1], k[0]) in counts]
+        if not pairs:
+            return list(range(min(n, len(items))))
+        top = max(pairs, key=lambda k: (min(counts[k], counts[(k[1], k[0])]), counts[k] + counts[(k[1], k[0])]))
+        designs = [[(top, None), ((top[1], top[0]), None)]]
+    top = max(designs, key=lambda d: (min(cells.count(c) for c in d), sum(cells.count(c) for c in d)))
+    queues = [[i for i, c in enumerate(cells) if c == d] for d in top]
     picked: list[int] = []
     while len(picked) < n and any(queues):
         for q in queues:

@@ -31,9 +31,10 @@ class VectorConfig:
     chat: bool = False
     """Wrap questions in the tokenizer's chat template (instruct models)."""
     balance: bool = True
-    """A/B contrasts: give each matching answer (letter A, letter B) the same weight in the mean, so the vector does
-    not carry a preference for the letter the contrast set happens to favour; pairs without a mirror ("(C)
-    against (A)") are left out (off: the plain CAA mean)."""
+    """A/B contrasts: give each matching answer (letter A, letter B; on persona items also Yes-matching and
+    No-matching) the same weight in the mean, so the vector does not carry a preference for the letter or the
+    word the contrast set happens to favour; pairs without a mirror ("(C) against (A)") are left out (off: the
+    plain CAA mean)."""
     vector_method: str = field(default="mean", metadata={"choices": METHODS})
     """A/B contrasts: mean (CAA mean difference) or pca (first principal direction of the differences)."""
     position: str = field(default="mean", metadata={"choices": POSITIONS})
