@@ -41,7 +41,8 @@ def run(cfg: StudyRun, out: Output) -> int:
     from ..report.study import write_study_report
 
     quiet_progress(cfg.study.eval.progress)
-    results = run_study(cfg.study, out.target, cfg.resume)     # --overwrite: an empty directory, swapped in at the end
+    # --overwrite: an empty directory, swapped in at the end; lines flushed (a log file shows them as they come)
+    results = run_study(cfg.study, out.target, cfg.resume, log=lambda m: print(m, flush=True))
     write_study_report(out.target)
     s = results["summary"]
     show(summary_rows(results), ["behaviour", "layers", "α", "native slope", "transferred slope",

@@ -9,6 +9,7 @@ the native vector and a few random ones, and keeps the largest α at which the n
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
 from ..stats.balance import Balance
 
@@ -53,7 +54,8 @@ def choose_alpha(probe: list[float], native: list[float], randoms: list[list[flo
 
 
 def search_alpha(lm, layer: int, items, native_dir: torch.Tensor, random_dirs: torch.Tensor, median_norm: float,
-                 grid_fn, batch_size: int, n_items: int = 16, balance: bool = True) -> tuple[float, dict]:
+                 grid_fn, batch_size: int, n_items: int = 16, balance: bool = True, progress: bool = False,
+                 desc: str = "α search") -> tuple[float, dict]:
     """Run the probe (``grid_fn``: the propensity grid in use) on the first ``n_items`` of ``items`` (validation
     items, never the verdict's) against ``random_dirs`` (not the verdict's random vectors) and choose α.
 
@@ -65,14 +67,17 @@ def search_alpha(lm, layer: int, items, native_dir: torch.Tensor, random_dirs: t
     bal = Balance(sub, balance)                 # each matching answer counts equally (lrt.evaluate.stats.Balance)
     zero = bal.mean(grid_fn(lm, layer, sub, dirs, [0.0], median_norm, batch_size)[0][:, 0])      # unsteered, once
     lows, highs = [], []
+    bar = tqdm(total=len(PROBE), desc=desc, unit="level", disable=not progress, leave=False)
     for j, a in enumerate(PROBE):
         prop, _ = grid_fn(lm, layer, sub, dirs, [-a, a], median_norm, batch_size)     # [V, 2, N]
         lows.insert(0, bal.mean(prop[:, 0]))
         highs.append(bal.mean(prop[:, 1]))
         curves = torch.stack(lows + [zero] + highs, 1).tolist()      # [V, 2j + 3] on the symmetric grid
         alpha, record = choose_alpha(list(PROBE[:j + 1]), curves[0], curves[1:])
+        bar.update()
         if not record["probe"][-1]["monotonic"]:
             break
+    bar.close()
     record["items"] = len(sub)
     record["probed"] = list(PROBE[:j + 1])
     return alpha, record

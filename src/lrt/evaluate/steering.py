@@ -97,7 +97,8 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     search = alpha_record
     if cfg.alpha_search and reference in names:
         alpha, search = search_alpha(lm, li, validation, units[names.index(reference)], search_rand, median_norm,
-                                     grid, cfg.eval_batch_size, cfg.search_items, cfg.balance)
+                                     grid, cfg.eval_batch_size, cfg.search_items, cfg.balance,
+                                     progress=cfg.progress)
         search["random_rows"] = [cfg.n_random, cfg.n_random + cfg.search_random]
         cfg = replace(cfg, alphas=default_alphas(alpha, cfg.alpha_steps), alpha_max=alpha, alpha_search=False)
     prop, mld = grid(lm, li, items, torch.cat([units, rand]), cfg.alphas, median_norm, cfg.eval_batch_size,

@@ -51,12 +51,12 @@ def effect_z(record: dict) -> dict:
 
 
 def probe_layer(lm: LoadedModel, layer: int, vector_items, validation, search_random: torch.Tensor, positions: str,
-                batch_size: int) -> tuple[dict, object]:
+                batch_size: int, progress: bool = False) -> tuple[dict, object]:
     """The native vector at ``layer`` and its α search on ``validation``: (record, vector)."""
     v = contrast_vector(lm, vector_items, layer)
     grid = answer_grid if positions == "answer" else propensity_grid
     _, rec = search_alpha(lm, layer, validation, v.unit(), search_random, v.median_norm, grid, batch_size,
-                          len(validation))
+                          len(validation), progress=progress, desc=f"α search, layer {layer}")
     z = effect_z(rec)
     z["steers_forward"] = z["p_value"] is not None and z["p_value"] < ALPHA_LEVEL and z["effect"] > 0
     return {"layer": layer, **z, "search": rec}, v
@@ -64,11 +64,11 @@ def probe_layer(lm: LoadedModel, layer: int, vector_items, validation, search_ra
 
 def search_layers(lm: LoadedModel, pairs: list[tuple[int, int]], vector_items, validation,
                   search_random: torch.Tensor, positions: str, batch_size: int, search: bool = True,
-                  log=print) -> tuple[int, dict, object, list[dict]]:
+                  log=print, progress: bool = False) -> tuple[int, dict, object, list[dict]]:
     """Try ``pairs`` in order; returns (index of the chosen pair, its record, its native vector, every record)."""
     records, vectors = [], []
     for i, (ls, lt) in enumerate(pairs if search else pairs[:1]):
-        rec, v = probe_layer(lm, lt, vector_items, validation, search_random, positions, batch_size)
+        rec, v = probe_layer(lm, lt, vector_items, validation, search_random, positions, batch_size, progress)
         rec["source_layer"] = ls
         records.append(rec)
         vectors.append(v)

@@ -121,7 +121,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
                                                  f"target layer {pairs[0][1]} (no layer search)"))
     k, chosen, v_native, layer_records = search_layers(
         tgt, pairs, items["vector"], items["validation"], search_t, cfg.eval.positions, cfg.eval.eval_batch_size,
-        cfg.layer_search, log)
+        cfg.layer_search, log, cfg.eval.progress)
     ls, lt = pairs[k]
     alpha = chosen["alpha"]
     chosen["search"]["random_rows"] = [cfg.eval.n_random, cfg.eval.n_random + cfg.eval.search_random]
