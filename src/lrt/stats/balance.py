@@ -1,4 +1,5 @@
-"""The mean over A/B items that a preference for one letter cannot move (used by CAA vectors and the evaluation)."""
+"""The mean over A/B items that a preference for one letter (or one answer word, Yes/No) cannot move (used by CAA
+vectors and the evaluation)."""
 
 from __future__ import annotations
 
