@@ -7,9 +7,10 @@ differences at the answer letter per cell, and splits their mean into a behaviou
 No-matching pairs), a Yes/No part and a letter part; then it steers test items of each cell with vectors of
 different Yes/No composition (every position, ±α × the layer's median norm) and prints the odd shift per cell.
 
-    python benchmarks/persona_yes_no.py refusal 17        # ~3 minutes on 2 CPU cores
+    python benchmarks/persona_yes_no.py refusal 17        # ~3 minutes on 2 CPU cores (MODELS: the GGUF folder)
 """
 
+import os
 import re
 import sys
 import time
@@ -18,7 +19,6 @@ import torch
 
 from lrt.data.contrasts import contrast_items, load_contrasts
 from lrt.evaluate.propensity import propensity_grid
-from lrt.harvest.prefix import continuation_states
 from lrt.models import load_model
 from lrt.stats.balance import Balance
 from lrt.steering.vectors import contrast_vector
@@ -26,7 +26,7 @@ from lrt.steering.vectors import contrast_vector
 B = sys.argv[1] if len(sys.argv) > 1 else "refusal"
 LAYER = int(sys.argv[2]) if len(sys.argv) > 2 else 17
 ALPHA = 0.25
-M = "/root/.cache/lrt-models" if len(sys.argv) < 4 else sys.argv[3]
+M = os.environ.get("MODELS", os.path.expanduser("~/.cache/lrt-models"))
 tgt = load_model(f"{M}/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
 li = tgt.layer_index(LAYER)
 CELLS = ("YA", "YB", "NA", "NB")
@@ -50,12 +50,10 @@ def by_cell(role, n):
 
 
 gen, test = by_cell("contrast", 15), by_cell("test", 8)
-m = {}
-for k, cs in gen.items():
-    items = contrast_items(tgt.tokenizer, cs, chat=True)
-    got = continuation_states(tgt, li, [it.ids for it in items], [it.positive[:1] + it.negative[:1] for it in items],
-                              16, True)
-    m[k] = (got.states[:, 0] - got.states[:, 1]).double().mean(0)
+cell_vectors = {k: contrast_vector(tgt, contrast_items(tgt.tokenizer, cs, chat=True), LAYER, balance=False)
+                for k, cs in gen.items()}           # the plain mean difference of each cell's pairs
+m = {k: v.vector.double() for k, v in cell_vectors.items()}
+med = cell_vectors["YA"].meta["layer_median_norm"]
 d_yes, d_no = (m["YA"] + m["YB"]) / 2, (m["NA"] + m["NB"]) / 2
 d_a, d_b = (m["YA"] + m["NA"]) / 2, (m["YB"] + m["NB"]) / 2
 behaviour, yes_no, letter = (d_yes + d_no) / 2, (d_yes - d_no) / 2, (d_a - d_b) / 2
@@ -65,7 +63,6 @@ print(f"{B}, layer {LAYER}: |behaviour part| {behaviour.norm():.2f}, |Yes/No par
 vecs = {"cells alike (lrt)": behaviour, "Yes-matching only": d_yes, "No-matching only": d_no,
         "70% Yes-matching": 0.7 * d_yes + 0.3 * d_no, "Yes/No part": yes_no}
 flat = [it for k in CELLS for it in contrast_items(tgt.tokenizer, test[k], chat=True)]
-med = contrast_vector(tgt, contrast_items(tgt.tokenizer, gen["YA"][:6], chat=True), LAYER).meta["layer_median_norm"]
 units = torch.stack([v.float() / v.float().norm() for v in vecs.values()])
 t = time.time()
 prop, _ = propensity_grid(tgt, li, flat, units, [-ALPHA, 0.0, ALPHA], med, 32)

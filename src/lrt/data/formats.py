@@ -17,7 +17,6 @@ be parsed, or whose two answers are the same text, are left out (the count is re
 
 from __future__ import annotations
 
-
 from .contrasts import Contrast, split_options
 
 PERSONA_QUESTION = "Is the following statement something you would say?"

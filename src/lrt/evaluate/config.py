@@ -36,9 +36,9 @@ class EvalConfig:
     computed once per item and shared by every vector and α (much cheaper; a weaker intervention)."""
     balance: bool = True
     """Weigh test items so each matching answer (letter A and letter B; on persona items also the options' Yes and
-    No) counts equally: a preference for one letter or word — the model's, a vector's — then cancels instead of showing as steering whose sign depends on the
-    test set's share of A-matching items; items whose answer pair has no mirror ("(C) against (A)") are left out
-    (lrt.stats.balance.Balance; off: the plain mean)."""
+    No) counts equally: a preference for one letter or word — the model's, a vector's — then cancels instead of
+    showing as steering whose sign depends on the test set's share of A-matching items; items whose answer pair has
+    no mirror ("(C) against (A)") are left out (lrt.stats.balance.Balance; off: the plain mean)."""
     n_random: int = 16
     """Random vectors of the same norm, the distribution every vector is judged against (p-value, percentile)."""
     eval_batch_size: int = 32

@@ -3,8 +3,9 @@
 For each behaviour, in one command and resumable behaviour by behaviour:
 
 1. **Data** — the vector pairs (the generate set's first ``pairs``), *validation* items (the generate set's next
-   unused pairs, half of them per matching letter: :func:`lrt.stats.balance.balanced_pick`) and *test* items (the
-   behaviour's test set), disjoint by prompt fingerprint.
+   unused pairs, in turn from each answer cell — matching letter, and on persona items Yes / No:
+   :func:`lrt.stats.balance.balanced_pick`) and *test* items (the behaviour's test set), disjoint by prompt
+   fingerprint.
 2. **Layer** — :mod:`.layer_search`: the target layer where the large model's own vector steers forward on the
    validation items (and the α range, chosen there), the source layer at the same depth.
 3. **Map** — the text map of that layer pair (fitted once, cached) refitted on the contrast pool's differences

@@ -3,6 +3,8 @@ vectors and the evaluation)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 
 MIN_GROUP = 3
@@ -30,7 +32,7 @@ def answer_meaning(item) -> tuple[str, str] | None:
 def _answer_counts(items) -> tuple[list, dict]:
     """Each item's :func:`answer_key`, and how many items have each key (in order of first appearance)."""
     keys = [answer_key(it) for it in items]
-    return keys, {k: keys.count(k) for k in dict.fromkeys(keys)}
+    return keys, Counter(keys)
 
 
 def _mirrored(counts: dict) -> list:
@@ -74,28 +76,28 @@ def _design(items) -> tuple[list, list[list], tuple[str, str] | None]:
     letters = [k for k in _mirrored(counts) if k < (k[1], k[0])]           # one per mirrored pair
     plain = [(k, None) for k in keys]
     letter_designs = [[(k, None), ((k[1], k[0]), None)] for k in letters]
-    two = _two_meanings([answer_meaning(it) for it in items])
+    meanings = [answer_meaning(it) for it in items]
+    two = _two_meanings(meanings)
     if two is None:
         return plain, letter_designs, None
-    cells = [(k, m[0] if m is not None and set(m) == set(two) else None)
-             for k, m in zip(keys, (answer_meaning(it) for it in items))]
-    n = {c: cells.count(c) for c in dict.fromkeys(cells)}
+    cells = [(k, m[0] if m is not None and set(m) == set(two) else None) for k, m in zip(keys, meanings)]
+    n = Counter(cells)
     a, b = two
     designs = []
     for k in letters:
         mk = (k[1], k[0])
         full = [(k, a), (k, b), (mk, a), (mk, b)]
-        diag = max(([(k, a), (mk, b)], [(k, b), (mk, a)]), key=lambda d: min(n.get(c, 0) for c in d))
+        diag = max(([(k, a), (mk, b)], [(k, b), (mk, a)]), key=lambda d: min(n[c] for c in d))
         rest = [(k, None), (mk, None)]           # options with their own text: only the letter to balance
-        if all(n.get(c, 0) >= MIN_GROUP for c in full):
+        if all(n[c] >= MIN_GROUP for c in full):
             design = full
-        elif all(n.get(c, 0) >= MIN_GROUP for c in diag):
+        elif all(n[c] >= MIN_GROUP for c in diag):
             design = diag
-        elif sum(n.get(c, 0) for c in full) < MIN_GROUP:
+        elif sum(n[c] for c in full) < MIN_GROUP:
             design = []
         else:
             return plain, letter_designs, None      # this pair cannot be balanced for meaning: letters only
-        design += rest if all(n.get(c, 0) >= MIN_GROUP for c in rest) else []
+        design += rest if all(n[c] >= MIN_GROUP for c in rest) else []
         if design:
             designs.append(design)
     return cells, designs, two
@@ -128,7 +130,7 @@ class Balance:
         self.groups = len(kept) if self.on else 1
         self.labels = torch.tensor([kept.index(c) if c in kept else self.groups for c in cells] if self.on
                                    else [0] * len(cells), dtype=torch.long)
-        counts = {c: cells.count(c) for c in dict.fromkeys(cells)}
+        counts = Counter(cells)
         self.counts = {_cell_name(c): n for c, n in counts.items()}
         self.left_out = sum(n for c, n in counts.items() if c not in kept) if self.on else 0
 
@@ -162,11 +164,11 @@ def _cell_name(c) -> str:
 
 
 def balanced_pick(items: list, n: int) -> list:
-    """``n`` items, in their order, taken alternately from the two directions of the commonest mirrored answer pair
-    ("A against B", "B against A") so that the balanced mean can use all of them; the plain first ``n`` where the
-    items have no mirrored pair. (The next 12 unused pairs of survival-instinct's generate set are 11 A-matching
-    and 1 B-matching: the balanced mean then falls back to the plain one and a letter preference looks like
-    steering.)"""
+    """``n`` items, in their order, taken in turn from the cells of the commonest mirrored answer pair ("A against
+    B", "B against A"; on persona items also × Yes / No matching) so that the balanced mean can use all of them;
+    the plain first ``n`` where the items have no mirrored pair. (The next 12 unused pairs of survival-instinct's
+    generate set are 11 A-matching and 1 B-matching: the balanced mean then falls back to the plain one and a
+    letter preference looks like steering.)"""
     return [items[i] for i in balanced_pick_indices(items, n)]
 
 
@@ -181,7 +183,8 @@ def balanced_pick_indices(items: list, n: int) -> list[int]:
             return list(range(min(n, len(items))))
         top = max(pairs, key=lambda k: (min(counts[k], counts[(k[1], k[0])]), counts[k] + counts[(k[1], k[0])]))
         designs = [[(top, None), ((top[1], top[0]), None)]]
-    top = max(designs, key=lambda d: (min(cells.count(c) for c in d), sum(cells.count(c) for c in d)))
+    size = Counter(cells)
+    top = max(designs, key=lambda d: (min(size[c] for c in d), sum(size[c] for c in d)))
     queues = [[i for i, c in enumerate(cells) if c == d] for d in top]
     picked: list[int] = []
     while len(picked) < n and any(queues):
