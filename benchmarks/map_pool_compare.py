@@ -1,19 +1,27 @@
 """Which map carries a steering vector best, for vectors in formats nobody tuned for? cos(A·v_small, v_native) for
-three maps, each judged on vectors of a behaviour it never saw:
+four maps, each judged on vectors of a behaviour it never saw (its whole family — all four answer formats — left
+out of the fit):
 
 - ``text``: the closed-form map on natural text (the study's text map);
-- ``recipe``: the previous recipe, the text map refitted on the *other six* CAA behaviours' A/B sets only;
-- ``default``: the text map refitted on the pool shipped with lrt (`--contrast-sets default`) without the
-  behaviour's family (all four of its answer formats).
+- ``recipe``: the first recipe, the text map refitted on the *other six* CAA behaviours' A/B sets only;
+- ``default``: the text map refitted on the pool shipped with lrt (`--contrast-sets default`, what `lrt study`
+  fits), per-pair differences as they come;
+- ``centred``: the same pool with each set's answer cells (letter × matching option text) centred on the balanced
+  mean (`lrt.stats.balance.centre_cells`): persona pairs' differences are mostly "say Yes" and the letter, which a
+  balanced vector no longer has — does taking them out of the fit help? (It does not: see docs/real-pair.md.)
 
-Vectors: CAA mean differences of ``--pairs`` pairs on both models, for each of the seven behaviours in four answer
-formats (A/B letters, Yes/No, persona-style, free text), and the sentiment text contrast (pooled states of
-positive minus negative reviews). Also the default map's outlook (`lrt.maps.contrast.transfer_outlook`): does its
-expected cosine rank the vectors like the measured one?
+Vectors: each pool set's balanced CAA mean difference (``--pairs`` pairs, as `lrt steer` computes it: answer cells
+weighed alike) on both models — the seven behaviours in four answer formats (A/B letters, Yes/No, persona-style,
+free text), MMLU / TruthfulQA right vs wrong, and the sentiment text contrast. Also what might predict the
+measured cosine: the default map's outlook (`lrt.maps.contrast.transfer_outlook`, expected cosine) and the small
+model's vector's split-half cosine (`lrt.stats.balance.split_half_cos`, in every CAA vector's metadata).
 
-    python benchmarks/map_pool_compare.py --study runs/study-qwen --out runs/map-pool-compare.json
+    python benchmarks/map_pool_compare.py --cache runs/pool --layers 14,17 --out runs/map-pool-compare-14-17.json
 
-Reuses the study's cached text map and pool differences (``STUDY/cache``) of the layer pair; no steering runs.
+``--cache`` is a study's cache folder (``STUDY/cache``): the layer pair's text map (``text-LS-LT``) and pool
+differences (``pool-LS-LT.safetensors``) are read from there, and computed and saved there first where missing
+(the pair's models, ~25 min for the pool on 2 CPU cores); the answer cells from the small model's tokenizer. No
+steering runs.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ import torch
 
 BEHAVIOURS = ("coordinate-other-ais", "corrigible-neutral-HHH", "hallucination", "myopic-reward", "refusal",
               "survival-instinct", "sycophancy")
-FORMS = ("caa", "caa-yesno", "caa-persona", "caa-text")
+GROUPS = ("caa:", "caa-yesno:", "caa-persona:", "caa-text:", "mmlu", "truthfulqa", "concept:")
+MAPS = ("text", "recipe", "default", "centred")
 MODELS = Path.home() / ".cache" / "lrt-models"
 
 
@@ -35,77 +44,103 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0))
 
 
+def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: int):
+    """(text map, {set: (dx, dy, answer cells)}) of the layer pair; the map and differences computed and saved where
+    the cache lacks them."""
+    from safetensors.torch import load_file, save_file
+
+    from lrt.data.contrasts import contrast_items, load_contrasts
+    from lrt.harvest.config import HarvestConfig
+    from lrt.maps.affine import AffineMap
+    from lrt.maps.contrast import DEFAULT_POOL, set_differences
+    from lrt.maps.fit import fit_map
+    from lrt.models.load import load_model
+    from lrt.pipelines.config import STUDY_HARVEST
+    from lrt.stats.balance import Balance
+
+    tdir, f = cache / f"text-{ls}-{lt}", cache / f"pool-{ls}-{lt}.safetensors"
+    have = load_file(str(f)) if f.is_file() else {}
+    todo = [s for s in DEFAULT_POOL if f"{s}|x" not in have]
+    src = load_model(small, "float32")
+    if todo or not (tdir / "map.json").is_file():
+        tgt = load_model(large, "float32")
+        if not (tdir / "map.json").is_file():
+            fit_map(src, tgt, ls, lt, HarvestConfig(**STUDY_HARVEST, progress=False)).save(tdir)
+        t0 = time.time()
+        for s in todo:
+            dx, dy = set_differences(src, tgt, ls, lt, s, pairs, chat=True)
+            have.update({f"{s}|x": dx.float().contiguous(), f"{s}|y": dy.float().contiguous()})
+            f.parent.mkdir(parents=True, exist_ok=True)
+            save_file(have, str(f))
+            print(f"pool {s}: {len(dx)} pairs ({time.time() - t0:.0f} s)", flush=True)
+    out = {}
+    for s in DEFAULT_POOL:
+        n = len(have[f"{s}|x"])
+        cells = (torch.zeros(n, dtype=torch.long) if s.startswith("concept:") else
+                 Balance(contrast_items(src.tokenizer, load_contrasts(s, pairs), chat=True)).cells)
+        out[s] = (have[f"{s}|x"], have[f"{s}|y"], cells)
+    return AffineMap.load(tdir), out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", default=str(MODELS / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
     ap.add_argument("--large", default=str(MODELS / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"))
-    ap.add_argument("--study", required=True, help="a study directory whose cache holds the layer pair's text map "
-                    "and pool differences")
-    ap.add_argument("--layers", default="11,13", help="source,target layer (a pair cached by the study)")
+    ap.add_argument("--cache", required=True, help="a study's cache folder (STUDY/cache), filled where it lacks "
+                    "the layer pair")
+    ap.add_argument("--layers", default="14,17", help="source,target layer")
     ap.add_argument("--pairs", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="runs/map-pool-compare.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from safetensors.torch import load_file
-
-    from lrt.data.concepts import concept_texts
-    from lrt.data.contrasts import contrast_items, load_contrasts
-    from lrt.maps.affine import AffineMap
-    from lrt.maps.contrast import answer_differences, fit_from_differences, resolve_sets, transfer_outlook, _pooled
-    from lrt.models.load import load_model
-    from lrt.stats.balance import Balance
+    from lrt.maps.contrast import fit_from_differences, resolve_sets, transfer_outlook
+    from lrt.pipelines.study_cache import spearman
+    from lrt.stats.balance import centre_cells, split_half_cos
 
     ls, lt = (int(x) for x in args.layers.split(","))
-    cache = Path(args.study) / "cache"
-    prior = AffineMap.load(cache / f"text-{ls}-{lt}")
-    raw = load_file(str(cache / f"pool-{ls}-{lt}.safetensors"))
-    pool = {k[:-2]: (raw[k], raw[k[:-2] + "|y"]) for k in raw if k.endswith("|x")}
-    _, families, _ = resolve_sets(list(pool))
     t0 = time.time()
-    src, tgt = load_model(args.small, "float32"), load_model(args.large, "float32")
-    vectors = {}
-    for b in BEHAVIOURS:
-        for f in FORMS:
-            items = contrast_items(src.tokenizer, load_contrasts(f"{f}:{b}", args.pairs), chat=True)
-            bal = Balance(items)                      # as lrt steer computes them: each matching answer weighs alike
-            vectors[f"{f}:{b}"] = tuple(bal.mean(answer_differences(lm, layer, items).T)
-                                        for lm, layer in ((src, ls), (tgt, lt)))
-        print(f"{b}: vectors in {len(FORMS)} formats ({time.time() - t0:.0f} s)", flush=True)
-    tc = concept_texts("sentiment", "lrt:reviews", split="train", limit=args.pairs)
-    vectors["concept:sentiment"] = tuple(_pooled(lm, layer, tc.positive).mean(0) - _pooled(lm, layer, tc.negative).mean(0)
-                                         for lm, layer in ((src, ls), (tgt, lt)))
+    prior, raw = cached_pool(Path(args.cache), ls, lt, args.small, args.large, args.pairs)
+    centred = {k: (centre_cells(dx, c), centre_cells(dy, c)) for k, (dx, dy, c) in raw.items()}
+    plain = {k: (dx, dy) for k, (dx, dy, _) in raw.items()}
+    _, families, _ = resolve_sets(list(raw))
+    vectors = {k: (dx.double().mean(0), dy.double().mean(0)) for k, (dx, dy) in centred.items()}   # balanced means
     rows = []
-    for name, (vs, vt) in vectors.items():
-        fam = families.get(name) or ("concept:sentiment" if name.startswith("concept:") else
-                                     "caa:" + name.split(":")[1])
-        recipe_sets = {f"caa:{b}": pool[f"caa:{b}"] for b in BEHAVIOURS if f"caa:{b}" in pool and f"caa:{b}" != fam}
-        recipe = fit_from_differences(prior, recipe_sets, {k: k for k in recipe_sets})
-        kept = {k: v for k, v in pool.items() if families[k] != fam}
-        default = fit_from_differences(prior, kept, {k: families[k] for k in kept})
-        o = transfer_outlook(default, vs)
-        r = {"vector": name, "family": fam, "cos_text": cos(prior.A @ vs, vt), "cos_recipe": cos(recipe.A @ vs, vt),
-             "cos_default": cos(default.A @ vs, vt), "expected_cos_default": o["expected_cos"],
-             "nearest_set": o["nearest_set"], "nearest_cos": o["nearest_cos"], "basis_share": o["basis_share"],
-             "lambda_default": default.meta["contrast"]["lambda"], "lambda_recipe": recipe.meta["contrast"]["lambda"]}
-        rows.append(r)
-        print(f"{name:40s} text {r['cos_text']:.3f}  recipe {r['cos_recipe']:.3f}  default {r['cos_default']:.3f}  "
-              f"(expected {r['expected_cos_default'] if r['expected_cos_default'] is None else round(r['expected_cos_default'], 3)}, nearest {r['nearest_set']})",
-              flush=True)
+    for fam in sorted(set(families.values())):
+        names = [k for k in raw if families[k] == fam]
+        rest = [k for k in raw if families[k] != fam]
+        recipe_sets = {f"caa:{b}": centred[f"caa:{b}"] for b in BEHAVIOURS if f"caa:{b}" in rest}
+        maps = {"text": prior,
+                "recipe": fit_from_differences(prior, recipe_sets, {k: k for k in recipe_sets}),
+                "default": fit_from_differences(prior, {k: plain[k] for k in rest}, {k: families[k] for k in rest}),
+                "centred": fit_from_differences(prior, {k: centred[k] for k in rest}, {k: families[k] for k in rest})}
+        for name in names:
+            vs, vt = vectors[name]
+            o = transfer_outlook(maps["default"], vs.float())
+            r = {"vector": name, "family": fam, **{f"cos_{m}": cos(maps[m].A.double() @ vs, vt) for m in MAPS},
+                 "expected_cos_default": o["expected_cos"], "nearest_set": o["nearest_set"],
+                 "split_half_cos": split_half_cos(raw[name][0], raw[name][2]),
+                 "basis_share": o["basis_share"], **{f"lambda_{m}": maps[m].meta["contrast"]["lambda"]
+                                                     for m in MAPS[1:]}}
+            rows.append(r)
+            print(f"{name:40s} " + "  ".join(f"{m} {r['cos_' + m]:.3f}" for m in MAPS) +
+                  f"  (expected {r['expected_cos_default'] or float('nan'):.3f}, split half {r['split_half_cos']:.2f})",
+                  flush=True)
     means = {}
-    for f in FORMS + ("concept",):
-        sel = [r for r in rows if r["vector"].split(":")[0] == f]
-        means[f] = {k: sum(r[k] for r in sel) / len(sel) for k in ("cos_text", "cos_recipe", "cos_default")}
-        print(f"mean {f:10s} " + "  ".join(f"{k} {v:.3f}" for k, v in means[f].items()))
-    from lrt.pipelines.study_cache import spearman
-
-    ok = [r for r in rows if r["expected_cos_default"] is not None]
-    rho = spearman([r["expected_cos_default"] for r in ok], [r["cos_default"] for r in ok])
-    print(f"Spearman(expected cos, measured cos) over {len(ok)} vectors: {rho}")
+    for g in GROUPS:
+        sel = [r for r in rows if r["vector"].startswith(g)]
+        means[g.rstrip(":")] = {m: round(sum(r[f"cos_{m}"] for r in sel) / len(sel), 3) for m in MAPS}
+        print(f"mean {g.rstrip(':'):12s} ({len(sel)}) " + "  ".join(f"{m} {v:.3f}" for m, v in
+                                                                 means[g.rstrip(':')].items()))
+    rho = {}
+    for signal in ("expected_cos_default", "split_half_cos"):
+        ok = [r for r in rows if r[signal] is not None]
+        rho[signal] = spearman([r[signal] for r in ok], [r["cos_default"] for r in ok])
+        print(f"Spearman({signal}, measured cos with the default map) over {len(ok)} vectors: {rho[signal]:.2f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"layers": [ls, lt], "pairs": args.pairs, "rows": rows, "means": means,
-                                          "spearman_expected_vs_measured": rho,
+                                          "spearman_vs_measured_cos_default": rho,
                                           "seconds": round(time.time() - t0)}, indent=1))
 
 

@@ -185,7 +185,9 @@ def test_fit_map_and_the_study_across_tokenizers(tmp_path, tiny_tokenizer, capsy
         assert main(["steer", "--model", model, "--layer", layer, "--max-pairs", "10", "--no-progress",
                      "--out", str(out)]) == 0
         assert main(["transfer", "--vector", str(out), "--map", str(tmp_path / "m"), "--out", str(out) + "-t"]) == ok
-    assert "the map starts from" in capsys.readouterr().err
+    got = capsys.readouterr()
+    assert "the map starts from" in got.err
+    assert "split-half cos (pairs agree" in got.out and "split-half cos of the vector on the source" in got.out
     assert main(["study", "--source", small, "--target", "zoo-xs", "--align", "chars", "--behaviours", "caa:refusal",
                  "--pairs", "8", "--test-items", "6", "--search-items", "4", "--n-random", "4", "--search-random", "3",
                  "--contrast-sets", "caa:sycophancy", "--contrast-sets", "caa:myopic-reward", "--contrast-pairs", "6",
@@ -194,6 +196,7 @@ def test_fit_map_and_the_study_across_tokenizers(tmp_path, tiny_tokenizer, capsy
     res = json.loads((tmp_path / "st" / "results.json").read_text())
     rec = res["behaviours"]["caa:refusal"]
     assert rec["items"]["test"] == 6 and "transferred_direction" in rec["verdict"]["vectors"]
+    assert -1 <= rec["signals"]["split_half_cos"] <= 1
     # the layer sweep across tokenizers: results and summary say how positions were paired
     capsys.readouterr()
     assert main(["sweep-layers", "--source", small, "--target", "zoo-xs", "--align", "chars", "--tokens", "2000",

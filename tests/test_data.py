@@ -34,6 +34,22 @@ def test_every_shipped_set_is_there_with_its_recorded_sha256_and_count():
     assert total < 6e6                                                   # the package stays small (4.9 MB)
 
 
+def test_every_shipped_pair_can_be_scored():
+    """Every record of every shipped contrast and test set makes an item (its two answers part at one token): a
+    free-text MMLU record whose correct answer was the start of the wrong one ("1 tall violet: 1 tall white")
+    stopped `fit-map --contrast-sets default --contrast-pairs 60` at record 55 of mmlu-text."""
+    from lrt.data.contrasts import contrast_items
+    from lrt.data.formats import to_free_text
+    from lrt.models.load import load_model
+
+    tok = load_model("zoo-xs").tokenizer
+    for name, rec in registry.catalogue().items():
+        if rec["kind"] in ("contrast", "test"):
+            assert len(contrast_items(tok, load_contrasts(name))) == rec["records"], name
+    out, skipped = to_free_text(load_contrasts("mmlu")[55:56])
+    assert out == [] and skipped == 1
+
+
 def test_a_behaviour_name_is_its_generate_set_as_a_contrast_and_its_test_set_as_a_test():
     gen, test = load_contrasts("caa:refusal"), load_contrasts("caa:refusal", role="test")
     assert (len(gen), len(test)) == (408, 50)

@@ -290,6 +290,36 @@ def test_persona_items_weigh_yes_and_no_matching_answers_alike(tiny_lm):
     assert picked.groups == 4 and sorted(picked.counts.values()) == [3, 3, 3, 3]
 
 
+def test_split_half_cos_tells_a_stable_vector_from_noise(tiny_lm):
+    """``split_half_cos`` deals each answer cell's items to two halves: a behaviour shared by all pairs gives ~1 even
+    under 'say Yes' and letter parts 20× its size (they cancel in each half's balanced mean); pairs that share
+    nothing give ~0. ``centre_cells`` keeps the behaviour and each pair's own variation, not the cells' parts. The
+    CAA vector records it."""
+    from lrt.stats.balance import Balance, centre_cells, split_half_cos
+    from lrt.steering.vectors import contrast_vector
+
+    items = _persona_items({"YA": 10, "YB": 8, "NA": 8, "NB": 10})
+    bal = Balance(items)
+    g = torch.Generator().manual_seed(3)
+    say_yes = torch.tensor([1.0 if it.source[0] == "Y" else -1.0 for it in items])[:, None]
+    say_a = torch.tensor([1.0 if it.positive == [5] else -1.0 for it in items])[:, None]
+    yes_dir, a_dir, behaviour = (torch.randn(16, generator=g) for _ in range(3))
+    noise = torch.randn(len(items), 16, generator=g)
+    nuisance = 20 * say_yes * yes_dir + 20 * say_a * a_dir
+    stable = nuisance + 3 * behaviour + 0.5 * noise
+    assert split_half_cos(stable, bal.cells) > 0.95
+    assert abs(split_half_cos(nuisance + noise, bal.cells)) < 0.6
+    rows = centre_cells(stable, bal.cells)
+    torch.testing.assert_close(rows.mean(0), bal.mean(stable.T), rtol=1e-5, atol=1e-5)
+    assert float(torch.nn.functional.cosine_similarity(rows.mean(0), behaviour, dim=0)) > 0.95
+    assert float((rows @ yes_dir).abs().max()) < 0.1 * 20 * float(yes_dir.norm() ** 2)
+    one = torch.zeros(len(items), dtype=torch.long)
+    torch.testing.assert_close(centre_cells(stable, one), stable)
+    assert split_half_cos(stable[:5], torch.tensor([0, 0, 1, 1, 2])) is None        # a cell of one item
+    v = contrast_vector(tiny_lm, items, 1)
+    assert -1 <= v.meta["split_half_cos"] <= 1
+
+
 def test_answer_meanings_come_from_the_options_and_only_where_they_recur():
     """``to_item`` records the options' texts; persona rewrites balance Yes/No, CAA A/B sets with sentence options
     balance letters only, and a set where one text is nearly always the matching answer (corrigible-neutral-HHH:

@@ -57,9 +57,21 @@ def steer(cfg: SteerRun, out: Output) -> int:
         from ..steering.gguf import write_control_vector
 
         write_control_vector(v, cfg.gguf, model_hint=getattr(lm.model.config, "model_type", "llama"))
+    half = v.meta.get("split_half_cos")
     show([["model", v.model], ["layer", v.layer], ["method", v.method], ["pairs", v.n_pairs], ["norm", v.norm],
-          ["layer median token norm", v.median_norm]], title=f"\nvector saved to {out}")
+          ["layer median token norm", v.median_norm]] + ([["split-half cos (pairs agree: near 1)", half]]
+                                                         if half is not None else []),
+         title=f"\nvector saved to {out}")
+    if half is not None and half < UNSTABLE:
+        print(f"warning: the pairs disagree (split-half cos {half:.2f} < {UNSTABLE}): the vector is mostly their own "
+              "noise; give more pairs (--max-pairs)")
     return 0
+
+
+UNSTABLE = 0.5
+"""Split-half cosine below which a CAA vector is called unstable. On the Qwen pair (60 pairs, L14 → L17,
+docs/real-pair.md) the 11 pool vectors below it had measured cos(A·v, native) 0.24–0.95 (median 0.53), the 22 above
+0.14–0.98 (median 0.83); Spearman 0.74 over all 33."""
 
 
 @writes_output
@@ -85,7 +97,13 @@ def transfer(cfg: TransferRun, out: Output) -> int:
                   o["basis_share"]]]
     else:
         rows.append(["outlook", "none: a text map (refit with --contrast-sets default for steering vectors)"])
+    half = t.meta.get("source_split_half_cos")
+    if half is not None:
+        rows.append(["outlook: split-half cos of the vector on the source", half])
     show(rows, title=f"\nvector saved to {out}")
+    if half is not None and half < UNSTABLE:
+        print(f"warning: the vector's pairs disagree (split-half cos {half:.2f} < {UNSTABLE}): its direction is "
+              "mostly the pairs' own noise and transfers poorly; compute it from more pairs")
     if t.meta.get("map_saw_behaviour"):
         print(f"warning: the map was fitted on this vector's own behaviour ({', '.join(t.meta['map_saw_behaviour'])});"
               " its transfer is not a held-out result: refit with --exclude")

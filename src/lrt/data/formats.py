@@ -73,8 +73,18 @@ def to_persona(records: list[Contrast]) -> tuple[list[Contrast], int]:
 
 
 def to_free_text(records: list[Contrast]) -> tuple[list[Contrast], int]:
-    """Free-text form: the stem alone, answered by the matching vs the non-matching option's text."""
-    return _convert(records, lambda k, stem, match, other: Contrast(stem, " " + match, " " + other))
+    """Free-text form: the stem alone, answered by the matching vs the non-matching option's text. A record where
+    one answer is the start of the other ("1 tall violet: 1 tall white" against "1 tall violet: 1 tall white: 1
+    dwarf violet: 1 dwarf white") has no token where the two answers part, and is left out."""
+    kept, skipped = [], 0
+    for c in records:
+        got = _answers(c)
+        if got is not None and (got[1].startswith(got[2]) or got[2].startswith(got[1])):
+            skipped += 1
+        else:
+            kept.append(c)
+    out, more = _convert(kept, lambda k, stem, match, other: Contrast(stem, " " + match, " " + other))
+    return out, skipped + more
 
 
 CONVERSIONS = {"yesno": to_yes_no, "persona": to_persona, "text": to_free_text}

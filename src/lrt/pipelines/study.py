@@ -49,8 +49,8 @@ from .config import StudyConfig
 from .layer_search import candidates, search_layers
 from .study_cache import StudyCache, spearman
 
-SIGNALS = ("predicted_z", "expected_cos", "basis_share", "native_validation_z", "small_z", "answer_z",
-           "cos_to_native")
+SIGNALS = ("predicted_z", "expected_cos", "basis_share", "split_half_cos", "native_validation_z", "small_z",
+           "answer_z", "cos_to_native")
 
 
 @dataclass
@@ -146,6 +146,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     p_ans, _ = answer_grid(tgt, lt, val, torch.cat([v_tr.unit()[None], search_t]), [-alpha, alpha],
                            v_native.median_norm, cfg.eval.eval_batch_size)
     signals = {"expected_cos": outlook.get("expected_cos"), "basis_share": outlook.get("basis_share"),
+               "split_half_cos": v_small.meta.get("split_half_cos"),
                "native_validation_z": chosen["z"], "small_z": _z(p_small, Balance(small["validation"]))[1],
                "answer_z": _z(p_ans, Balance(val))[1],
                "cos_to_native": cos}

@@ -59,7 +59,8 @@ def transfer_vector(v: SteeringVector, m: AffineMap, mode: str = "direction", re
     meta = {**v.meta, "origin": f"transferred-{mode}", "source_model": v.model, "source_layer": v.layer,
             "source_norm": v.norm, "rescaled": rescale, "layer_median_norm": m.meta["norms"]["target"]["median"],
             "map_heldout_r2": m.meta.get("metrics", {}).get("heldout", {}).get("r2"),
-            "outlook": transfer_outlook(m, v.vector), "map_saw_behaviour": seen,
+            "outlook": transfer_outlook(m, v.vector), "source_split_half_cos": v.meta.get("split_half_cos"),
+            "map_saw_behaviour": seen,
             "model_fingerprint": (m.meta.get("model_fingerprints") or {}).get("target"),
             "tokenizer": (m.meta.get("tokenizers") or {}).get("target")}
     return SteeringVector(vector=out, model=m.target, layer=m.target_layer, method=v.method, n_pairs=v.n_pairs,

@@ -19,7 +19,7 @@ from ..io.artifacts import load_artifact, save_artifact, split_meta
 from ..models.layers import LayerSpec, layer_name
 from ..models.load import LoadedModel
 from ..models.tokenizer_check import tokenizer_fingerprint
-from ..stats.balance import Balance
+from ..stats.balance import Balance, split_half_cos
 from ..stats.samples import NormTracker
 from .config import METHODS, VectorConfig
 
@@ -87,7 +87,8 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method
     pairs' mean and the B-matching pairs' mean, :class:`lrt.stats.balance.Balance`): on a set with more A-matching
     than B-matching pairs the plain mean also carries "say A rather than B", which steers a test set with the
     other balance *backwards*. Pairs whose answer pair has no mirror ("(C) against (A)") are left out: their
-    difference is mostly "say C rather than A". The weights are recorded in the vector (``answer_balance``).
+    difference is mostly "say C rather than A". The weights are recorded in the vector (``answer_balance``), and
+    how stable the mean is (``split_half_cos``: :func:`lrt.stats.balance.split_half_cos`).
 
     With ``share_prefix`` each prompt runs once (KV cache) and both answers continue it
     (:func:`lrt.harvest.prefix.continuation_states`); without it, or where the architecture does not allow it,
@@ -111,6 +112,7 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method
                           method=method, n_pairs=len(items),
                           meta={"concept": name, "position": "answer", "layer_median_norm": tracker.median(),
                                 "answer_balance": bal.record(),
+                                "split_half_cos": split_half_cos(diffs, bal.cells) if method == "mean" else None,
                                 "origin": "native", "model_fingerprint": lm.fingerprint,
                                 "tokenizer": tokenizer_fingerprint(lm.tokenizer)})
 
@@ -154,11 +156,16 @@ def text_vector(lm: LoadedModel, texts: TextContrast, layer: LayerSpec, position
     f = torch.cat(feats)
     npos = len(texts.positive)
     v = f[:npos].mean(0) - f[npos:].mean(0)
+    pos, neg = f[:npos].double(), f[npos:].double()
+    half = (float(torch.nn.functional.cosine_similarity(pos[::2].mean(0) - neg[::2].mean(0),
+                                                       pos[1::2].mean(0) - neg[1::2].mean(0), dim=0))
+            if min(len(pos), len(neg)) >= 2 else None)           # each side's texts dealt to two halves
     return SteeringVector(vector=v, model=lm.name, layer=layer_name(li), method="mean",
                           n_pairs=min(npos, len(texts.negative)),
                           meta={"concept": texts.name, "position": position, "keep": keep, "max_tokens": max_tokens,
                                 "layer_median_norm": tracker.median(),
-                                "n_positive": npos, "n_negative": len(texts.negative), "origin": "native",
+                                "n_positive": npos, "n_negative": len(texts.negative), "split_half_cos": half,
+                                "origin": "native",
                                 "model_fingerprint": lm.fingerprint,
                                 "tokenizer": tokenizer_fingerprint(lm.tokenizer)})
 
