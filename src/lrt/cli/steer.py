@@ -42,6 +42,12 @@ class TransferRun(OutputRun):
     """Rescale to ‖v‖ × the ratio of median token norms (target / source)."""
 
 
+UNSTABLE = 0.5
+"""Split-half cosine below which a CAA vector is called unstable. On the Qwen pair (60 pairs, L14 → L17,
+docs/real-pair.md) the 11 pool vectors below it had measured cos(A·v, native) 0.24–0.95 (median 0.53), the 22 above
+0.14–0.98 (median 0.83); Spearman 0.74 over all 33."""
+
+
 @writes_output
 def steer(cfg: SteerRun, out: Output) -> int:
     from ..steering.vectors import compute_vector
@@ -63,15 +69,9 @@ def steer(cfg: SteerRun, out: Output) -> int:
                                                          if half is not None else []),
          title=f"\nvector saved to {out}")
     if half is not None and half < UNSTABLE:
-        print(f"warning: the pairs disagree (split-half cos {half:.2f} < {UNSTABLE}): the vector is mostly their own "
-              "noise; give more pairs (--max-pairs)")
+        print(f"warning: the examples disagree (split-half cos {half:.2f} < {UNSTABLE}): the vector is mostly their "
+              "own noise; give more of them (--max-pairs)")
     return 0
-
-
-UNSTABLE = 0.5
-"""Split-half cosine below which a CAA vector is called unstable. On the Qwen pair (60 pairs, L14 → L17,
-docs/real-pair.md) the 11 pool vectors below it had measured cos(A·v, native) 0.24–0.95 (median 0.53), the 22 above
-0.14–0.98 (median 0.83); Spearman 0.74 over all 33."""
 
 
 @writes_output

@@ -31,7 +31,8 @@ def summary_rows(results: dict) -> list[list]:
         rows.append([name, f"L{r['layers']['source']}→L{r['layers']['target']}", f"±{r['alpha']:g}",
                      f"{n['slope']:.3g} (p {n['p_value']:.2g})", f"{t['slope']:.3g} (p {t['p_value']:.2g})",
                      f"{tr['ratio']:.2f} [{tr['ratio_ci'][0]:.2f}, {tr['ratio_ci'][1]:.2f}]",
-                     r["verdict"]["max_abs_random_slope"], r["signals"]["predicted_z"], t["z"], r["status"]])
+                     r["verdict"]["max_abs_random_slope"], r["signals"].get("split_half_cos"),
+                     r["signals"]["predicted_z"], t["z"], r["status"]])
     return rows
 
 
@@ -46,7 +47,8 @@ def run(cfg: StudyRun, out: Output) -> int:
     write_study_report(out.target)
     s = results["summary"]
     show(summary_rows(results), ["behaviour", "layers", "α", "native slope", "transferred slope",
-                                 "ratio [95% CI]", "max |random|", "predicted z", "measured z", "verdict"],
+                                 "ratio [95% CI]", "max |random|", "split-half cos of v", "predicted z",
+                                 "measured z", "verdict"],
          title=f"\n{results['models']['source']['name']} → {results['models']['target']['name']}")
     sp = {k: v["spearman"] for k, v in s["prediction_spearman"].items()}
     print(f"\nnative steers on {s['native_steers']} of {s['behaviours']} (forward on {s['native_forward']}); the "

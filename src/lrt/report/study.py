@@ -33,7 +33,8 @@ def behaviour_rows(results: dict) -> list[list]:
                      n["status"], f"{fmt(t['slope'], 3)} {_ci(t['slope_ci'])}", t["p_value"],
                      f"{fmt(sum(rs) / len(rs), 3)} / {fmt(max(rs), 3)}" if rs else None,
                      f"{fmt(tr['ratio'], 3)} {_ci(tr['ratio_ci'])}", tr.get("r_odd"),
-                     r["signals"].get("cos_to_native"), r["signals"].get("predicted_z"), t["z"], r["status"]])
+                     r["signals"].get("split_half_cos"), r["signals"].get("cos_to_native"),
+                     r["signals"].get("predicted_z"), t["z"], r["status"]])
     return rows
 
 
@@ -117,14 +118,16 @@ def render_study(results: dict, style: str) -> str:
     note = ("<p class='caption'>Each behaviour: the layer where the large model's own vector steered on validation "
             "items (the test items unseen), α chosen there; the map refitted without the behaviour's family. p: "
             "against the random directions' slopes (t); CIs: 95% bootstrap over test items (paired for the ratio). "
-            "Random: mean / max |slope|. Predicted z: before the test evaluation, from the map's outlook and the "
+            "Random: mean / max |slope|. Split-half cos of v: the small model's vector, its pairs dealt to two halves "
+            "(near 1: they agree on a direction; below 0.5 it is mostly their noise). Predicted z: before the test evaluation, from the map's outlook and the "
             "native vector's validation z; measured z: the transferred slope over the random slopes' σ.</p>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>lrt study</title><style>{style}</style>"
             f"</head><body>{head}<h2>Summary</h2>{table(lines, ['question', 'answer'], 'study-summary')}"
             "<h2>Per behaviour</h2>"
             + table(rows, ["behaviour", "layers", "α", "native slope [CI]", "native p", "native", "transferred "
                            "slope [CI]", "transferred p", "random mean / max |slope|", "ratio [CI]", "r odd shifts",
-                           "cos(A·v, native)", "predicted z", "measured z", "verdict"], "study") + note
+                           "split-half cos of v", "cos(A·v, native)", "predicted z", "measured z", "verdict"],
+                   "study") + note
             + "<h2>Prediction before the test evaluation</h2>"
             + table(pred, ["signal", "Spearman with measured z", "behaviours"], "prediction")
             + _png(prediction_figure(results)) + ("" if prediction_points(results) else NO_PREDICTION)

@@ -182,7 +182,7 @@ def split_half_cos(d: torch.Tensor, cells: torch.Tensor) -> float | None:
     halves, each cell's items dealt to the halves in turn (None with fewer than two items in some cell). Near 1 the
     pairs agree on a direction; near 0 (or below) the mean is mostly the pairs' own noise. On the Qwen pair it
     ranks how well the map carries a vector (Spearman 0.74 with the measured cos(A·v, native) over the 33 pool sets'
-    vectors, left out of the map; the map's own outlook 0.20: docs/real-pair.md)."""
+    vectors, left out of the map; the map's own outlook 0.24: docs/real-pair.md)."""
     kept = cells >= 0
     first = torch.zeros_like(kept)
     for c in cells[kept].unique():
