@@ -164,6 +164,10 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     assert (tmp_path / "st" / "behaviours" / "caa-refusal" / "result.json").read_text() == first
     res = json.loads((tmp_path / "st" / "results.json").read_text())
     assert set(res["behaviours"]) == {"caa:refusal", "caa:survival-instinct"} and "timings" in res
+    for rec in res["behaviours"].values():                  # the pairs the vectors came from, and why
+        trail = rec["vector_pairs"]
+        assert rec["items"]["vector"] == trail[-1]["pairs"] and trail[0]["pairs"] == 8
+        assert all(t["split_half_cos"] < 0.5 for t in trail[:-1])
     assert "text_map_0_1" not in res["timings"]              # the cached map was reused, not refitted
     html = (tmp_path / "st" / "report.html").read_text()
     assert html.count("<img") >= 3 and "caa:survival-instinct" in html
@@ -318,6 +322,44 @@ def test_split_half_cos_tells_a_stable_vector_from_noise(tiny_lm):
     assert split_half_cos(stable[:5], torch.tensor([0, 0, 1, 1, 2])) is None        # a cell of one item
     v = contrast_vector(tiny_lm, items, 1)
     assert -1 <= v.meta["split_half_cos"] <= 1
+
+
+def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
+    """``grow_pairs``: a weak direction under per-pair noise gets 60 → 120 → 240 pairs, until its halves agree
+    (split-half cos ≥ 0.5: it rises with the pairs as the noise averages out); a strong one keeps --pairs; pure
+    noise stops at --max-pairs; --max-pairs at or below --pairs never grows. (Each pair's difference is a planted
+    direction plus its own noise; the split-half cosine is the real one, over the set's real answer cells.)"""
+    from types import SimpleNamespace
+    import lrt.pipelines.study as study
+    from lrt.pipelines.config import StudyConfig
+    from lrt.stats.balance import Balance, split_half_cos
+
+    b = study.parse_behaviour("caa:sycophancy")
+    src = SimpleNamespace(tokenizer=load_model("zoo-xs").tokenizer)
+    g = torch.Generator().manual_seed(1)
+    direction, noise = torch.randn(64, generator=g), torch.randn(1000, 64, generator=g)
+    direction /= direction.norm()
+    scale = {}
+
+    def fake_vector(lm, items, layer, name=""):
+        d = scale["s"] * direction + noise[:len(items)]
+        return SimpleNamespace(meta={"split_half_cos": split_half_cos(d, Balance(items).cells)})
+
+    monkeypatch.setattr(study, "contrast_vector", fake_vector)
+
+    def grow(s, **kw):
+        scale["s"] = s
+        n, trail, _ = study.grow_pairs(src, b, 5, StudyConfig(**kw), log=lambda m: None)
+        assert n == trail[-1]["pairs"]
+        return [t["pairs"] for t in trail], [t["split_half_cos"] for t in trail]
+
+    ns, halves = grow(0.95)                             # split-half 0.22, 0.30, 0.58
+    assert ns == [60, 120, 240] and halves[-1] >= 0.5 > max(halves[:-1])
+    ns, halves = grow(4.0)
+    assert ns == [60] and halves[0] > 0.8
+    ns, halves = grow(0.0, max_pairs=200)
+    assert ns == [60, 120, 200] and max(halves) < 0.5
+    assert grow(0.0, max_pairs=60)[0] == [60] and grow(0.0, pairs=30, max_pairs=10)[0] == [30]
 
 
 def test_answer_meanings_come_from_the_options_and_only_where_they_recur():

@@ -42,14 +42,9 @@ class TransferRun(OutputRun):
     """Rescale to ‖v‖ × the ratio of median token norms (target / source)."""
 
 
-UNSTABLE = 0.5
-"""Split-half cosine below which a CAA vector is called unstable. On the Qwen pair (60 pairs, L14 → L17,
-docs/real-pair.md) the 11 pool vectors below it had measured cos(A·v, native) 0.24–0.95 (median 0.53), the 22 above
-0.14–0.98 (median 0.83); Spearman 0.74 over all 33."""
-
-
 @writes_output
 def steer(cfg: SteerRun, out: Output) -> int:
+    from ..stats.balance import STABLE_SPLIT_HALF
     from ..steering.vectors import compute_vector
 
     quiet_progress(cfg.vectors.progress)
@@ -68,9 +63,9 @@ def steer(cfg: SteerRun, out: Output) -> int:
           ["layer median token norm", v.median_norm]] + ([["split-half cos (pairs agree: near 1)", half]]
                                                          if half is not None else []),
          title=f"\nvector saved to {out}")
-    if half is not None and half < UNSTABLE:
-        print(f"warning: the examples disagree (split-half cos {half:.2f} < {UNSTABLE}): the vector is mostly their "
-              "own noise; give more of them (--max-pairs)")
+    if half is not None and half < STABLE_SPLIT_HALF:
+        print(f"warning: the examples disagree (split-half cos {half:.2f} < {STABLE_SPLIT_HALF}): the vector is "
+              "mostly their own noise; give more of them (--max-pairs)")
     return 0
 
 
@@ -78,6 +73,7 @@ def steer(cfg: SteerRun, out: Output) -> int:
 def transfer(cfg: TransferRun, out: Output) -> int:
     from ..maps.affine import AffineMap
     from ..steering.transfer import transfer_vector
+    from ..stats.balance import STABLE_SPLIT_HALF
     from ..steering.vectors import SteeringVector
 
     v = SteeringVector.load(cfg.vector)
@@ -101,9 +97,9 @@ def transfer(cfg: TransferRun, out: Output) -> int:
     if half is not None:
         rows.append(["outlook: split-half cos of the vector on the source", half])
     show(rows, title=f"\nvector saved to {out}")
-    if half is not None and half < UNSTABLE:
-        print(f"warning: the vector's pairs disagree (split-half cos {half:.2f} < {UNSTABLE}): its direction is "
-              "mostly the pairs' own noise and transfers poorly; compute it from more pairs")
+    if half is not None and half < STABLE_SPLIT_HALF:
+        print(f"warning: the vector's pairs disagree (split-half cos {half:.2f} < {STABLE_SPLIT_HALF}): its direction "
+              "is mostly the pairs' own noise and transfers poorly; compute it from more pairs")
     if t.meta.get("map_saw_behaviour"):
         print(f"warning: the map was fitted on this vector's own behaviour ({', '.join(t.meta['map_saw_behaviour'])});"
               " its transfer is not a held-out result: refit with --exclude")

@@ -23,6 +23,8 @@ class StudyRun(OutputRun):
 
 
 def summary_rows(results: dict) -> list[list]:
+    from ..report.study import half_cell
+
     rows = []
     for name, r in results["behaviours"].items():
         v = r["verdict"]["vectors"]
@@ -31,7 +33,7 @@ def summary_rows(results: dict) -> list[list]:
         rows.append([name, f"L{r['layers']['source']}→L{r['layers']['target']}", f"±{r['alpha']:g}",
                      f"{n['slope']:.3g} (p {n['p_value']:.2g})", f"{t['slope']:.3g} (p {t['p_value']:.2g})",
                      f"{tr['ratio']:.2f} [{tr['ratio_ci'][0]:.2f}, {tr['ratio_ci'][1]:.2f}]",
-                     r["verdict"]["max_abs_random_slope"], r["signals"].get("split_half_cos"),
+                     r["verdict"]["max_abs_random_slope"], half_cell(r),
                      r["signals"]["predicted_z"], t["z"], r["status"]])
     return rows
 
@@ -47,7 +49,7 @@ def run(cfg: StudyRun, out: Output) -> int:
     write_study_report(out.target)
     s = results["summary"]
     show(summary_rows(results), ["behaviour", "layers", "α", "native slope", "transferred slope",
-                                 "ratio [95% CI]", "max |random|", "split-half cos of v", "predicted z",
+                                 "ratio [95% CI]", "max |random|", "split-half cos of v (pairs)", "predicted z",
                                  "measured z", "verdict"],
          title=f"\n{results['models']['source']['name']} → {results['models']['target']['name']}")
     sp = {k: v["spearman"] for k, v in s["prediction_spearman"].items()}

@@ -35,14 +35,16 @@ def _answers(c: Contrast) -> tuple[str, str, str] | None:
 
 
 def _convert(records: list[Contrast], make) -> tuple[list[Contrast], int]:
-    """``make(k, stem, matching text, other text)`` for each parsable record (``k`` counts the kept ones)."""
+    """``make(k, stem, matching text, other text)`` for each parsable record (``k`` counts the kept ones); a record
+    it cannot parse, or for which ``make`` returns None, is skipped."""
     out, skipped = [], 0
     for c in records:
         got = _answers(c)
-        if got is None:
+        made = None if got is None else make(len(out), *got)
+        if made is None:
             skipped += 1
-            continue
-        out.append(make(len(out), *got))
+        else:
+            out.append(made)
     return out, skipped
 
 
@@ -76,15 +78,8 @@ def to_free_text(records: list[Contrast]) -> tuple[list[Contrast], int]:
     """Free-text form: the stem alone, answered by the matching vs the non-matching option's text. A record where
     one answer is the start of the other ("1 tall violet: 1 tall white" against "1 tall violet: 1 tall white: 1
     dwarf violet: 1 dwarf white") has no token where the two answers part, and is left out."""
-    kept, skipped = [], 0
-    for c in records:
-        got = _answers(c)
-        if got is not None and (got[1].startswith(got[2]) or got[2].startswith(got[1])):
-            skipped += 1
-        else:
-            kept.append(c)
-    out, more = _convert(kept, lambda k, stem, match, other: Contrast(stem, " " + match, " " + other))
-    return out, skipped + more
+    return _convert(records, lambda k, stem, match, other: None if match.startswith(other) or
+                    other.startswith(match) else Contrast(stem, " " + match, " " + other))
 
 
 CONVERSIONS = {"yesno": to_yes_no, "persona": to_persona, "text": to_free_text}

@@ -69,7 +69,13 @@ class StudyConfig:
     chat: bool = False
     """Wrap questions in the tokenizer's chat template (instruct models)."""
     pairs: int = 60
-    """Contrast pairs each behaviour's vectors are computed from (on both models)."""
+    """Contrast pairs each behaviour's vectors are computed from (on both models), at first: see --max-pairs."""
+    max_pairs: int = 240
+    """Take more pairs, doubling from --pairs up to this many (and what the generate set spares), while the small
+    model's vector at the first candidate source layer is unstable (split-half cosine < 0.5,
+    :data:`lrt.stats.balance.STABLE_SPLIT_HALF`). On the Qwen pair A/B sycophancy's went −0.28 → −0.43 → 0.64
+    over 60 / 120 / 240 pairs, and its native vector from no effect to p 7e-6 (docs/real-pair.md). At or below
+    --pairs: always --pairs."""
     test_items: int = 50
     """Most test items per behaviour."""
     layer_search: bool = True

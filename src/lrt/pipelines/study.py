@@ -43,7 +43,7 @@ from ..io.files import atomic_write_text, to_json
 from ..io.results import STUDY_FORMAT_VERSION, STUDY_KIND
 from ..maps.contrast import fit_from_differences, transfer_outlook
 from ..steering.transfer import transfer_vector
-from ..stats.balance import Balance, balanced_pick
+from ..stats.balance import STABLE_SPLIT_HALF, Balance, balanced_pick
 from ..steering.vectors import contrast_vector
 from .config import StudyConfig
 from .layer_search import candidates, search_layers
@@ -80,22 +80,46 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
 
 
-def behaviour_items(b: Behaviour, tok, cfg: StudyConfig) -> dict:
-    """Vector pairs, validation items and test items of one behaviour, disjoint by prompt fingerprint."""
+def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = None) -> dict:
+    """Vector pairs (the generate set's first ``n_pairs``, default ``cfg.pairs``), validation items and test items
+    of one behaviour, disjoint by prompt fingerprint."""
     gen = contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat)
-    vec = gen[:cfg.pairs]
+    n_pairs = n_pairs or cfg.pairs
+    vec = gen[:n_pairs]
     n_val = cfg.eval.search_items
     if b.test:
         test = contrast_items(tok, load_contrasts(b.test, role="test"), cfg.chat)[:cfg.test_items]
     else:
-        test = gen[cfg.pairs + n_val:cfg.pairs + n_val + cfg.test_items]
+        test = gen[n_pairs + n_val:n_pairs + n_val + cfg.test_items]
     used = {it.source for it in vec} | {it.source for it in test}
-    val = balanced_pick([it for it in gen[cfg.pairs:] if it.source not in used], n_val)
+    val = balanced_pick([it for it in gen[n_pairs:] if it.source not in used], n_val)
     test = [it for it in test if it.source not in {it.source for it in vec}]
     if len(vec) < 2 or len(val) < 2 or len(test) < 2:
         raise DatasetError(f"behaviour {b.name}: {len(vec)} vector pairs, {len(val)} validation and {len(test)} test "
                            "items after removing overlaps; each needs at least 2 (fewer --pairs, or more data)")
     return {"vector": vec, "validation": val, "test": test}
+
+
+def grow_pairs(src, b: Behaviour, layer: int, cfg: StudyConfig, log=print) -> tuple[int, list[dict], object]:
+    """How many vector pairs a behaviour gets: from ``cfg.pairs``, doubling up to ``cfg.max_pairs`` (and what the
+    generate set spares for validation, and test items where it has no test set) while the small model's vector
+    at ``layer`` has a split-half cosine below :data:`STABLE_SPLIT_HALF`. Returns the count, the trail
+    (pairs, split-half cos) and the last vector (the small model's at ``layer`` from that many pairs)."""
+    gen = contrast_items(src.tokenizer, load_contrasts(b.contrast, role="contrast"), cfg.chat)
+    spare = cfg.eval.search_items + (0 if b.test else cfg.test_items)
+    cap = max(cfg.pairs, min(cfg.max_pairs, len(gen) - spare))
+    n, trail = cfg.pairs, []
+    while True:
+        v = contrast_vector(src, gen[:n], layer, name=b.name)
+        half = v.meta.get("split_half_cos")
+        trail.append({"pairs": min(n, len(gen)), "split_half_cos": None if half is None else round(half, 3)})
+        if half is None or half >= STABLE_SPLIT_HALF or n >= cap:
+            break
+        n = min(2 * n, cap)
+    if len(trail) > 1:
+        log("  vector pairs: " + " → ".join(f"{t['pairs']} (split-half cos {t['split_half_cos']})" for t in trail)
+            + ("" if half is not None and half >= STABLE_SPLIT_HALF else f"; still below {STABLE_SPLIT_HALF}"))
+    return n, trail, v
 
 
 def _z(prop: torch.Tensor, bal: Balance) -> tuple[float, float, float | None]:
@@ -112,10 +136,11 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     """Steps 1–6 of the module docstring for one behaviour; returns its record (vectors saved beside it)."""
     cfg, src, tgt = cache.cfg, cache.src, cache.tgt
     t0 = time.time()
-    items = behaviour_items(b, tgt.tokenizer, cfg)                 # each model reads the items in its own tokens
-    small = items if cache.one_tokenizer else behaviour_items(b, src.tokenizer, cfg)
-    rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
     pairs = candidates(cache.default_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
+    n_pairs, trail, v_first = grow_pairs(src, b, pairs[0][0], cfg, log)
+    items = behaviour_items(b, tgt.tokenizer, cfg, n_pairs)        # each model reads the items in its own tokens
+    small = items if cache.one_tokenizer else behaviour_items(b, src.tokenizer, cfg, n_pairs)
+    rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
     log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
         f"{len(items['test'])} test items; " + (f"layer search over target layers {[lt for _, lt in pairs]}"
                                                  if cfg.layer_search else
@@ -133,7 +158,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     kept = {s: d for s, d in diffs.items() if families[s] != family}
     amap = fit_from_differences(prior, kept, {s: families[s] for s in kept},
                                 {"left_out": sorted(set(diffs) - set(kept)), "pairs": cfg.contrast_pairs})
-    v_small = contrast_vector(src, small["vector"], ls, name=b.name)
+    v_small = v_first if ls == pairs[0][0] else contrast_vector(src, small["vector"], ls, name=b.name)
     v_tr = transfer_vector(v_small, amap, "direction")
     native_v = v_native.vector
     outlook = transfer_outlook(amap, v_small.vector) or {}
@@ -170,7 +195,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
            "layer_search": [{k2: r[k2] for k2 in r if k2 != "search"} | {"probe": r["search"]["probe"]}
                             for r in layer_records],
            "layer_steers_on_validation": chosen["steers_forward"], "alpha": alpha,
-           "items": {k2: len(x) for k2, x in items.items()}, "signals": signals, "outlook": outlook,
+           "items": {k2: len(x) for k2, x in items.items()}, "vector_pairs": trail, "signals": signals,
+           "outlook": outlook,
            "map": {"lambda": amap.meta["contrast"]["lambda"], "sets": len(kept), "left_out": amap.meta["contrast"]
                    ["left_out"], "heldout_r2": prior.meta.get("metrics", {}).get("heldout", {}).get("r2")},
            "steering": steering, "verdict": v, "seconds": round(time.time() - t0, 1)}

@@ -20,6 +20,15 @@ def _ci(ci) -> str:
     return f"[{fmt(ci[0], 3)}, {fmt(ci[1], 3)}]" if ci else "—"
 
 
+def half_cell(r: dict) -> str:
+    """"0.64 (240 pairs)": the small model's split-half cosine and the vector pairs it was taken from; with the
+    pairs the study went through on the way when it took more (``--max-pairs``)."""
+    trail = r.get("vector_pairs") or []
+    h = r["signals"].get("split_half_cos")
+    grown = " ← ".join(f"{fmt(t['split_half_cos'], 2)} ({t['pairs']})" for t in trail[-2::-1])
+    return f"{fmt(h, 2)} ({r['items']['vector']} pairs)" + (f"; was {grown}" if grown else "")
+
+
 def behaviour_rows(results: dict) -> list[list]:
     rows = []
     for name, r in results["behaviours"].items():
@@ -33,7 +42,7 @@ def behaviour_rows(results: dict) -> list[list]:
                      n["status"], f"{fmt(t['slope'], 3)} {_ci(t['slope_ci'])}", t["p_value"],
                      f"{fmt(sum(rs) / len(rs), 3)} / {fmt(max(rs), 3)}" if rs else None,
                      f"{fmt(tr['ratio'], 3)} {_ci(tr['ratio_ci'])}", tr.get("r_odd"),
-                     r["signals"].get("split_half_cos"), r["signals"].get("cos_to_native"),
+                     half_cell(r), r["signals"].get("cos_to_native"),
                      r["signals"].get("predicted_z"), t["z"], r["status"]])
     return rows
 
@@ -119,14 +128,16 @@ def render_study(results: dict, style: str) -> str:
             "items (the test items unseen), α chosen there; the map refitted without the behaviour's family. p: "
             "against the random directions' slopes (t); CIs: 95% bootstrap over test items (paired for the ratio). "
             "Random: mean / max |slope|. Split-half cos of v: the small model's vector, its pairs dealt to two halves "
-            "(near 1: they agree on a direction; below 0.5 it is mostly their noise). Predicted z: before the test evaluation, from the map's outlook and the "
-            "native vector's validation z; measured z: the transferred slope over the random slopes' σ.</p>")
+            "(near 1: they agree on a direction; below 0.5 it is mostly their noise; the study doubles the pairs "
+            "while it is below 0.5, up to --max-pairs). Predicted z: before the test "
+            "evaluation, from the map's outlook and the native vector's validation z; measured z: the transferred "
+            "slope over the random slopes' σ.</p>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>lrt study</title><style>{style}</style>"
             f"</head><body>{head}<h2>Summary</h2>{table(lines, ['question', 'answer'], 'study-summary')}"
             "<h2>Per behaviour</h2>"
             + table(rows, ["behaviour", "layers", "α", "native slope [CI]", "native p", "native", "transferred "
                            "slope [CI]", "transferred p", "random mean / max |slope|", "ratio [CI]", "r odd shifts",
-                           "split-half cos of v", "cos(A·v, native)", "predicted z", "measured z", "verdict"],
+                           "split-half cos of v (pairs)", "cos(A·v, native)", "predicted z", "measured z", "verdict"],
                    "study") + note
             + "<h2>Prediction before the test evaluation</h2>"
             + table(pred, ["signal", "Spearman with measured z", "behaviours"], "prediction")

@@ -156,10 +156,9 @@ def text_vector(lm: LoadedModel, texts: TextContrast, layer: LayerSpec, position
     f = torch.cat(feats)
     npos = len(texts.positive)
     v = f[:npos].mean(0) - f[npos:].mean(0)
-    pos, neg = f[:npos].double(), f[npos:].double()
-    half = (float(torch.nn.functional.cosine_similarity(pos[::2].mean(0) - neg[::2].mean(0),
-                                                       pos[1::2].mean(0) - neg[1::2].mean(0), dim=0))
-            if min(len(pos), len(neg)) >= 2 else None)           # each side's texts dealt to two halves
+    # each side one cell (negatives' rows negated): the balanced mean is v / 2, each side's texts dealt to two halves
+    sides = torch.cat([torch.zeros(npos, dtype=torch.long), torch.ones(len(f) - npos, dtype=torch.long)])
+    half = split_half_cos(torch.cat([f[:npos], -f[npos:]]), sides)
     return SteeringVector(vector=v, model=lm.name, layer=layer_name(li), method="mean",
                           n_pairs=min(npos, len(texts.negative)),
                           meta={"concept": texts.name, "position": position, "keep": keep, "max_tokens": max_tokens,
