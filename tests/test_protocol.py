@@ -171,6 +171,19 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     assert "text_map_0_1" not in res["timings"]              # the cached map was reused, not refitted
     html = (tmp_path / "st" / "report.html").read_text()
     assert html.count("<img") >= 3 and "caa:survival-instinct" in html
+    # a cache carried into another study with another pair count is not reused: pool and text map recomputed
+    import shutil
+    from safetensors import safe_open
+
+    shutil.copytree(tmp_path / "st" / "cache", tmp_path / "st2" / "cache")
+    other = list(args)
+    other[other.index("--contrast-pairs") + 1], other[other.index("--tokens") + 1] = "5", "1500"
+    assert main(other[:-1] + [str(tmp_path / "st2"), "--resume"]) == 0
+    cached = tmp_path / "st2" / "cache" / "pool-0-1.safetensors"
+    with safe_open(str(cached), "pt") as r:
+        assert r.metadata()["contrast_pairs"] == "5" and r.metadata()["source"] == "zoo-xs"
+    res2 = json.loads((tmp_path / "st2" / "results.json").read_text())
+    assert "pool_0_1" in res2["timings"] and "text_map_0_1" in res2["timings"]
 
 
 def test_a_pure_letter_preference_cancels_in_the_balanced_mean(tiny_lm):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from ..errors import ConfigError, OutputDirError
 from ..io.config import flatten
@@ -82,7 +84,11 @@ class StudyCache:
         """The text map of the layer pair (fitted once; ``OUT/cache/text-LS-LT``)."""
         d = self.out / "cache" / f"text-{ls}-{lt}"
         if (d / "map.json").is_file():
-            return AffineMap.load(d)
+            m = AffineMap.load(d)
+            want = {k: v for k, v in asdict(self.cfg.harvest).items() if k != "progress"}
+            if (m.source, m.target, m.meta.get("harvest")) == (self.src.name, self.tgt.name, want):
+                return m
+            self.log(f"  {d.name} was fitted on other models or text: fitting it again")
         self.log(f"  fitting the text map L{ls} → L{lt} on {self.cfg.harvest.tokens:,} tokens of "
                  f"{self.cfg.harvest.corpus}")
         t = time.time()
@@ -97,7 +103,15 @@ class StudyCache:
         from tqdm.auto import tqdm
 
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
-        have = load_file(str(f)) if f.is_file() else {}
+        made = {"source": self.src.name, "target": self.tgt.name, "contrast_pairs": str(self.cfg.contrast_pairs),
+                "chat": str(self.cfg.chat), "align": str(self.cfg.harvest.align)}
+        have = {}
+        if f.is_file():
+            with safe_open(str(f), "pt") as r:
+                if (r.metadata() or {}) == made:
+                    have = {k: r.get_tensor(k) for k in r.keys()}
+                else:                       # another pair, pair count or template: not this study's pool
+                    self.log(f"  {f.name} was made with other settings ({r.metadata()}): computing it again")
         todo = [s for s in self.pool_sets if f"{s}|x" not in have]
         t = time.time()
         for s in tqdm(todo, desc=f"contrast pool L{ls}→L{lt}", unit="set", disable=not self.cfg.eval.progress):
@@ -105,7 +119,7 @@ class StudyCache:
             have[f"{s}|x"], have[f"{s}|y"] = dx.float().contiguous(), dy.float().contiguous()
             f.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(f) as tmp:
-                save_file(have, str(tmp))
+                save_file(have, str(tmp), metadata=made)
         if todo:
             self.timings[f"pool_{ls}_{lt}"] = round(time.time() - t, 1)
         return {s: (have[f"{s}|x"], have[f"{s}|y"]) for s in self.pool_sets}
