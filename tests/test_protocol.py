@@ -133,7 +133,7 @@ def test_default_pool_leaves_out_the_behaviour_by_name_and_by_file(tmp_path):
     assert out == []
 
 
-def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeypatch):
+def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeypatch, capsys):
     """A study killed during its second behaviour: --resume reads the first back (not recomputed), reuses the
     cached text map and pool, finishes the second; without --resume the folder is refused."""
     import lrt.pipelines.study as study
@@ -168,9 +168,18 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
         trail = rec["vector_pairs"]
         assert rec["items"]["vector"] == trail[-1]["pairs"] and trail[0]["pairs"] == 8
         assert all(t["split_half_cos"] < 0.5 for t in trail[:-1])
-    assert "text_map_0_1" not in res["timings"]              # the cached map was reused, not refitted
+    assert "text_map_0_1" not in res["timings"] and "pool_0_1" not in res["timings"]   # the caches were reused
     html = (tmp_path / "st" / "report.html").read_text()
     assert html.count("<img") >= 3 and "caa:survival-instinct" in html
+    # a study written before --max-pairs existed ran without growth: resumed as such, and the message says so
+    cfg_file = tmp_path / "st" / "config.json"
+    c = json.loads(cfg_file.read_text())
+    c.pop("max_pairs")
+    cfg_file.write_text(json.dumps(c))
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 2
+    assert "--max-pairs 8 (now 240)" in capsys.readouterr().err
+    assert main(args + ["--resume", "--max-pairs", "8"]) == 0
     # a cache carried into another study with another pair count is not reused: pool and text map recomputed
     import shutil
     from safetensors import safe_open
@@ -181,7 +190,7 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     assert main(other[:-1] + [str(tmp_path / "st2"), "--resume"]) == 0
     cached = tmp_path / "st2" / "cache" / "pool-0-1.safetensors"
     with safe_open(str(cached), "pt") as r:
-        assert r.metadata()["contrast_pairs"] == "5" and r.metadata()["source"] == "zoo-xs"
+        assert r.metadata()["contrast_pairs"] == "5" and r.metadata()["source"] == load_model("zoo-xs").fingerprint
     res2 = json.loads((tmp_path / "st2" / "results.json").read_text())
     assert "pool_0_1" in res2["timings"] and "text_map_0_1" in res2["timings"]
 
@@ -348,7 +357,7 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     from lrt.stats.balance import Balance, split_half_cos
 
     b = study.parse_behaviour("caa:sycophancy")
-    src = SimpleNamespace(tokenizer=load_model("zoo-xs").tokenizer)
+    src, tok = None, load_model("zoo-xs").tokenizer                 # the model is only passed to contrast_vector
     g = torch.Generator().manual_seed(1)
     direction, noise = torch.randn(64, generator=g), torch.randn(1000, 64, generator=g)
     direction /= direction.norm()
@@ -362,7 +371,7 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
 
     def grow(s, **kw):
         scale["s"] = s
-        n, trail, _ = study.grow_pairs(src, b, 5, StudyConfig(**kw), log=lambda m: None)
+        n, trail, _ = study.grow_pairs(src, tok, b, 5, StudyConfig(**kw), log=lambda m: None)
         assert n == trail[-1]["pairs"]
         return [t["pairs"] for t in trail], [t["split_half_cos"] for t in trail]
 

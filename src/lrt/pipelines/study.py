@@ -2,7 +2,8 @@
 
 For each behaviour, in one command and resumable behaviour by behaviour:
 
-1. **Data** — the vector pairs (the generate set's first ``pairs``), *validation* items (the generate set's next
+1. **Data** — the vector pairs (the generate set's first ``pairs``, doubled up to ``max_pairs`` while the small
+   model's vector is unstable: :func:`grow_pairs`), *validation* items (the generate set's next
    unused pairs, in turn from each answer cell — matching letter, and on persona items Yes / No:
    :func:`lrt.stats.balance.balanced_pick`) and *test* items (the behaviour's test set), disjoint by prompt
    fingerprint.
@@ -100,24 +101,27 @@ def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = N
     return {"vector": vec, "validation": val, "test": test}
 
 
-def grow_pairs(src, b: Behaviour, layer: int, cfg: StudyConfig, log=print) -> tuple[int, list[dict], object]:
+def grow_pairs(src, tok, b: Behaviour, layer: int, cfg: StudyConfig, log=print) -> tuple[int, list[dict], object]:
     """How many vector pairs a behaviour gets: from ``cfg.pairs``, doubling up to ``cfg.max_pairs`` (and what the
-    generate set spares for validation, and test items where it has no test set) while the small model's vector
-    at ``layer`` has a split-half cosine below :data:`STABLE_SPLIT_HALF`. Returns the count, the trail
-    (pairs, split-half cos) and the last vector (the small model's at ``layer`` from that many pairs)."""
-    gen = contrast_items(src.tokenizer, load_contrasts(b.contrast, role="contrast"), cfg.chat)
-    spare = cfg.eval.search_items + (0 if b.test else cfg.test_items)
+    generate set spares: twice the validation items, so that their pick can balance the answer cells, and the test
+    items where it has no test set) while the small model's vector at ``layer`` — the pairs read in ``tok``, as the
+    study's vectors read them — has a split-half cosine below :data:`STABLE_SPLIT_HALF` (or none: an answer cell
+    with fewer than two pairs). Returns the count, the trail (pairs, layer, split-half cos) and the last vector."""
+    gen = contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat)
+    spare = 2 * cfg.eval.search_items + (0 if b.test else cfg.test_items)
     cap = max(cfg.pairs, min(cfg.max_pairs, len(gen) - spare))
     n, trail = cfg.pairs, []
     while True:
         v = contrast_vector(src, gen[:n], layer, name=b.name)
         half = v.meta.get("split_half_cos")
-        trail.append({"pairs": min(n, len(gen)), "split_half_cos": None if half is None else round(half, 3)})
-        if half is None or half >= STABLE_SPLIT_HALF or n >= cap:
+        trail.append({"pairs": min(n, len(gen)), "layer": layer,
+                      "split_half_cos": None if half is None else round(half, 3)})
+        if (half is not None and half >= STABLE_SPLIT_HALF) or n >= cap:
             break
         n = min(2 * n, cap)
     if len(trail) > 1:
-        log("  vector pairs: " + " → ".join(f"{t['pairs']} (split-half cos {t['split_half_cos']})" for t in trail)
+        log(f"{b.name}: vector pairs at source layer {layer}: "
+            + " → ".join(f"{t['pairs']} (split-half cos {t['split_half_cos']})" for t in trail)
             + ("" if half is not None and half >= STABLE_SPLIT_HALF else f"; still below {STABLE_SPLIT_HALF}"))
     return n, trail, v
 
@@ -137,7 +141,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     cfg, src, tgt = cache.cfg, cache.src, cache.tgt
     t0 = time.time()
     pairs = candidates(cache.default_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
-    n_pairs, trail, v_first = grow_pairs(src, b, pairs[0][0], cfg, log)
+    n_pairs, trail, v_first = grow_pairs(src, tgt.tokenizer if cache.one_tokenizer else src.tokenizer, b,
+                                         pairs[0][0], cfg, log)
     items = behaviour_items(b, tgt.tokenizer, cfg, n_pairs)        # each model reads the items in its own tokens
     small = items if cache.one_tokenizer else behaviour_items(b, src.tokenizer, cfg, n_pairs)
     rand_t, search_t = random_sets(cfg.eval, tgt.d_model)

@@ -17,6 +17,7 @@ from ..io.config import flatten
 from ..io.files import atomic_path, atomic_write_text, ensure_writable, to_json
 from ..maps.affine import AffineMap
 from ..maps.contrast import resolve_sets, set_differences
+from ..harvest.config import HarvestConfig
 from ..maps.fit import fit_map
 from ..models.tokenizer_check import pairing
 from .config import StudyConfig
@@ -46,6 +47,24 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     return float(ra @ rb) / den if den > 0 else None
 
 
+LEGACY = {"max_pairs": lambda before: before.get("pairs")}
+"""Options added after a study could have been written, with the value that study in effect ran with (before
+--max-pairs the pairs never grew: max_pairs = pairs)."""
+
+KEEP_HARVEST = ("corpus", "mix", "mix_share", "tokens", "context", "heldout_percent", "shuffle", "max_doc_tokens",
+                "seed", "keep_first_token", "doc_split", "doc_split_percent", "align")
+"""The harvest settings that decide a text map's rows (batch size and early stop do not)."""
+
+
+def _arg(v) -> str:
+    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def model_id(lm) -> str:
+    """A local model's content fingerprint (the same file under another path is the same model), else its name."""
+    return lm.fingerprint or lm.name
+
+
 class StudyCache:
     """The models, settings and cached intermediate results of one study directory."""
 
@@ -59,12 +78,17 @@ class StudyCache:
                                      "another --out", option="out")
             if cfg_file.is_file():
                 before = json.loads(cfg_file.read_text(encoding="utf-8"))
+                for k, was in LEGACY.items():   # a study written before an option existed ran as this value says
+                    if k not in before:
+                        before[k] = was(before)
                 keep = ("behaviours",)          # adding behaviours to a study is fine; anything else is another study
                 diff = sorted(k for k in set(before) | set(self.settings) if k not in keep and
                               before.get(k) != self.settings.get(k))
                 if diff:
-                    raise ConfigError(f"{self.out} holds a study with other options ({', '.join(diff)}); resume it "
-                                      "with the same options, or use another --out", option="resume")
+                    said = ", ".join(f"--{k.replace('_', '-')} {_arg(before.get(k))} (now {_arg(self.settings.get(k))})"
+                                     for k in diff)
+                    raise ConfigError(f"{self.out} holds a study with other options: {said}; resume it with those "
+                                      "options, or use another --out", option="resume")
         self.pool_sets, self.families, _ = resolve_sets(cfg.contrast_sets)
         t = time.time()
         self.src, self.tgt = cfg.pair.load(cfg.load)
@@ -80,19 +104,28 @@ class StudyCache:
         return {"source": {"name": self.src.name, "layers": self.src.n_layers, "width": self.src.d_model},
                 "target": {"name": self.tgt.name, "layers": self.tgt.n_layers, "width": self.tgt.d_model}}
 
+    def _is_this_text_map(self, m: AffineMap) -> bool:
+        """Whether a cached text map was fitted on these models (by content), the same text, dtype and method."""
+        fp = m.meta.get("model_fingerprints") or {}
+        have = {**asdict(HarvestConfig()), **(m.meta.get("harvest") or {})}
+        want = asdict(self.cfg.harvest)
+        return ((fp.get("source") or m.source, fp.get("target") or m.target) == (model_id(self.src), model_id(self.tgt))
+                and all(have[k] == want[k] for k in KEEP_HARVEST) and m.meta.get("dtype") == str(self.cfg.load.dtype)
+                and m.meta.get("method") == self.cfg.fit.method)
+
     def text_map(self, ls: int, lt: int) -> AffineMap:
         """The text map of the layer pair (fitted once; ``OUT/cache/text-LS-LT``)."""
         d = self.out / "cache" / f"text-{ls}-{lt}"
         if (d / "map.json").is_file():
             m = AffineMap.load(d)
-            want = {k: v for k, v in asdict(self.cfg.harvest).items() if k != "progress"}
-            if (m.source, m.target, m.meta.get("harvest")) == (self.src.name, self.tgt.name, want):
+            if self._is_this_text_map(m):
                 return m
-            self.log(f"  {d.name} was fitted on other models or text: fitting it again")
+            self.log(f"  {d.name} was fitted on other models, text or settings: fitting it again")
         self.log(f"  fitting the text map L{ls} → L{lt} on {self.cfg.harvest.tokens:,} tokens of "
                  f"{self.cfg.harvest.corpus}")
         t = time.time()
         m = fit_map(self.src, self.tgt, ls, lt, self.cfg.harvest, self.cfg.fit)
+        m.meta["dtype"] = str(self.cfg.load.dtype)                 # what the cache check compares, with the above
         m.save(d)
         self.timings[f"text_map_{ls}_{lt}"] = round(time.time() - t, 1)
         return m
@@ -103,15 +136,17 @@ class StudyCache:
         from tqdm.auto import tqdm
 
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
-        made = {"source": self.src.name, "target": self.tgt.name, "contrast_pairs": str(self.cfg.contrast_pairs),
-                "chat": str(self.cfg.chat), "align": str(self.cfg.harvest.align)}
+        made = {"source": model_id(self.src), "target": model_id(self.tgt), "dtype": str(self.cfg.load.dtype),
+                "contrast_pairs": str(self.cfg.contrast_pairs), "chat": str(self.cfg.chat),
+                "align": str(self.cfg.harvest.align)}
         have = {}
         if f.is_file():
             with safe_open(str(f), "pt") as r:
                 if (r.metadata() or {}) == made:
                     have = {k: r.get_tensor(k) for k in r.keys()}
                 else:                       # another pair, pair count or template: not this study's pool
-                    self.log(f"  {f.name} was made with other settings ({r.metadata()}): computing it again")
+                    self.log(f"  {f.name} was made with other settings ({r.metadata() or 'none recorded'}): "
+                             "computing it again")
         todo = [s for s in self.pool_sets if f"{s}|x" not in have]
         t = time.time()
         for s in tqdm(todo, desc=f"contrast pool L{ls}→L{lt}", unit="set", disable=not self.cfg.eval.progress):

@@ -21,12 +21,14 @@ def _ci(ci) -> str:
 
 
 def half_cell(r: dict) -> str:
-    """"0.64 (240 pairs)": the small model's split-half cosine and the vector pairs it was taken from; with the
-    pairs the study went through on the way when it took more (``--max-pairs``)."""
+    """"0.58 (120 pairs)": the small model's split-half cosine at the chosen source layer and the vector pairs; where
+    the study took more pairs (``--max-pairs``), the trail that decided it, at the first candidate source layer:
+    "; grown at L14: 0.18 (60) → 0.60 (120)"."""
     trail = r.get("vector_pairs") or []
     h = r["signals"].get("split_half_cos")
-    grown = " ← ".join(f"{fmt(t['split_half_cos'], 2)} ({t['pairs']})" for t in trail[-2::-1])
-    return f"{fmt(h, 2)} ({r['items']['vector']} pairs)" + (f"; was {grown}" if grown else "")
+    grown = " → ".join(f"{fmt(t['split_half_cos'], 2)} ({t['pairs']})" for t in trail)
+    at = f" at L{trail[0]['layer']}" if trail and "layer" in trail[0] else ""
+    return f"{fmt(h, 2)} ({r['items']['vector']} pairs)" + (f"; grown{at}: {grown}" if len(trail) > 1 else "")
 
 
 def behaviour_rows(results: dict) -> list[list]:
