@@ -47,7 +47,8 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
 def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: int):
     """(text map, {set: (dx, dy, answer cells)}) of the layer pair; the map and differences computed and saved where
     the cache lacks them."""
-    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     from lrt.data.contrasts import contrast_items, load_contrasts
     from lrt.harvest.config import HarvestConfig
@@ -55,24 +56,32 @@ def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: in
     from lrt.maps.contrast import DEFAULT_POOL, set_differences
     from lrt.maps.fit import fit_map
     from lrt.models.load import load_model
+    from lrt.pipelines.study_cache import is_text_map_for, pool_record
     from lrt.pipelines.config import STUDY_HARVEST
     from lrt.stats.balance import Balance
 
     tdir, f = cache / f"text-{ls}-{lt}", cache / f"pool-{ls}-{lt}.safetensors"
-    have = load_file(str(f)) if f.is_file() else {}
+    src, tgt = load_model(small, "float32"), load_model(large, "float32")
+    harvest = HarvestConfig(**STUDY_HARVEST, progress=False)
+    made = pool_record(src, tgt, "float32", pairs, True, "none")       # what a study with these settings writes
+    have = {}
+    if f.is_file():
+        with safe_open(str(f), "pt") as r:
+            if (r.metadata() or {}) == made:
+                have = {k: r.get_tensor(k) for k in r.keys()}
     todo = [s for s in DEFAULT_POOL if f"{s}|x" not in have]
-    src = load_model(small, "float32")
-    if todo or not (tdir / "map.json").is_file():
-        tgt = load_model(large, "float32")
-        if not (tdir / "map.json").is_file():
-            fit_map(src, tgt, ls, lt, HarvestConfig(**STUDY_HARVEST, progress=False)).save(tdir)
-        t0 = time.time()
-        for s in todo:
-            dx, dy = set_differences(src, tgt, ls, lt, s, pairs, chat=True)
-            have.update({f"{s}|x": dx.float().contiguous(), f"{s}|y": dy.float().contiguous()})
-            f.parent.mkdir(parents=True, exist_ok=True)
-            save_file(have, str(f))
-            print(f"pool {s}: {len(dx)} pairs ({time.time() - t0:.0f} s)", flush=True)
+    if not ((tdir / "map.json").is_file() and is_text_map_for(AffineMap.load(tdir), src, tgt, harvest, "float32",
+                                                             "closed-form")):
+        m = fit_map(src, tgt, ls, lt, harvest)
+        m.meta["dtype"] = "float32"
+        m.save(tdir)
+    t0 = time.time()
+    for s in todo:
+        dx, dy = set_differences(src, tgt, ls, lt, s, pairs, chat=True)
+        have.update({f"{s}|x": dx.float().contiguous(), f"{s}|y": dy.float().contiguous()})
+        f.parent.mkdir(parents=True, exist_ok=True)
+        save_file(have, str(f), metadata=made)
+        print(f"pool {s}: {len(dx)} pairs ({time.time() - t0:.0f} s)", flush=True)
     out = {}
     for s in DEFAULT_POOL:
         n = len(have[f"{s}|x"])

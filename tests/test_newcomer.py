@@ -361,7 +361,7 @@ def test_a_repeated_number_list_flag_extends_instead_of_dropping_values():
     cfg = resolve(StudyConfig, args, parser)
     assert cfg.candidate_depths == [0.5, 0.35, 0.8]
     assert cfg.eval.alphas == [-0.1, 0.0, 0.1]
-    assert resolve(StudyConfig, parser.parse_args(argv[:5]), parser).candidate_depths == [0.35, 0.65, 0.8]
+    assert resolve(StudyConfig, parser.parse_args(argv[:5]), parser).candidate_depths == [0.5, 0.35, 0.8]
 
 
 def test_a_model_path_does_not_widen_the_map_summary():

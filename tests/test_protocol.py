@@ -384,6 +384,22 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     assert grow(0.0, max_pairs=60)[0] == [60] and grow(0.0, pairs=30, max_pairs=10)[0] == [30]
 
 
+def test_the_layer_search_starts_at_relative_depth_and_tries_each_target_layer_once():
+    """24 → 28 blocks (the Qwen pair): --first-depth 0.65 is L14 → L17 (where docs/real-pair.md measured the map
+    carrying vectors best), then the default --candidate-depths 0.5, 0.35, 0.8 — L13, L9, L21 with their source
+    blocks at the same depth; a depth that lands on a target layer already tried is skipped."""
+    from lrt.pipelines.config import StudyConfig
+    from lrt.pipelines.layer_search import candidates, pair_at_depth
+
+    cfg = StudyConfig()
+    first = pair_at_depth(cfg.first_depth, 24, 28)
+    assert first == (14, 17)
+    assert candidates(first, 24, 28, cfg.candidate_depths) == [(14, 17), (11, 13), (8, 9), (18, 21)]
+    assert candidates(first, 24, 28, [0.65, 0.66, 1.0]) == [(14, 17), (23, 27)]
+    with pytest.raises(Exception, match="first-depth 1.5"):
+        StudyConfig(first_depth=1.5)
+
+
 def test_answer_meanings_come_from_the_options_and_only_where_they_recur():
     """``to_item`` records the options' texts; persona rewrites balance Yes/No, CAA A/B sets with sentence options
     balance letters only, and a set where one text is nearly always the matching answer (corrigible-neutral-HHH:

@@ -29,13 +29,18 @@ def source_layer_for(target_layer: int, n_source: int, n_target: int) -> int:
     return max(0, min(n_source - 1, round((target_layer + 1) / n_target * n_source) - 1))
 
 
+def pair_at_depth(depth: float, n_source: int, n_target: int) -> tuple[int, int]:
+    """The target block at relative depth ``depth`` (0–1) and the source block at the same depth."""
+    lt = max(0, min(n_target - 1, round(depth * n_target) - 1))
+    return source_layer_for(lt, n_source, n_target), lt
+
+
 def candidates(default: tuple[int, int], n_source: int, n_target: int, depths: list[float]) -> list[tuple[int, int]]:
     """The default pair, then the target block at each relative depth (with its source block), without repeats."""
     out = [tuple(default)]
     for d in depths:
-        lt = max(0, min(n_target - 1, round(d * n_target) - 1))
-        pair = (source_layer_for(lt, n_source, n_target), lt)
-        if all(lt != q[1] for q in out):
+        pair = pair_at_depth(d, n_source, n_target)
+        if all(pair[1] != q[1] for q in out):
             out.append(pair)
     return out
 

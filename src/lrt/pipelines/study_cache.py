@@ -21,6 +21,7 @@ from ..harvest.config import HarvestConfig
 from ..maps.fit import fit_map
 from ..models.tokenizer_check import pairing
 from .config import StudyConfig
+from .layer_search import pair_at_depth
 
 
 def spearman(a: list[float], b: list[float]) -> float | None:
@@ -65,6 +66,23 @@ def model_id(lm) -> str:
     return lm.fingerprint or lm.name
 
 
+def pool_record(src, tgt, dtype, contrast_pairs: int, chat: bool, align: str) -> dict[str, str]:
+    """What a pool-differences file records (safetensors metadata) and is reused only if it matches."""
+    return {"source": model_id(src), "target": model_id(tgt), "dtype": str(dtype),
+            "contrast_pairs": str(contrast_pairs), "chat": str(chat), "align": str(align)}
+
+
+def is_text_map_for(m: AffineMap, src, tgt, harvest: HarvestConfig, dtype, method: str) -> bool:
+    """Whether a cached text map was fitted on these models (by content), the same text (the harvest settings that
+    decide its rows, defaults filled for fields added later), dtype (``meta["dtype"]``) and fit method."""
+    fp = m.meta.get("model_fingerprints") or {}
+    have = {**asdict(HarvestConfig()), **(m.meta.get("harvest") or {})}
+    want = asdict(harvest)
+    return ((fp.get("source") or m.source, fp.get("target") or m.target) == (model_id(src), model_id(tgt))
+            and all(have[k] == want[k] for k in KEEP_HARVEST) and m.meta.get("dtype") == str(dtype)
+            and m.meta.get("method") == method)
+
+
 class StudyCache:
     """The models, settings and cached intermediate results of one study directory."""
 
@@ -94,8 +112,11 @@ class StudyCache:
         self.src, self.tgt = cfg.pair.load(cfg.load)
         self.one_tokenizer = pairing(self.src.tokenizer, self.tgt.tokenizer, cfg.harvest.align, self.src.name,
                                      self.tgt.name) == "tokens"
-        ls, lt = cfg.pair.layers(self.src, self.tgt)
-        self.default_pair = (self.src.layer_index(ls), self.tgt.layer_index(lt))
+        if cfg.pair.source_layer is None and cfg.pair.target_layer is None:
+            self.default_pair = pair_at_depth(cfg.first_depth, self.src.n_layers, self.tgt.n_layers)
+        else:
+            ls, lt = cfg.pair.layers(self.src, self.tgt)
+            self.default_pair = (self.src.layer_index(ls), self.tgt.layer_index(lt))
         self.timings["load"] = round(time.time() - t, 1)
         ensure_writable(self.out)
         atomic_write_text(cfg_file, to_json(self.settings))
@@ -104,21 +125,12 @@ class StudyCache:
         return {"source": {"name": self.src.name, "layers": self.src.n_layers, "width": self.src.d_model},
                 "target": {"name": self.tgt.name, "layers": self.tgt.n_layers, "width": self.tgt.d_model}}
 
-    def _is_this_text_map(self, m: AffineMap) -> bool:
-        """Whether a cached text map was fitted on these models (by content), the same text, dtype and method."""
-        fp = m.meta.get("model_fingerprints") or {}
-        have = {**asdict(HarvestConfig()), **(m.meta.get("harvest") or {})}
-        want = asdict(self.cfg.harvest)
-        return ((fp.get("source") or m.source, fp.get("target") or m.target) == (model_id(self.src), model_id(self.tgt))
-                and all(have[k] == want[k] for k in KEEP_HARVEST) and m.meta.get("dtype") == str(self.cfg.load.dtype)
-                and m.meta.get("method") == self.cfg.fit.method)
-
     def text_map(self, ls: int, lt: int) -> AffineMap:
         """The text map of the layer pair (fitted once; ``OUT/cache/text-LS-LT``)."""
         d = self.out / "cache" / f"text-{ls}-{lt}"
         if (d / "map.json").is_file():
             m = AffineMap.load(d)
-            if self._is_this_text_map(m):
+            if is_text_map_for(m, self.src, self.tgt, self.cfg.harvest, self.cfg.load.dtype, self.cfg.fit.method):
                 return m
             self.log(f"  {d.name} was fitted on other models, text or settings: fitting it again")
         self.log(f"  fitting the text map L{ls} → L{lt} on {self.cfg.harvest.tokens:,} tokens of "
@@ -136,9 +148,8 @@ class StudyCache:
         from tqdm.auto import tqdm
 
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
-        made = {"source": model_id(self.src), "target": model_id(self.tgt), "dtype": str(self.cfg.load.dtype),
-                "contrast_pairs": str(self.cfg.contrast_pairs), "chat": str(self.cfg.chat),
-                "align": str(self.cfg.harvest.align)}
+        made = pool_record(self.src, self.tgt, self.cfg.load.dtype, self.cfg.contrast_pairs, self.cfg.chat,
+                           self.cfg.harvest.align)
         have = {}
         if f.is_file():
             with safe_open(str(f), "pt") as r:
