@@ -46,7 +46,7 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: int):
     """(text map, {set: (dx, dy, answer cells)}) of the layer pair; the map and differences computed and saved where
-    the cache lacks them."""
+    the cache lacks them, recorded as a study records them; a cache made with other settings is refused."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
@@ -54,33 +54,37 @@ def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: in
     from lrt.harvest.config import HarvestConfig
     from lrt.maps.affine import AffineMap
     from lrt.maps.contrast import DEFAULT_POOL, set_differences
+    from lrt.io.files import atomic_path
+    from lrt.maps.config import FitConfig
     from lrt.maps.fit import fit_map
     from lrt.models.load import load_model
-    from lrt.pipelines.study_cache import is_text_map_for, pool_record
     from lrt.pipelines.config import STUDY_HARVEST
+    from lrt.pipelines.study_cache import is_text_map_for, pool_record, stamp_text_map
     from lrt.stats.balance import Balance
 
     tdir, f = cache / f"text-{ls}-{lt}", cache / f"pool-{ls}-{lt}.safetensors"
     src, tgt = load_model(small, "float32"), load_model(large, "float32")
-    harvest = HarvestConfig(**STUDY_HARVEST, progress=False)
+    harvest, fit = HarvestConfig(**STUDY_HARVEST, progress=False), FitConfig()
     made = pool_record(src, tgt, "float32", pairs, True, "none")       # what a study with these settings writes
     have = {}
     if f.is_file():
         with safe_open(str(f), "pt") as r:
-            if (r.metadata() or {}) == made:
-                have = {k: r.get_tensor(k) for k in r.keys()}
+            if (r.metadata() or {}) != made:              # never overwrite another study's cache
+                raise SystemExit(f"{f} was made with {r.metadata()}, not {made}: give another --cache (or --pairs)")
+            have = {k: r.get_tensor(k) for k in r.keys()}
     todo = [s for s in DEFAULT_POOL if f"{s}|x" not in have]
-    if not ((tdir / "map.json").is_file() and is_text_map_for(AffineMap.load(tdir), src, tgt, harvest, "float32",
-                                                             "closed-form")):
-        m = fit_map(src, tgt, ls, lt, harvest)
-        m.meta["dtype"] = "float32"
-        m.save(tdir)
+    if (tdir / "map.json").is_file():
+        if not is_text_map_for(AffineMap.load(tdir), src, tgt, harvest, fit, "float32"):
+            raise SystemExit(f"{tdir} was fitted on other models, text or settings: give another --cache")
+    else:
+        stamp_text_map(fit_map(src, tgt, ls, lt, harvest, fit), fit, "float32").save(tdir)
     t0 = time.time()
     for s in todo:
         dx, dy = set_differences(src, tgt, ls, lt, s, pairs, chat=True)
         have.update({f"{s}|x": dx.float().contiguous(), f"{s}|y": dy.float().contiguous()})
         f.parent.mkdir(parents=True, exist_ok=True)
-        save_file(have, str(f), metadata=made)
+        with atomic_path(f) as tmp:
+            save_file(have, str(tmp), metadata=made)
         print(f"pool {s}: {len(dx)} pairs ({time.time() - t0:.0f} s)", flush=True)
     out = {}
     for s in DEFAULT_POOL:

@@ -355,11 +355,11 @@ def test_a_repeated_number_list_flag_extends_instead_of_dropping_values():
     from lrt.pipelines.config import StudyConfig
 
     parser = build_parser()
-    argv = ["study", "--behaviours", "caa:refusal", "--out", "x", "--candidate-depths", "0.5",
-            "--candidate-depths", "0.35,0.8", "--alphas=-0.1,0", "--alphas", "0.1"]
+    argv = ["study", "--behaviours", "caa:refusal", "--out", "x", "--candidate-depths", "0.4",
+            "--candidate-depths", "0.3,0.9", "--alphas=-0.1,0", "--alphas", "0.1"]
     args = parser.parse_args(argv)
     cfg = resolve(StudyConfig, args, parser)
-    assert cfg.candidate_depths == [0.5, 0.35, 0.8]
+    assert cfg.candidate_depths == [0.4, 0.3, 0.9]
     assert cfg.eval.alphas == [-0.1, 0.0, 0.1]
     assert resolve(StudyConfig, parser.parse_args(argv[:5]), parser).candidate_depths == [0.5, 0.35, 0.8]
 

@@ -180,6 +180,15 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     assert main(args + ["--resume"]) == 2
     assert "--max-pairs 8 (now 240)" in capsys.readouterr().err
     assert main(args + ["--resume", "--max-pairs", "8"]) == 0
+    c.pop("first_depth")                     # ... and before --first-depth: the middle-block rule (0)
+    c["candidate_depths"] = [0.35, 0.65, 0.8]
+    cfg_file.write_text(json.dumps(c))
+    capsys.readouterr()
+    assert main(args + ["--resume", "--max-pairs", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "--first-depth 0.0 (now 0.65)" in err and "--candidate-depths 0.35,0.65,0.8 (now 0.5,0.35,0.8)" in err
+    assert main(args + ["--resume", "--max-pairs", "8", "--first-depth", "0", "--candidate-depths",
+                        "0.35,0.65,0.8"]) == 0
     # a cache carried into another study with another pair count is not reused: pool and text map recomputed
     import shutil
     from safetensors import safe_open
@@ -396,8 +405,25 @@ def test_the_layer_search_starts_at_relative_depth_and_tries_each_target_layer_o
     assert first == (14, 17)
     assert candidates(first, 24, 28, cfg.candidate_depths) == [(14, 17), (11, 13), (8, 9), (18, 21)]
     assert candidates(first, 24, 28, [0.65, 0.66, 1.0]) == [(14, 17), (23, 27)]
-    with pytest.raises(Exception, match="first-depth 1.5"):
+    with pytest.raises(Exception, match="first-depth must be in"):
         StudyConfig(first_depth=1.5)
+    from types import SimpleNamespace
+    from lrt.models.config import PairConfig
+    from lrt.pipelines.study_cache import first_pair
+
+    class M(SimpleNamespace):
+        def layer_index(self, x):
+            return int(x)
+
+    src, tgt = M(n_layers=24), M(n_layers=28)
+    def at(layers=None, **kw):
+        return first_pair(StudyConfig(pair=PairConfig("s", "t", **(layers or {})), **kw), src, tgt)
+
+    assert at() == (14, 17)
+    assert at(layers={"target_layer": 17}) == (14, 17)            # the source at the target's depth, not L11
+    assert at(layers={"source_layer": 14}) == (14, 17)
+    assert at(layers={"source_layer": 3, "target_layer": 20}) == (3, 20)
+    assert at(first_depth=0) == (11, 13)                          # the other commands' middle-block rule
 
 
 def test_answer_meanings_come_from_the_options_and_only_where_they_recur():

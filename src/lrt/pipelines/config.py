@@ -12,7 +12,8 @@ from ..steering.config import VectorConfig
 
 # The demo's layer pair, from the sweep in docs/zoo.md (benchmarks/layer_sweep.py): of xs L0/L1 × m L0–L3,
 # xs L0 → m L0 gives the largest transferred slope (1.21, 12 random vectors ≤ 0.17) and cosine to native 0.85.
-# Other pairs get the middle-block rule of `lrt.models.layers.default_layers` unless layers are given.
+# Other pairs get the middle-block rule of `lrt.models.layers.default_layers` unless layers are given (lrt study:
+# StudyConfig.first_depth).
 DEMO_PAIR = ("zoo-xs", "zoo-m")
 DEMO_LAYERS = (0, 0)
 DEMO_HARVEST = {"tokens": 60_000, "context": 128, "batch_size": 8}   # a 30-second job on 2 CPU cores
@@ -79,15 +80,16 @@ class StudyConfig:
     test_items: int = 50
     """Most test items per behaviour."""
     layer_search: bool = True
-    """Look for a target layer where the native vector steers forward on the validation items: the given layers or
-    --first-depth first, then --candidate-depths in order; stop at the first that steers (p < 0.05 against the search's random
-    vectors). The source layer follows at the same relative depth."""
+    """Look for a target layer where the native vector steers forward on the validation items: the given layers
+    or --first-depth first, then --candidate-depths in order; stop at the first that steers (p < 0.05 against the
+    search's random vectors). The source layer follows at the same relative depth."""
     first_depth: float = 0.65
-    """Where the layer search starts when no layer is given: the target block at this relative depth (0–1), the
-    source block at the same depth. On the Qwen pair (24 → 28 blocks) that is L14 → L17: the large model's own A/B
-    vector steered there on validation for 5 of 7 behaviours, and the contrast map carries vectors better there than
-    at the middle blocks L11 → L13 (mean cos(A·v, native): A/B 0.78 against 0.56, persona 0.78 against 0.53;
-    docs/real-pair.md)."""
+    """Where the layer search starts when neither --source-layer nor --target-layer is given (their defaults above
+    are the other commands'): the target block at this relative depth (0–1), the source block at the same depth;
+    0: the other commands' middle-block rule. On the Qwen pair (24 → 28 blocks) 0.65 is L14 → L17: the large
+    model's own A/B vector steered there on validation for 5 of 7 behaviours, and the contrast map carries vectors
+    better there than at the middle blocks L11 → L13 (mean cos(A·v, native): A/B 0.78 against 0.56, persona 0.78
+    against 0.53; docs/real-pair.md)."""
     candidate_depths: list[float] = field(default_factory=lambda: [0.5, 0.35, 0.8])
     """Relative depths (0–1) of the target layers the layer search tries after the first one."""
     contrast_sets: list[str] = field(default_factory=lambda: ["default"])
@@ -108,6 +110,9 @@ class StudyConfig:
         if self.pairs < 2 or self.test_items < 2:
             raise ConfigError(f"pairs and test_items must be at least 2 (got {self.pairs}, {self.test_items})",
                               option="pairs")
-        if any(not 0 < d <= 1 for d in [*self.candidate_depths, self.first_depth]):
-            raise ConfigError(f"layer depths must be in (0, 1], got --first-depth {self.first_depth} and "
-                              f"--candidate-depths {self.candidate_depths}", option="candidate_depths")
+        if any(not 0 < d <= 1 for d in self.candidate_depths):
+            raise ConfigError(f"candidate depths must be in (0, 1], got {self.candidate_depths}",
+                              option="candidate_depths")
+        if not 0 <= self.first_depth <= 1:
+            raise ConfigError(f"--first-depth must be in [0, 1] (0: the middle-block rule), got {self.first_depth}",
+                              option="first_depth")

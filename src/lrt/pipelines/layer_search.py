@@ -1,13 +1,13 @@
 """Where does the large model's own vector steer? A layer search on validation items, before anything is judged.
 
-A behaviour whose native vector does not move the model beyond random directions says nothing about transfer.
-For each candidate target layer, in order (the default pair first, then other relative depths), the native CAA
-vector is computed from the behaviour's vector pairs and the α search (:mod:`lrt.evaluate.alpha_search`) probes
-it on the *validation* items against the search's own random directions. At the chosen α the native effect
-``p(α) − p(−α)`` is compared with the random effects: ``z = effect / σ̂`` (σ̂² the mean squared random effect)
-and its t p-value (:mod:`lrt.evaluate.significance`). The first layer where the native vector steers *forward*
-(p < 0.05) is taken; when none does, the layer with the largest forward z, flagged. The source layer is the one at
-the same relative depth. Only validation items are used: the test items stay unseen.
+A behaviour whose native vector does not move the model beyond random directions says nothing about transfer. For
+each candidate target layer, in order (the first pair — the given layers or ``--first-depth`` — then other relative
+depths), the native CAA vector is computed from the behaviour's vector pairs and the α search
+(:mod:`lrt.evaluate.alpha_search`) probes it on the *validation* items against the search's own random directions.
+At the chosen α the native effect ``p(α) − p(−α)`` is compared with the random effects: ``z = effect / σ̂`` (σ̂² the
+mean squared random effect) and its t p-value (:mod:`lrt.evaluate.significance`). The first layer where the native
+vector steers *forward* (p < 0.05) is taken; when none does, the layer with the largest forward z, flagged. The
+source layer is the one at the same relative depth. Only validation items are used: the test items stay unseen.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def pair_at_depth(depth: float, n_source: int, n_target: int) -> tuple[int, int]
     return source_layer_for(lt, n_source, n_target), lt
 
 
-def candidates(default: tuple[int, int], n_source: int, n_target: int, depths: list[float]) -> list[tuple[int, int]]:
-    """The default pair, then the target block at each relative depth (with its source block), without repeats."""
-    out = [tuple(default)]
+def candidates(first: tuple[int, int], n_source: int, n_target: int, depths: list[float]) -> list[tuple[int, int]]:
+    """The first pair, then the target block at each relative depth (with its source block), without repeats."""
+    out = [tuple(first)]
     for d in depths:
         pair = pair_at_depth(d, n_source, n_target)
         if all(pair[1] != q[1] for q in out):

@@ -140,7 +140,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     """Steps 1–6 of the module docstring for one behaviour; returns its record (vectors saved beside it)."""
     cfg, src, tgt = cache.cfg, cache.src, cache.tgt
     t0 = time.time()
-    pairs = candidates(cache.default_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
+    pairs = candidates(cache.first_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
     n_pairs, trail, v_first = grow_pairs(src, tgt.tokenizer if cache.one_tokenizer else src.tokenizer, b,
                                          pairs[0][0], cfg, log)
     items = behaviour_items(b, tgt.tokenizer, cfg, n_pairs)        # each model reads the items in its own tokens

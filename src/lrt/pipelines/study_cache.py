@@ -18,10 +18,11 @@ from ..io.files import atomic_path, atomic_write_text, ensure_writable, to_json
 from ..maps.affine import AffineMap
 from ..maps.contrast import resolve_sets, set_differences
 from ..harvest.config import HarvestConfig
+from ..maps.config import FitConfig
 from ..maps.fit import fit_map
 from ..models.tokenizer_check import pairing
 from .config import StudyConfig
-from .layer_search import pair_at_depth
+from .layer_search import pair_at_depth, source_layer_for
 
 
 def spearman(a: list[float], b: list[float]) -> float | None:
@@ -48,22 +49,46 @@ def spearman(a: list[float], b: list[float]) -> float | None:
     return float(ra @ rb) / den if den > 0 else None
 
 
-LEGACY = {"max_pairs": lambda before: before.get("pairs")}
-"""Options added after a study could have been written, with the value that study in effect ran with (before
---max-pairs the pairs never grew: max_pairs = pairs)."""
+LEGACY = {"max_pairs": lambda before, now: before.get("pairs"),
+          "first_depth": lambda before, now: now.get("first_depth") if before.get("source_layer") is not None
+          and before.get("target_layer") is not None else 0.0}
+"""Options added after a study could have been written, with the value that study in effect ran with: before
+--max-pairs the pairs never grew (max_pairs = pairs); before --first-depth a study without layers started at the
+middle-block rule (first_depth 0), and one with both layers given is not affected by it."""
+
+KEEP_FIT = ("method", "ridge", "ridge_grid", "max_norm_ratio", "adamw")
+"""The fit settings that decide a text map's values (the rest only what is reported about it)."""
 
 KEEP_HARVEST = ("corpus", "mix", "mix_share", "tokens", "context", "heldout_percent", "shuffle", "max_doc_tokens",
                 "seed", "keep_first_token", "doc_split", "doc_split_percent", "align")
 """The harvest settings that decide a text map's rows (batch size and early stop do not)."""
 
 
-def _arg(v) -> str:
-    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
+def _value(v) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def _flag(k: str, v) -> str:
+    """``--k v`` as it can be typed back (lists comma-joined, ``--k=v`` for a value starting with '-')."""
+    return f"--{k.replace('_', '-')}" + ("=" if _value(v).startswith("-") else " ") + _value(v)
 
 
 def model_id(lm) -> str:
     """A local model's content fingerprint (the same file under another path is the same model), else its name."""
     return lm.fingerprint or lm.name
+
+
+def first_pair(cfg: StudyConfig, src, tgt) -> tuple[int, int]:
+    """Where the layer search starts: both layers as given; a target alone with the source block at its relative
+    depth; otherwise the pair at ``--first-depth`` (0: the middle-block rule of the other commands)."""
+    p = cfg.pair
+    if p.target_layer is not None and p.source_layer is None:
+        lt = tgt.layer_index(p.target_layer)
+        return source_layer_for(lt, src.n_layers, tgt.n_layers), lt
+    if p.source_layer is None and cfg.first_depth > 0:
+        return pair_at_depth(cfg.first_depth, src.n_layers, tgt.n_layers)
+    ls, lt = p.layers(src, tgt)
+    return src.layer_index(ls), tgt.layer_index(lt)
 
 
 def pool_record(src, tgt, dtype, contrast_pairs: int, chat: bool, align: str) -> dict[str, str]:
@@ -72,15 +97,22 @@ def pool_record(src, tgt, dtype, contrast_pairs: int, chat: bool, align: str) ->
             "contrast_pairs": str(contrast_pairs), "chat": str(chat), "align": str(align)}
 
 
-def is_text_map_for(m: AffineMap, src, tgt, harvest: HarvestConfig, dtype, method: str) -> bool:
+def is_text_map_for(m: AffineMap, src, tgt, harvest: HarvestConfig, fit: FitConfig, dtype) -> bool:
     """Whether a cached text map was fitted on these models (by content), the same text (the harvest settings that
-    decide its rows, defaults filled for fields added later), dtype (``meta["dtype"]``) and fit method."""
+    decide its rows, defaults filled for fields added later), the same fit settings and dtype (``meta["fit"]``,
+    ``meta["dtype"]``: :func:`stamp_text_map`)."""
     fp = m.meta.get("model_fingerprints") or {}
     have = {**asdict(HarvestConfig()), **(m.meta.get("harvest") or {})}
-    want = asdict(harvest)
+    want, fitted = asdict(harvest), m.meta.get("fit") or {}
     return ((fp.get("source") or m.source, fp.get("target") or m.target) == (model_id(src), model_id(tgt))
             and all(have[k] == want[k] for k in KEEP_HARVEST) and m.meta.get("dtype") == str(dtype)
-            and m.meta.get("method") == method)
+            and all(k in fitted and fitted[k] == v for k, v in asdict(fit).items() if k in KEEP_FIT))
+
+
+def stamp_text_map(m: AffineMap, fit: FitConfig, dtype) -> AffineMap:
+    """Record on a fitted text map what :func:`is_text_map_for` compares besides what the fit records itself."""
+    m.meta["fit"], m.meta["dtype"] = asdict(fit), str(dtype)
+    return m
 
 
 class StudyCache:
@@ -98,12 +130,12 @@ class StudyCache:
                 before = json.loads(cfg_file.read_text(encoding="utf-8"))
                 for k, was in LEGACY.items():   # a study written before an option existed ran as this value says
                     if k not in before:
-                        before[k] = was(before)
+                        before[k] = was(before, self.settings)
                 keep = ("behaviours",)          # adding behaviours to a study is fine; anything else is another study
                 diff = sorted(k for k in set(before) | set(self.settings) if k not in keep and
                               before.get(k) != self.settings.get(k))
                 if diff:
-                    said = ", ".join(f"--{k.replace('_', '-')} {_arg(before.get(k))} (now {_arg(self.settings.get(k))})"
+                    said = ", ".join(f"{_flag(k, before.get(k))} (now {_value(self.settings.get(k))})"
                                      for k in diff)
                     raise ConfigError(f"{self.out} holds a study with other options: {said}; resume it with those "
                                       "options, or use another --out", option="resume")
@@ -112,11 +144,7 @@ class StudyCache:
         self.src, self.tgt = cfg.pair.load(cfg.load)
         self.one_tokenizer = pairing(self.src.tokenizer, self.tgt.tokenizer, cfg.harvest.align, self.src.name,
                                      self.tgt.name) == "tokens"
-        if cfg.pair.source_layer is None and cfg.pair.target_layer is None:
-            self.default_pair = pair_at_depth(cfg.first_depth, self.src.n_layers, self.tgt.n_layers)
-        else:
-            ls, lt = cfg.pair.layers(self.src, self.tgt)
-            self.default_pair = (self.src.layer_index(ls), self.tgt.layer_index(lt))
+        self.first_pair = first_pair(cfg, self.src, self.tgt)
         self.timings["load"] = round(time.time() - t, 1)
         ensure_writable(self.out)
         atomic_write_text(cfg_file, to_json(self.settings))
@@ -130,15 +158,14 @@ class StudyCache:
         d = self.out / "cache" / f"text-{ls}-{lt}"
         if (d / "map.json").is_file():
             m = AffineMap.load(d)
-            if is_text_map_for(m, self.src, self.tgt, self.cfg.harvest, self.cfg.load.dtype, self.cfg.fit.method):
+            if is_text_map_for(m, self.src, self.tgt, self.cfg.harvest, self.cfg.fit, self.cfg.load.dtype):
                 return m
             self.log(f"  {d.name} was fitted on other models, text or settings: fitting it again")
         self.log(f"  fitting the text map L{ls} → L{lt} on {self.cfg.harvest.tokens:,} tokens of "
                  f"{self.cfg.harvest.corpus}")
         t = time.time()
         m = fit_map(self.src, self.tgt, ls, lt, self.cfg.harvest, self.cfg.fit)
-        m.meta["dtype"] = str(self.cfg.load.dtype)                 # what the cache check compares, with the above
-        m.save(d)
+        stamp_text_map(m, self.cfg.fit, self.cfg.load.dtype).save(d)
         self.timings[f"text_map_{ls}_{lt}"] = round(time.time() - t, 1)
         return m
 
