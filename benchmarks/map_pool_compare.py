@@ -47,7 +47,6 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
 def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: int):
     """(text map, {set: (dx, dy, answer cells)}) of the layer pair; the map and differences computed and saved where
     the cache lacks them, recorded as a study records them; a cache made with other settings is refused."""
-    from safetensors import safe_open
     from safetensors.torch import save_file
 
     from lrt.data.contrasts import contrast_items, load_contrasts
@@ -59,19 +58,16 @@ def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: in
     from lrt.maps.fit import fit_map
     from lrt.models.load import load_model
     from lrt.pipelines.config import STUDY_HARVEST
-    from lrt.pipelines.study_cache import is_text_map_for, pool_record, stamp_text_map
+    from lrt.pipelines.study_cache import is_text_map_for, pool_record, read_pool, stamp_text_map
     from lrt.stats.balance import Balance
 
     tdir, f = cache / f"text-{ls}-{lt}", cache / f"pool-{ls}-{lt}.safetensors"
     src, tgt = load_model(small, "float32"), load_model(large, "float32")
     harvest, fit = HarvestConfig(**STUDY_HARVEST, progress=False), FitConfig()
     made = pool_record(src, tgt, "float32", pairs, True, "none")       # what a study with these settings writes
-    have = {}
-    if f.is_file():
-        with safe_open(str(f), "pt") as r:
-            if (r.metadata() or {}) != made:              # never overwrite another study's cache
-                raise SystemExit(f"{f} was made with {r.metadata()}, not {made}: give another --cache (or --pairs)")
-            have = {k: r.get_tensor(k) for k in r.keys()}
+    have, record = read_pool(f, made)
+    if record is not None and record != made:              # never overwrite another study's cache
+        raise SystemExit(f"{f} was made with {record}, not {made}: give another --cache (or --pairs)")
     todo = [s for s in DEFAULT_POOL if f"{s}|x" not in have]
     if (tdir / "map.json").is_file():
         if not is_text_map_for(AffineMap.load(tdir), src, tgt, harvest, fit, "float32"):

@@ -380,7 +380,8 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
 
     def grow(s, **kw):
         scale["s"] = s
-        n, trail, _ = study.grow_pairs(src, tok, b, 5, StudyConfig(**kw), log=lambda m: None)
+        cfg = StudyConfig(**kw)
+        n, trail, _ = study.grow_pairs(src, study.generate_items(b, tok, cfg), b, 5, cfg, log=lambda m: None)
         assert n == trail[-1]["pairs"]
         return [t["pairs"] for t in trail], [t["split_half_cos"] for t in trail]
 

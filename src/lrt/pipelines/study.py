@@ -81,10 +81,15 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
 
 
-def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = None) -> dict:
+def generate_items(b: Behaviour, tok, cfg: StudyConfig) -> list:
+    """The behaviour's generate set read in ``tok`` (vector pairs and validation items come from it)."""
+    return contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat)
+
+
+def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = None, gen: list | None = None) -> dict:
     """Vector pairs (the generate set's first ``n_pairs``, default ``cfg.pairs``), validation items and test items
-    of one behaviour, disjoint by prompt fingerprint."""
-    gen = contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat)
+    of one behaviour, disjoint by prompt fingerprint; ``gen``: the generate set already read in ``tok``."""
+    gen = generate_items(b, tok, cfg) if gen is None else gen
     n_pairs = n_pairs or cfg.pairs
     vec = gen[:n_pairs]
     n_val = cfg.eval.search_items
@@ -101,13 +106,13 @@ def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = N
     return {"vector": vec, "validation": val, "test": test}
 
 
-def grow_pairs(src, tok, b: Behaviour, layer: int, cfg: StudyConfig, log=print) -> tuple[int, list[dict], object]:
+def grow_pairs(src, gen: list, b: Behaviour, layer: int, cfg: StudyConfig, log=print) -> tuple[int, list[dict], object]:
     """How many vector pairs a behaviour gets: from ``cfg.pairs``, doubling up to ``cfg.max_pairs`` (and what the
-    generate set spares: twice the validation items, so that their pick can balance the answer cells, and the test
-    items where it has no test set) while the small model's vector at ``layer`` — the pairs read in ``tok``, as the
-    study's vectors read them — has a split-half cosine below :data:`STABLE_SPLIT_HALF` (or none: an answer cell
-    with fewer than two pairs). Returns the count, the trail (pairs, layer, split-half cos) and the last vector."""
-    gen = contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat)
+    generate set ``gen`` spares: twice the validation items, so that their pick can balance the answer cells, and
+    the test items where it has no test set) while the small model's vector at ``layer`` from ``gen``'s first pairs
+    (the items the study's small-model vectors are computed from) has a split-half cosine below
+    :data:`STABLE_SPLIT_HALF` (or none: an answer cell with fewer than two pairs). Returns the count, the trail
+    (pairs, layer, split-half cos) and the last vector."""
     spare = 2 * cfg.eval.search_items + (0 if b.test else cfg.test_items)
     cap = max(cfg.pairs, min(cfg.max_pairs, len(gen) - spare))
     n, trail = cfg.pairs, []
@@ -141,10 +146,11 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     cfg, src, tgt = cache.cfg, cache.src, cache.tgt
     t0 = time.time()
     pairs = candidates(cache.first_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
-    n_pairs, trail, v_first = grow_pairs(src, tgt.tokenizer if cache.one_tokenizer else src.tokenizer, b,
-                                         pairs[0][0], cfg, log)
-    items = behaviour_items(b, tgt.tokenizer, cfg, n_pairs)        # each model reads the items in its own tokens
-    small = items if cache.one_tokenizer else behaviour_items(b, src.tokenizer, cfg, n_pairs)
+    tok = tgt.tokenizer if cache.one_tokenizer else src.tokenizer  # each model reads the items in its own tokens
+    gen = generate_items(b, tok, cfg)
+    n_pairs, trail, v_first = grow_pairs(src, gen, b, pairs[0][0], cfg, log)
+    small = behaviour_items(b, tok, cfg, n_pairs, gen)
+    items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs)
     rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
     log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
         f"{len(items['test'])} test items; " + (f"layer search over target layers {[lt for _, lt in pairs]}"

@@ -97,6 +97,16 @@ def pool_record(src, tgt, dtype, contrast_pairs: int, chat: bool, align: str) ->
             "contrast_pairs": str(contrast_pairs), "chat": str(chat), "align": str(align)}
 
 
+def read_pool(f: Path, made: dict[str, str]) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """A pool-differences file's tensors if it was made as ``made`` says (else none), and what it records (None: no
+    file)."""
+    if not f.is_file():
+        return {}, None
+    with safe_open(str(f), "pt") as r:
+        record = r.metadata() or {}
+        return ({k: r.get_tensor(k) for k in r.keys()} if record == made else {}), record
+
+
 def is_text_map_for(m: AffineMap, src, tgt, harvest: HarvestConfig, fit: FitConfig, dtype) -> bool:
     """Whether a cached text map was fitted on these models (by content), the same text (the harvest settings that
     decide its rows, defaults filled for fields added later), the same fit settings and dtype (``meta["fit"]``,
@@ -177,14 +187,9 @@ class StudyCache:
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
         made = pool_record(self.src, self.tgt, self.cfg.load.dtype, self.cfg.contrast_pairs, self.cfg.chat,
                            self.cfg.harvest.align)
-        have = {}
-        if f.is_file():
-            with safe_open(str(f), "pt") as r:
-                if (r.metadata() or {}) == made:
-                    have = {k: r.get_tensor(k) for k in r.keys()}
-                else:                       # another pair, pair count or template: not this study's pool
-                    self.log(f"  {f.name} was made with other settings ({r.metadata() or 'none recorded'}): "
-                             "computing it again")
+        have, record = read_pool(f, made)
+        if record is not None and record != made:          # another pair, pair count or template: not this pool
+            self.log(f"  {f.name} was made with other settings ({record or 'none recorded'}): computing it again")
         todo = [s for s in self.pool_sets if f"{s}|x" not in have]
         t = time.time()
         for s in tqdm(todo, desc=f"contrast pool L{ls}→L{lt}", unit="set", disable=not self.cfg.eval.progress):
