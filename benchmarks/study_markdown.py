@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from lrt.io.results import load_results  # noqa: E402
 from lrt.evaluate.verdict import verdict  # noqa: E402
 from lrt.pipelines.study import SIGNALS, study_status, summarize  # noqa: E402
+from lrt.report.study import test_cell  # noqa: E402
 
 
 def f(x, d=3):
@@ -38,9 +39,9 @@ def main() -> None:
     for r in records.values():                 # judged by this lrt's rules (the numbers are kept)
         r["verdict"] = verdict(r["steering"])
         r["status"] = study_status(r["verdict"])
-    print("| behaviour | layers | α | native slope [CI] | p | transferred slope [CI] | p | random mean / max abs "
+    print("| behaviour | layers | α | test items | native slope [CI] | p | transferred slope [CI] | p | random mean / max abs "
           "| ratio [CI] | r odd | cos(A·v, native) | predicted z | measured z | verdict |")
-    print("| --- " * 14 + "|")
+    print("| --- " * 15 + "|")
     for name, r in records.items():
         v = r["verdict"]
         n, t = v["vectors"]["native"], v["vectors"]["transferred_direction"]
@@ -48,7 +49,7 @@ def main() -> None:
         rs = [abs(x) for x in r["steering"]["random"]["slopes"]]
         print(f"| {name} | L{r['layers']['source']}→L{r['layers']['target']}"
               f"{'' if r['layer_steers_on_validation'] else ' (none on val.)'} | ±{f(r['alpha'])} "
-              f"| {f(n['slope'])} {ci(n['slope_ci'])} | {f(n['p_value'], 2)} | {f(t['slope'])} {ci(t['slope_ci'])} "
+              f"| {test_cell(r)} | {f(n['slope'])} {ci(n['slope_ci'])} | {f(n['p_value'], 2)} | {f(t['slope'])} {ci(t['slope_ci'])} "
               f"| {f(t['p_value'], 2)} | {f(sum(rs) / len(rs))} / {f(max(rs))} | {f(tr['ratio'], 2)} "
               f"{ci(tr['ratio_ci'])} | {f(tr.get('r_odd'), 2)} | {f(r['signals']['cos_to_native'], 2)} "
               f"| {f(r['signals']['predicted_z'], 2)} | {f(t['z'], 2)} | {r['status']} |")

@@ -182,13 +182,15 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     assert main(args + ["--resume", "--max-pairs", "8"]) == 0
     c.pop("first_depth")                     # ... and before --first-depth: the middle-block rule (0)
     c["candidate_depths"] = [0.35, 0.65, 0.8]
+    c.pop("test_fill")                       # ... and before --test-fill: the test set alone, said as a switch
     cfg_file.write_text(json.dumps(c))
     capsys.readouterr()
     assert main(args + ["--resume", "--max-pairs", "8"]) == 2
     err = capsys.readouterr().err
     assert "--first-depth 0.0 (now 0.65)" in err and "--candidate-depths 0.35,0.65,0.8 (now 0.5,0.35,0.8)" in err
+    assert "--no-test-fill (now --test-fill)" in err
     assert main(args + ["--resume", "--max-pairs", "8", "--first-depth", "0", "--candidate-depths",
-                        "0.35,0.65,0.8"]) == 0
+                        "0.35,0.65,0.8", "--no-test-fill"]) == 0
     # a cache carried into another study with another pair count is not reused: pool and text map recomputed
     import shutil
     from safetensors import safe_open
@@ -279,6 +281,51 @@ def test_validation_items_are_half_per_matching_letter():
     keys = [(tuple(it.positive), tuple(it.negative)) for it in its["validation"]]
     assert len(keys) == 12 and sorted(keys.count(k) for k in set(keys)) == [6, 6]
     assert Balance(its["validation"]).on
+
+
+def test_a_short_test_set_is_filled_from_unused_generate_pairs():
+    """--test-items beyond the test set's 50: the rest come from the generate set's pairs that neither the vectors
+    nor the validation items use, half per matching letter, counted by source; --no-test-fill (and an older
+    study's config) keeps the test set alone; the fill counts in what the generate set must spare."""
+    from dataclasses import replace
+    from lrt.models.load import load_model
+    from lrt.pipelines.config import StudyConfig
+    from lrt.pipelines.study import behaviour_items, grow_pairs, parse_behaviour
+    from lrt.pipelines.study_cache import LEGACY
+    from lrt.stats.balance import Balance
+
+    tok = load_model("zoo-xs").tokenizer
+    b = parse_behaviour("caa:survival-instinct")
+    cfg = StudyConfig(test_items=80)
+    its = behaviour_items(b, tok, cfg)
+    assert its["test_sources"] == {"test set": 50, "generate set": 30} and len(its["test"]) == 80
+    src = {k: {it.source for it in its[k]} for k in ("vector", "validation", "test")}
+    assert not src["vector"] & src["test"] and not src["validation"] & src["test"] and len(src["test"]) == 80
+    extra = its["test"][50:]
+    keys = [(tuple(it.positive), tuple(it.negative)) for it in extra]
+    assert sorted(keys.count(k) for k in set(keys)) == [15, 15] and Balance(extra).on
+    assert its["test"][:50] == behaviour_items(b, tok, replace(cfg, test_fill=False))["test"]
+    assert its["validation"] == behaviour_items(b, tok, StudyConfig())["validation"]   # the fill comes after it
+    plain = behaviour_items(b, tok, replace(cfg, test_fill=False))
+    assert plain["test_sources"] == {"test set": 50} and len(plain["test"]) == 50
+    assert LEGACY["test_fill"]({}, {}) is False
+
+    seen = []                       # grow_pairs' cap: the generate set less 2 × validation and the fill
+
+    def fake_vector(lm, items, layer, name=None):
+        seen.append(len(items))
+        return type("V", (), {"meta": {"split_half_cos": 0.0}})()
+    import lrt.pipelines.study as study
+    real, study.contrast_vector = study.contrast_vector, fake_vector
+    try:
+        gen = list(range(100))
+        grow_pairs(None, gen, b, 1, replace(cfg, pairs=8, max_pairs=1000), log=lambda *a: None)
+        assert seen[-1] == 100 - 24 - 30
+        seen.clear()
+        grow_pairs(None, gen, b, 1, replace(cfg, pairs=8, max_pairs=1000, test_fill=False), log=lambda *a: None)
+        assert seen[-1] == 100 - 24
+    finally:
+        study.contrast_vector = real
 
 
 def _persona_items(cells: dict[str, int], seed: int = 5) -> list[Item]:

@@ -78,7 +78,12 @@ class StudyConfig:
     over 60 / 120 / 240 pairs, and its native vector from no effect to p 7e-6 (docs/real-pair.md). At or below
     --pairs: always --pairs."""
     test_items: int = 50
-    """Most test items per behaviour."""
+    """Test items per behaviour: the test set's first ones; see --test-fill where it has fewer."""
+    test_fill: bool = True
+    """Where a behaviour's test set has fewer than --test-items items, take the rest from its generate set's unused
+    pairs (after the vector pairs and the validation items, half per matching answer), which neither the vectors,
+    the α search nor the map ever saw; the record counts each source. The CAA test sets have 50 items: on the Qwen
+    pair that left survival-instinct's transferred CI 0.004 short of the random maximum (docs/real-pair.md)."""
     layer_search: bool = True
     """Look for a target layer where the native vector steers forward on the validation items: the given layers
     or --first-depth first, then --candidate-depths in order; stop at the first that steers (p < 0.05 against the

@@ -86,34 +86,57 @@ def generate_items(b: Behaviour, tok, cfg: StudyConfig) -> list:
     return contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat)
 
 
+def test_file_items(b: Behaviour, tok, cfg: StudyConfig) -> list:
+    """The behaviour's test set read in ``tok`` (its first ``cfg.test_items``); none without a test set."""
+    if not b.test:
+        return []
+    return contrast_items(tok, load_contrasts(b.test, role="test"), cfg.chat)[:cfg.test_items]
+
+
+def from_generate(b: Behaviour, cfg: StudyConfig, n_test_file: int) -> int:
+    """How many test items the generate set gives: all without a test set, else the shortfall under --test-fill."""
+    if not b.test:
+        return cfg.test_items
+    return max(0, cfg.test_items - n_test_file) if cfg.test_fill else 0
+
+
 def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = None, gen: list | None = None) -> dict:
     """Vector pairs (the generate set's first ``n_pairs``, default ``cfg.pairs``), validation items and test items
-    of one behaviour, disjoint by prompt fingerprint; ``gen``: the generate set already read in ``tok``."""
+    of one behaviour, disjoint by prompt fingerprint; ``gen``: the generate set already read in ``tok``. Test
+    items: the test set's, then (--test-fill) unused generate pairs after the validation pick; ``test_sources``
+    counts each."""
     gen = generate_items(b, tok, cfg) if gen is None else gen
     n_pairs = n_pairs or cfg.pairs
     vec = gen[:n_pairs]
     n_val = cfg.eval.search_items
-    if b.test:
-        test = contrast_items(tok, load_contrasts(b.test, role="test"), cfg.chat)[:cfg.test_items]
-    else:
+    test = test_file_items(b, tok, cfg)
+    if not b.test:
         test = gen[n_pairs + n_val:n_pairs + n_val + cfg.test_items]
     used = {it.source for it in vec} | {it.source for it in test}
     val = balanced_pick([it for it in gen[n_pairs:] if it.source not in used], n_val)
     test = [it for it in test if it.source not in {it.source for it in vec}]
+    sources = {"test set" if b.test else "generate set": len(test)}
+    fill = from_generate(b, cfg, len(test)) if b.test else 0
+    if fill:
+        taken = used | {it.source for it in val}
+        extra = balanced_pick([it for it in gen[n_pairs:] if it.source not in taken], fill)
+        test = test + extra
+        sources["generate set"] = len(extra)
     if len(vec) < 2 or len(val) < 2 or len(test) < 2:
         raise DatasetError(f"behaviour {b.name}: {len(vec)} vector pairs, {len(val)} validation and {len(test)} test "
                            "items after removing overlaps; each needs at least 2 (fewer --pairs, or more data)")
-    return {"vector": vec, "validation": val, "test": test}
+    return {"vector": vec, "validation": val, "test": test, "test_sources": sources}
 
 
 def grow_pairs(src, gen: list, b: Behaviour, layer: int, cfg: StudyConfig, log=print) -> tuple[int, list[dict], object]:
     """How many vector pairs a behaviour gets: from ``cfg.pairs``, doubling up to ``cfg.max_pairs`` (and what the
     generate set ``gen`` spares: twice the validation items, so that their pick can balance the answer cells, and
-    the test items where it has no test set) while the small model's vector at ``layer`` from ``gen``'s first pairs
+    the test items it gives: all where there is no test set, the test set's shortfall under --test-fill) while the small model's vector at ``layer`` from ``gen``'s first pairs
     (the items the study's small-model vectors are computed from) has a split-half cosine below
     :data:`STABLE_SPLIT_HALF` (or none: an answer cell with fewer than two pairs). Returns the count, the trail
     (pairs, layer, split-half cos) and the last vector."""
-    spare = 2 * cfg.eval.search_items + (0 if b.test else cfg.test_items)
+    n_test = min(cfg.test_items, len(load_contrasts(b.test, role="test"))) if b.test else 0
+    spare = 2 * cfg.eval.search_items + from_generate(b, cfg, n_test)
     cap = max(cfg.pairs, min(cfg.max_pairs, len(gen) - spare))
     n, trail = cfg.pairs, []
     while True:
@@ -153,7 +176,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs)
     rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
     log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
-        f"{len(items['test'])} test items; " + (f"layer search over target layers {[lt for _, lt in pairs]}"
+        f"{len(items['test'])} test items ("
+        + ", ".join(f"{n} from the {k}" for k, n in items["test_sources"].items()) + "); " + (f"layer search over target layers {[lt for _, lt in pairs]}"
                                                  if cfg.layer_search else
                                                  f"target layer {pairs[0][1]} (no layer search)"))
     k, chosen, v_native, layer_records = search_layers(
@@ -206,7 +230,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
            "layer_search": [{k2: r[k2] for k2 in r if k2 != "search"} | {"probe": r["search"]["probe"]}
                             for r in layer_records],
            "layer_steers_on_validation": chosen["steers_forward"], "alpha": alpha,
-           "items": {k2: len(x) for k2, x in items.items()}, "vector_pairs": trail, "signals": signals,
+           "items": {k2: len(items[k2]) for k2 in ("vector", "validation", "test")},
+           "test_sources": items["test_sources"], "vector_pairs": trail, "signals": signals,
            "outlook": outlook,
            "map": {"lambda": amap.meta["contrast"]["lambda"], "sets": len(kept), "left_out": amap.meta["contrast"]
                    ["left_out"], "heldout_r2": prior.meta.get("metrics", {}).get("heldout", {}).get("r2")},

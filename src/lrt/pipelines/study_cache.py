@@ -51,10 +51,12 @@ def spearman(a: list[float], b: list[float]) -> float | None:
 
 LEGACY = {"max_pairs": lambda before, now: before.get("pairs"),
           "first_depth": lambda before, now: now.get("first_depth") if before.get("source_layer") is not None
-          and before.get("target_layer") is not None else 0.0}
+          and before.get("target_layer") is not None else 0.0,
+          "test_fill": lambda before, now: False}
 """Options added after a study could have been written, with the value that study in effect ran with: before
 --max-pairs the pairs never grew (max_pairs = pairs); before --first-depth a study without layers started at the
-middle-block rule (first_depth 0), and one with both layers given is not affected by it."""
+middle-block rule (first_depth 0), and one with both layers given is not affected by it; before --test-fill the
+test items came from the test set alone."""
 
 KEEP_FIT = ("method", "ridge", "ridge_grid", "max_norm_ratio", "adamw")
 """The fit settings that decide a text map's values (the rest only what is reported about it)."""
@@ -69,7 +71,10 @@ def _value(v) -> str:
 
 
 def _flag(k: str, v) -> str:
-    """``--k v`` as it can be typed back (lists comma-joined, ``--k=v`` for a value starting with '-')."""
+    """``--k v`` as it can be typed back (lists comma-joined, ``--k=v`` for a value starting with '-', a switch as
+    ``--k`` / ``--no-k``)."""
+    if isinstance(v, bool):
+        return f"--{'' if v else 'no-'}{k.replace('_', '-')}"
     return f"--{k.replace('_', '-')}" + ("=" if _value(v).startswith("-") else " ") + _value(v)
 
 
@@ -145,7 +150,9 @@ class StudyCache:
                 diff = sorted(k for k in set(before) | set(self.settings) if k not in keep and
                               before.get(k) != self.settings.get(k))
                 if diff:
-                    said = ", ".join(f"{_flag(k, before.get(k))} (now {_value(self.settings.get(k))})"
+                    now = lambda k: (_flag(k, self.settings.get(k)) if isinstance(self.settings.get(k), bool)  # noqa: E731
+                                     else _value(self.settings.get(k)))
+                    said = ", ".join(f"{_flag(k, before.get(k))} (now {now(k)})"
                                      for k in diff)
                     raise ConfigError(f"{self.out} holds a study with other options: {said}; resume it with those "
                                       "options, or use another --out", option="resume")

@@ -31,6 +31,14 @@ def half_cell(r: dict) -> str:
     return f"{fmt(h, 2)} ({r['items']['vector']} pairs)" + (f"; grown{at}: {grown}" if len(trail) > 1 else "")
 
 
+def test_cell(r: dict) -> str:
+    """"80 (50 test set + 30 generate set)": the test items and, where they came from more than one place
+    (``--test-fill``), each source's count."""
+    src = r.get("test_sources") or {}
+    n = r["items"]["test"]
+    return f"{n} ({' + '.join(f'{c} {k}' for k, c in src.items())})" if len(src) > 1 else str(n)
+
+
 def behaviour_rows(results: dict) -> list[list]:
     rows = []
     for name, r in results["behaviours"].items():
@@ -40,7 +48,8 @@ def behaviour_rows(results: dict) -> list[list]:
         rs = [abs(x) for x in r["steering"]["random"]["slopes"]]
         rows.append([name, f"L{r['layers']['source']} → L{r['layers']['target']}"
                      + ("" if r["layer_steers_on_validation"] else " (no layer steered on validation)"),
-                     f"±{fmt(r['alpha'], 3)}", f"{fmt(n['slope'], 3)} {_ci(n['slope_ci'])}", n["p_value"],
+                     f"±{fmt(r['alpha'], 3)}", test_cell(r), f"{fmt(n['slope'], 3)} {_ci(n['slope_ci'])}",
+                     n["p_value"],
                      n["status"], f"{fmt(t['slope'], 3)} {_ci(t['slope_ci'])}", t["p_value"],
                      f"{fmt(sum(rs) / len(rs), 3)} / {fmt(max(rs), 3)}" if rs else None,
                      f"{fmt(tr['ratio'], 3)} {_ci(tr['ratio_ci'])}", tr.get("r_odd"),
@@ -127,7 +136,8 @@ def render_study(results: dict, style: str) -> str:
     pred = [[k, v["spearman"], v["n"]] for k, v in s["prediction_spearman"].items()]
     rows = behaviour_rows(results)
     note = ("<p class='caption'>Each behaviour: the layer where the large model's own vector steered on validation "
-            "items (the test items unseen), α chosen there; the map refitted without the behaviour's family. p: "
+            "items (the test items unseen), α chosen there; test items: the test set's, then (--test-fill) unused "
+            "generate pairs; the map refitted without the behaviour's family. p: "
             "against the random directions' slopes (t); CIs: 95% bootstrap over test items (paired for the ratio). "
             "Random: mean / max |slope|. Split-half cos of v: the small model's vector, its pairs dealt to two halves "
             "(near 1: they agree on a direction; below 0.5 it is mostly their noise; the study doubles the pairs "
@@ -137,7 +147,7 @@ def render_study(results: dict, style: str) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>lrt study</title><style>{style}</style>"
             f"</head><body>{head}<h2>Summary</h2>{table(lines, ['question', 'answer'], 'study-summary')}"
             "<h2>Per behaviour</h2>"
-            + table(rows, ["behaviour", "layers", "α", "native slope [CI]", "native p", "native", "transferred "
+            + table(rows, ["behaviour", "layers", "α", "test items", "native slope [CI]", "native p", "native", "transferred "
                            "slope [CI]", "transferred p", "random mean / max |slope|", "ratio [CI]", "r odd shifts",
                            "split-half cos of v (pairs)", "cos(A·v, native)", "predicted z", "measured z", "verdict"],
                    "study") + note
