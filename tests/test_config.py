@@ -19,6 +19,11 @@ def test_flags_show_docstrings_and_defaults():
     assert "Ridge penalty, relative to the mean eigenvalue" in text and "(default: 1e-06,1e-05,0.0001," in text
     assert "--keep-first-token" in text and "--no-progress" in text
     assert "(default: 60000)" in sub["demo"].format_help()      # the demo's own budget, declared once
+    # a group's help as its parent resolves it: the study's layers start the layer search at --first-depth
+    study = " ".join(sub["study"].format_help().split())
+    assert "the layer search's first candidate. Default: the block at --first-depth" in study
+    assert "Default: the middle block" not in study
+    assert "Default: the middle block" in " ".join(text.split())
 
 
 def test_build_uses_group_defaults_and_validates():

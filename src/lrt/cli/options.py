@@ -16,7 +16,7 @@ import typing
 from typing import Any
 
 from ..errors import ConfigError
-from ..io.config import build, field_docs, group_defaults, group_type, option_names, read_config_file
+from ..io.config import build, field_docs, group_defaults, group_docs, group_type, option_names, read_config_file
 from .common import check_corpora, print_error
 
 
@@ -70,19 +70,20 @@ def _kind(hint) -> tuple[str, Any]:
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, ...] = (),
-                defaults: dict[str, Any] | None = None, seen: set[str] | None = None) -> set[str]:
+                defaults: dict[str, Any] | None = None, seen: set[str] | None = None,
+                docs: dict[str, str] | None = None) -> set[str]:
     """Add a flag for every leaf option of the config tree ``cls``, one argument group per config group.
     Returns the option names added."""
     seen = set() if seen is None else seen
     defaults = defaults or {}
     hints = typing.get_type_hints(cls)
-    docs = field_docs(cls)
+    docs = {**field_docs(cls), **(docs or {})}
     title = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
     group = parser.add_argument_group(title.rstrip("."))
     for f in dataclasses.fields(cls):
         sub = group_type(hints[f.name])
         if sub is not None:
-            add_options(parser, sub, exclude, {**defaults, **group_defaults(f)}, seen)
+            add_options(parser, sub, exclude, {**defaults, **group_defaults(f)}, seen, group_docs(f))
             continue
         if f.name in exclude or f.name in seen:
             continue

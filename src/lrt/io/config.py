@@ -69,6 +69,12 @@ def group_defaults(f: dataclasses.Field) -> dict[str, Any]:
     return dict(f.metadata.get("defaults", {}))
 
 
+def group_docs(f: dataclasses.Field) -> dict[str, str]:
+    """The help a parent config gives a nested group's options where their own docstring does not hold there
+    (``field(metadata={"docs": {...}})``, e.g. a default the parent resolves its own way)."""
+    return dict(f.metadata.get("docs", {}))
+
+
 def option_names(cls: type) -> set[str]:
     """Every leaf option of the config tree ``cls``."""
     names: set[str] = set()

@@ -131,10 +131,10 @@ def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = N
 def grow_pairs(src, gen: list, b: Behaviour, layer: int, cfg: StudyConfig, log=print) -> tuple[int, list[dict], object]:
     """How many vector pairs a behaviour gets: from ``cfg.pairs``, doubling up to ``cfg.max_pairs`` (and what the
     generate set ``gen`` spares: twice the validation items, so that their pick can balance the answer cells, and
-    the test items it gives: all where there is no test set, the test set's shortfall under --test-fill) while the small model's vector at ``layer`` from ``gen``'s first pairs
-    (the items the study's small-model vectors are computed from) has a split-half cosine below
-    :data:`STABLE_SPLIT_HALF` (or none: an answer cell with fewer than two pairs). Returns the count, the trail
-    (pairs, layer, split-half cos) and the last vector."""
+    the test items it gives: all where there is no test set, the test set's shortfall under --test-fill) while the
+    small model's vector at ``layer`` from ``gen``'s first pairs (the items the study's small-model vectors are
+    computed from) has a split-half cosine below :data:`STABLE_SPLIT_HALF` (or none: an answer cell with fewer than
+    two pairs). Returns the count, the trail (pairs, layer, split-half cos) and the last vector."""
     n_test = min(cfg.test_items, len(load_contrasts(b.test, role="test"))) if b.test else 0
     spare = 2 * cfg.eval.search_items + from_generate(b, cfg, n_test)
     cap = max(cfg.pairs, min(cfg.max_pairs, len(gen) - spare))
@@ -175,11 +175,11 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     small = behaviour_items(b, tok, cfg, n_pairs, gen)
     items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs)
     rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
+    sources = ", ".join(f"{n} from the {k}" for k, n in items["test_sources"].items())
+    search = (f"layer search over target layers {[lt for _, lt in pairs]}" if cfg.layer_search
+              else f"target layer {pairs[0][1]} (no layer search)")
     log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
-        f"{len(items['test'])} test items ("
-        + ", ".join(f"{n} from the {k}" for k, n in items["test_sources"].items()) + "); " + (f"layer search over target layers {[lt for _, lt in pairs]}"
-                                                 if cfg.layer_search else
-                                                 f"target layer {pairs[0][1]} (no layer search)"))
+        f"{len(items['test'])} test items ({sources}); {search}")
     k, chosen, v_native, layer_records = search_layers(
         tgt, pairs, items["vector"], items["validation"], search_t, cfg.eval.positions, cfg.eval.eval_batch_size,
         cfg.layer_search, log, cfg.eval.progress)
