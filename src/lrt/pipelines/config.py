@@ -15,15 +15,16 @@ from ..steering.config import VectorConfig
 # Other pairs get the middle-block rule of `lrt.models.layers.default_layers` unless layers are given (lrt study:
 # StudyConfig.first_depth).
 DEMO_PAIR = ("zoo-xs", "zoo-m")
+DEMO_LAYERS = (0, 0)
+DEMO_HARVEST = {"tokens": 60_000, "context": 128, "batch_size": 8}   # a 30-second job on 2 CPU cores
 # The study's help for the pair's layers: its defaults are not the other commands' middle-block rule.
 STUDY_LAYER_DOCS = {
     "source_layer": "Source layer (output of that block; 'embed' allowed): the layer search's first candidate. "
-                    "Default: the block at --first-depth (with --target-layer alone: the source block at its depth).",
+                    "Default: the block at --first-depth (with --target-layer alone: the source block at its "
+                    "relative depth).",
     "target_layer": "Target layer: the layer search's first candidate. Default: the block at --first-depth (with "
                     "--source-layer alone: the target block at its relative depth).",
 }
-DEMO_LAYERS = (0, 0)
-DEMO_HARVEST = {"tokens": 60_000, "context": 128, "batch_size": 8}   # a 30-second job on 2 CPU cores
 
 
 @dataclass
@@ -96,11 +97,11 @@ class StudyConfig:
     or --first-depth first, then --candidate-depths in order; stop at the first that steers (p < 0.05 against the
     search's random vectors). The source layer follows at the same relative depth."""
     first_depth: float = 0.65
-    """Where the layer search starts when neither --source-layer nor --target-layer is given: the target block at this relative depth (0–1), the source block at the same depth;
-    0: the other commands' middle-block rule. On the Qwen pair (24 → 28 blocks) 0.65 is L14 → L17: the large
-    model's own A/B vector steered there on validation for 5 of 7 behaviours, and the contrast map carries vectors
-    better there than at the middle blocks L11 → L13 (mean cos(A·v, native): A/B 0.78 against 0.56, persona 0.78
-    against 0.53; docs/real-pair.md)."""
+    """Where the layer search starts when neither --source-layer nor --target-layer is given: the target block at
+    this relative depth (0–1), the source block at the same depth; 0: the other commands' middle-block rule. On the
+    Qwen pair (24 → 28 blocks) 0.65 is L14 → L17: the large model's own A/B vector steered there on validation for
+    5 of 7 behaviours, and the contrast map carries vectors better there than at the middle blocks L11 → L13 (mean
+    cos(A·v, native): A/B 0.78 against 0.56, persona 0.78 against 0.53; docs/real-pair.md)."""
     candidate_depths: list[float] = field(default_factory=lambda: [0.5, 0.35, 0.8])
     """Relative depths (0–1) of the target layers the layer search tries after the first one."""
     contrast_sets: list[str] = field(default_factory=lambda: ["default"])
