@@ -72,7 +72,6 @@ def main() -> None:
     vecs = [("plain", plain), ("per-answer", per_positive), ("mirrored", mirrored)] + extra
     names = [n for n, _ in vecs] + [f"random {r}" for r in range(a.n_random)]
     units = torch.cat([torch.stack([v / v.norm() for _, v in vecs]), random_directions(a.n_random, lm.d_model, 11)])
-    letters = sorted({p for p, _ in key})
     alphas = [float(x) for x in a.alphas.split(",")]
     grid = [-x for x in reversed(alphas)] + [0.0] + alphas
     modes = ["all", "answer"] if a.positions == "both" else [a.positions]

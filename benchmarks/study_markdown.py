@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from lrt.io.results import load_results  # noqa: E402
 from lrt.evaluate.verdict import verdict  # noqa: E402
 from lrt.pipelines.study import SIGNALS, study_status, summarize  # noqa: E402
-from lrt.report.study import test_cell  # noqa: E402
+from lrt.report.study import GROUP_HEADER, group_rows, test_cell  # noqa: E402
 
 
 def f(x, d=3):
@@ -61,6 +61,11 @@ def main() -> None:
     print("| signal | Spearman with measured z | behaviours |\n| --- | --- | --- |")
     for k in SIGNALS:
         print(f"| {k} | {f(s['prediction_spearman'][k]['spearman'], 2)} | {s['prediction_spearman'][k]['n']} |")
+    groups = group_rows({"behaviours": records})
+    if groups:
+        print("\n| " + " | ".join(GROUP_HEADER) + " |\n" + "| --- " * len(GROUP_HEADER) + "|")
+        for row in groups:
+            print("| " + " | ".join(f(x) if not isinstance(x, str) else x for x in row) + " |")
     print("\n| behaviour | layer searched: target layer (effect, z, p) |\n| --- | --- |")
     for name, r in records.items():
         print(f"| {name} | " + "; ".join(f"L{x['layer']} ({f(x['effect'], 2)}, z {f(x['z'], 2)}, p {f(x['p_value'], 2)})"

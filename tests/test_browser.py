@@ -388,7 +388,7 @@ def page_sae_features(d: Path):
 def page_study(d: Path):
     out = d / "study"
     assert main(["study", "--source", "zoo-xs", "--target", "zoo-s", "--behaviours", "caa:refusal", "--pairs", "8",
-                 "--test-items", "6", "--search-items", "4", "--n-random", "4", "--search-random", "3",
+                 "--max-pairs", "8", "--test-items", "54", "--search-items", "4", "--n-random", "4", "--search-random", "3",
                  "--contrast-sets", "caa:sycophancy", "--contrast-sets", "caa:myopic-reward", "--contrast-pairs", "6",
                  "--tokens", "2000", "--no-layer-search", "--bootstrap", "50", "--out", str(out)] + Q) == 0
     res = load(out / "results.json")
@@ -396,10 +396,11 @@ def page_study(d: Path):
     # a tiny pool may give no predicted z (no pool set resembles the vector): then the plot and the page say so
     predicted = [r["signals"].get("predicted_z") for r in res["behaviours"].values()]
     return (out / "report.html", ["lrt study", "Summary", "Per behaviour", "Prediction before the test evaluation",
-                                  "Propensity curves"],
+                                  "Propensity curves", "By test-item source"],
             [f"native vector steers (test: p < 0.05, CI beyond the random max)\t{s['native_steers']} of "
              f"{s['behaviours']}"]
             + [f"\t{r['status']}" for r in res["behaviours"].values()]
+            + ["caa:refusal\ttest set\t50\t", "caa:refusal\tgenerate set\t4\t"]     # the verdict per source
             + ([] if any(z is not None for z in predicted) else ["nothing to plot"]), 1 + len(res["behaviours"]))
 
 

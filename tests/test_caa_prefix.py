@@ -12,7 +12,7 @@ from lrt.models import load_model
 from lrt.stats.samples import NormTracker
 from lrt.steering.vectors import contrast_vector
 
-from conftest import ARCHS, CAA, tiny_model_dir
+from conftest import ARCHS, tiny_model_dir
 
 
 def plain_caa(lm, items, layer, batch_size=16):

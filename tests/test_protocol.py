@@ -75,6 +75,40 @@ def test_p_value_of_a_random_copy_is_not_significant_and_of_a_planted_direction_
                                               "opposite sign to native")
 
 
+def test_the_verdict_on_each_source_of_test_items_is_that_of_its_items_alone(tiny_lm):
+    """``groups`` (the study's test-item sources): each group's slopes, random slopes and status are what an
+    evaluation of that group's items alone gives; one label only adds nothing."""
+    from lrt.evaluate.config import EvalConfig
+    from lrt.evaluate.steering import evaluate_vectors
+    from lrt.evaluate.verdict import verdict, verdict_lines
+
+    W = tiny_lm.model.get_output_embeddings().weight.detach()
+    planted = W[5] - W[11]
+    cfg = EvalConfig(alphas=[-0.5, 0, 0.5], n_random=16, bootstrap=200)
+    a, b = _items(12, 1), _items(20, 2)
+    vecs = {"native": planted, "transferred_direction": 0.5 * planted + 0.1 * W[7]}
+    res = evaluate_vectors(tiny_lm, 2, a + b, vecs, 1.0, cfg, groups=["test set"] * 12 + ["generate set"] * 20)
+    assert list(res["by_group"]) == ["test set", "generate set"]
+    v = verdict(res)
+    for label, part in (("test set", a), ("generate set", b)):
+        alone = evaluate_vectors(tiny_lm, 2, part, vecs, 1.0, cfg)
+        g = res["by_group"][label]
+        assert g["n_items"] == len(part)
+        assert g["random"]["slopes"] == pytest.approx(alone["random"]["slopes"], rel=1e-4, abs=1e-6)
+        for n in vecs:
+            assert g["significance"][n]["slope"] == pytest.approx(alone["significance"][n]["slope"], rel=1e-4)
+            assert g["significance"][n]["p_value"] == pytest.approx(alone["significance"][n]["p_value"], rel=1e-3)
+        gv = v["by_group"][label]
+        assert gv["native"]["status"] == verdict(alone)["native"]["status"] == "steers forward"
+        assert gv["transfer"]["transferred_direction"]["status"] == \
+            verdict(alone)["transfer"]["transferred_direction"]["status"]
+    assert any("items from the generate set alone" in line for line in verdict_lines(res, v))
+    one = evaluate_vectors(tiny_lm, 2, a, vecs, 1.0, cfg, groups=["test set"] * 12)
+    assert "by_group" not in one and "by_group" not in verdict(one)
+    with pytest.raises(ValueError):
+        evaluate_vectors(tiny_lm, 2, a, vecs, 1.0, cfg, groups=["test set"] * 11)
+
+
 def test_one_rule_decides_steering_status_study_and_transfer():
     """p < 0.05 with a CI that excludes 0 but reaches into the random range is "inconclusive" — and an inconclusive
     native vector does not count as steering anywhere: no transfer judgement, not a success."""

@@ -41,7 +41,7 @@ def summary_rows(results: dict) -> list[list]:
 @writes_output
 def run(cfg: StudyRun, out: Output) -> int:
     from ..pipelines.study import run_study
-    from ..report.study import write_study_report
+    from ..report.study import GROUP_HEADER, group_rows, write_study_report
 
     quiet_progress(cfg.study.eval.progress)
     # --overwrite: an empty directory, swapped in at the end; lines flushed (a log file shows them as they come)
@@ -52,6 +52,9 @@ def run(cfg: StudyRun, out: Output) -> int:
                                  "ratio [95% CI]", "max |random|", "split-half cos of v (pairs)", "predicted z",
                                  "measured z", "verdict"],
          title=f"\n{results['models']['source']['name']} → {results['models']['target']['name']}")
+    groups = group_rows(results)
+    if groups:
+        show(groups, GROUP_HEADER, title="\nby test-item source (each source's items alone)")
     sp = {k: v["spearman"] for k, v in s["prediction_spearman"].items()}
     print(f"\nnative steers on {s['native_steers']} of {s['behaviours']} (forward on {s['native_forward']}); the "
           f"transferred vector reproduces it on {s['transferred_reproduces']} of {s['native_steers']}; median ratio "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from ..data.contrasts import Item
-from ..models.layers import LayerSpec
 from ..models.load import LoadedModel
 from ..steering.apply import steering
 from .answer import answer_grid

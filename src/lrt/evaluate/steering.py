@@ -65,16 +65,20 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
                      median_norm: float, cfg: EvalConfig | None = None, reference: str = "native",
                      neutral_ids: list[list[int]] | None = None, capability_items: list[Item] | None = None,
                      validation: list[Item] | None = None, validation_source: str | None = None,
-                     alpha_record: dict | None = None) -> dict:
+                     alpha_record: dict | None = None, groups: list[str] | None = None) -> dict:
     """Run the α grid for every vector (plus ``cfg.n_random`` random ones) and compute every metric.
 
     With ``cfg.alpha_search`` α is chosen on ``validation`` items (or, when none are given, on ``cfg.search_items``
     items split off ``items`` by a seeded choice and never judged on) against ``cfg.search_random`` random
     directions that are not among the verdict's. ``capability_items`` (e.g. MMLU in A/B form, for instruct models)
     adds the A/B accuracy at the largest α. ``alpha_record``: an α search already run on validation items (the
-    study's layer search); ``cfg.alphas`` is then its grid and the slopes are taken over all of it.
+    study's layer search); ``cfg.alphas`` is then its grid and the slopes are taken over all of it. ``groups``: one
+    label per test item (e.g. where it came from); with two or more labels, ``results["by_group"]`` has the
+    significance of every vector on each group's items alone, against the random slopes on the same items.
     """
     cfg = cfg or EvalConfig()
+    if groups is not None and len(groups) != len(items):
+        raise ValueError(f"groups has {len(groups)} labels for {len(items)} test items")
     li = lm.layer_index(layer)
     split = {"test_items": len(items), "validation_items": 0, "validation_source": None}
     if alpha_record is not None:
@@ -134,6 +138,8 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
                         "max_abs_slope": max(map(abs, rs)) if rs else None,  # compare with |slope| too
                         "mean_abs_slope": sum(abs(s) for s in rs) / len(rs) if rs else None}
     result["significance"] = _significance(prop[:len(names)], names, rs, cfg, sl, reference, bal)
+    if groups is not None and len(set(groups)) > 1:
+        result["by_group"] = _by_group(prop, names, groups, items, cfg, sl, reference)
     a_max = max(cfg.alphas, key=lambda a: (abs(a), a))     # the largest |α|, positive on ties
     if neutral_ids:
         kl = kl_side_effect(lm, li, neutral_ids, torch.cat([units, rand]), a_max, median_norm)
@@ -162,6 +168,23 @@ def _significance(prop: torch.Tensor, names: list[str], random_slopes: list[floa
             ref = names.index(reference)
             out[name]["ratio"] = s / float(point[ref]) if float(point[ref]) else float("nan")
             out[name]["ratio_ci"] = interval(boot[:, k] / boot[:, ref])
+    return out
+
+
+def _by_group(prop: torch.Tensor, names: list[str], groups: list[str], items: list[Item], cfg: EvalConfig, sl: slice,
+              reference: str) -> dict:
+    """Per group label (in first-seen order, at least 2 items): its item count, the random slopes and every named
+    vector's significance on those items alone (:func:`_significance`, the balance taken within the group)."""
+    out = {}
+    for g in dict.fromkeys(groups):
+        idx = [i for i, x in enumerate(groups) if x == g]
+        if len(idx) < 2:
+            continue
+        bal = Balance([items[i] for i in idx], cfg.balance)
+        p = prop[:, :, idx]
+        rs = [float(x) for x in slopes_of(p[len(names):], cfg.alphas, sl, bal)]
+        out[g] = {"n_items": len(idx), "random": {"slopes": rs, "max_abs_slope": max(map(abs, rs)) if rs else None},
+                  "significance": _significance(p[:len(names)], names, rs, cfg, sl, reference, bal)}
     return out
 
 

@@ -44,6 +44,30 @@ def _transfer_status(native: dict | None, sig: dict) -> str:
     return f"same sign, {sig.get('status', 'no random baseline')}"
 
 
+def _transfers(sig: dict, names: list[str]) -> dict:
+    """Per non-native vector: whether it reproduces the native effect, with the ratio and its CI."""
+    out = {}
+    for n in names:
+        if n == "native" or n not in sig:
+            continue
+        status = _transfer_status(sig.get("native"), sig[n])
+        out[n] = {"status": status, "reproduces": status == "reproduces the native effect",
+                  "ratio": sig[n].get("ratio"), "ratio_ci": sig[n].get("ratio_ci")}
+    return out
+
+
+def group_verdict(sig: dict, n_items: int, random_max: float | None) -> dict:
+    """The same two questions on one group of the test items alone (``steering["by_group"]``): each vector's
+    numbers and status, the native vector's, and the transfers'."""
+    native = sig.get("native")
+    out = {"n_items": n_items, "max_abs_random_slope": random_max, "vectors": {n: dict(s) for n, s in sig.items()},
+           "transfer": _transfers(sig, list(sig))}
+    if native is not None:
+        out["native"] = {"steers": steers(native), "direction": "forward" if native["slope"] > 0 else "backward",
+                         "status": native["status"]}
+    return out
+
+
 def verdict(steering: dict) -> dict:
     """Plain statements: per vector its slope, CI, p against the random distribution and status; per transferred
     vector whether it reproduces the native effect; the legacy 'beats every random vector' flags."""
@@ -64,13 +88,10 @@ def verdict(steering: dict) -> dict:
         out["native"] = {"steers": steers(native), "direction": direction, "status": native["status"]}
     if "transferred_direction" in beats:
         out["transferred_beats_all_random"] = beats["transferred_direction"]
-    out["transfer"] = {}
-    for n in names:
-        if n == "native" or n not in sig:
-            continue
-        status = _transfer_status(native, sig[n])
-        out["transfer"][n] = {"status": status, "reproduces": status == "reproduces the native effect",
-                              "ratio": sig[n].get("ratio"), "ratio_ci": sig[n].get("ratio_ci")}
+    out["transfer"] = _transfers(sig, names)
+    if steering.get("by_group"):
+        out["by_group"] = {g: group_verdict(r["significance"], r["n_items"], r["random"]["max_abs_slope"])
+                           for g, r in steering["by_group"].items()}
     comp = steering.get("comparison", {})
     odd = {m: comp[m].get("mean_r_odd", float("nan")) for m in comp if m != "random_mean" and
            not m.startswith("random_")}
@@ -108,4 +129,15 @@ def verdict_lines(steering: dict, v: dict) -> list[str]:
             text += (f"; {t['status']}: ratio to native {t['ratio']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
                      + (f", r of odd shifts {t['r_odd']:.2f}" if t.get("r_odd") is not None else ""))
         lines.append(text)
+    for g, gv in (v.get("by_group") or {}).items():
+        parts = []
+        for n, s in gv["vectors"].items():
+            ci = s["slope_ci"]
+            parts.append(f"{n} {s['slope']:.3g} [{ci[0]:.3g}, {ci[1]:.3g}] {s['status']}")
+        t = gv["transfer"].get("transferred_direction")
+        tail = f"; transferred {t['status']}" if t else ""
+        rmax = gv["max_abs_random_slope"]
+        rmax = "—" if rmax is None else f"{rmax:.3g}"
+        lines.append(f"  on the {gv['n_items']} items from the {g} alone (random |slope| max {rmax}): "
+                     + ", ".join(parts) + tail)
     return lines

@@ -58,6 +58,24 @@ def behaviour_rows(results: dict) -> list[list]:
     return rows
 
 
+GROUP_HEADER = ["behaviour", "test items from", "items", "native slope [CI]", "native", "transferred slope [CI]",
+                "ratio [CI]", "random max |slope|", "transfer"]
+
+
+def group_rows(results: dict) -> list[list]:
+    """Per behaviour whose test items came from more than one place (``--test-fill``): the verdict on each source's
+    items alone, against the random slopes on the same items."""
+    rows = []
+    for name, r in results["behaviours"].items():
+        for g, gv in (r["verdict"].get("by_group") or {}).items():
+            n, t = gv["vectors"]["native"], gv["vectors"]["transferred_direction"]
+            tr = gv["transfer"]["transferred_direction"]
+            rows.append([name, g, gv["n_items"], f"{fmt(n['slope'], 3)} {_ci(n['slope_ci'])}", n["status"],
+                         f"{fmt(t['slope'], 3)} {_ci(t['slope_ci'])}", f"{fmt(tr['ratio'], 3)} {_ci(tr['ratio_ci'])}",
+                         gv["max_abs_random_slope"], tr["status"]])
+    return rows
+
+
 def prediction_points(results: dict) -> list[tuple[str, float, float, dict]]:
     """(behaviour, predicted z, measured z, its results) where both are finite numbers."""
     out = []
@@ -122,6 +140,18 @@ NO_PREDICTION = ("<p class='caption'>No behaviour has both a predicted and a mea
                  "native validation z is missing): nothing to plot.</p>")
 
 
+def _group_section(results: dict) -> str:
+    rows = group_rows(results)
+    if not rows:
+        return ""
+    return ("<h2>By test-item source</h2>" + table(rows, GROUP_HEADER, "by-source")
+            + "<p class='caption'>Where the test set was short and --test-fill took the rest from unused pairs of the "
+              "generate set, the verdict on each source's items alone (slopes against the random directions' "
+              "slopes on the same items). The filled items share the generate set's distribution, which the "
+              "vectors were computed from; a behaviour that steers on both sources does not owe its verdict to "
+              "them. Fewer items: wider CIs, so a source alone can be inconclusive where the whole set is not.</p>")
+
+
 def render_study(results: dict, style: str) -> str:
     s = results["summary"]
     m = results["models"]
@@ -151,6 +181,7 @@ def render_study(results: dict, style: str) -> str:
                            "slope [CI]", "transferred p", "random mean / max |slope|", "ratio [CI]", "r odd shifts",
                            "split-half cos of v (pairs)", "cos(A·v, native)", "predicted z", "measured z", "verdict"],
                    "study") + note
+            + _group_section(results)
             + "<h2>Prediction before the test evaluation</h2>"
             + table(pred, ["signal", "Spearman with measured z", "behaviours"], "prediction")
             + _png(prediction_figure(results)) + ("" if prediction_points(results) else NO_PREDICTION)
