@@ -75,10 +75,13 @@ def test_p_value_of_a_random_copy_is_not_significant_and_of_a_planted_direction_
                                               "opposite sign to native")
 
 
-def test_the_verdict_on_each_source_of_test_items_is_that_of_its_items_alone(tiny_lm):
+def test_the_verdict_on_each_source_of_test_items_is_that_of_its_items_alone(tiny_lm, tmp_path):
     """``groups`` (the study's test-item sources): each group's slopes, random slopes and status are what an
-    evaluation of that group's items alone gives; one label only adds nothing."""
+    evaluation of that group's items alone gives; one label only adds nothing. The saved item curves give the
+    same slopes again without the model."""
     from lrt.evaluate.config import EvalConfig
+    from lrt.evaluate.items import ItemCurves
+    from lrt.evaluate.significance import slopes_of
     from lrt.evaluate.steering import evaluate_vectors
     from lrt.evaluate.verdict import verdict, verdict_lines
 
@@ -87,8 +90,18 @@ def test_the_verdict_on_each_source_of_test_items_is_that_of_its_items_alone(tin
     cfg = EvalConfig(alphas=[-0.5, 0, 0.5], n_random=16, bootstrap=200)
     a, b = _items(12, 1), _items(20, 2)
     vecs = {"native": planted, "transferred_direction": 0.5 * planted + 0.1 * W[7]}
-    res = evaluate_vectors(tiny_lm, 2, a + b, vecs, 1.0, cfg, groups=["test set"] * 12 + ["generate set"] * 20)
+    res = evaluate_vectors(tiny_lm, 2, a + b, vecs, 1.0, cfg, groups=["test set"] * 12 + ["generate set"] * 20,
+                           keep_items=True)
     assert list(res["by_group"]) == ["test set", "generate set"]
+    res.pop("item_curves").save(tmp_path)
+    saved = ItemCurves.load(tmp_path)
+    assert saved.propensity.shape == (2 + 16, 3, 32) and saved.items == [it.source for it in a + b]
+    assert saved.vectors[:2] == list(vecs) and saved.groups[11:13] == ["test set", "generate set"]
+    again = slopes_of(saved.propensity[:, :, 12:], saved.alphas, slice(0, 3))
+    assert float(again[0]) == pytest.approx(res["by_group"]["generate set"]["significance"]["native"]["slope"],
+                                            rel=1e-5)
+    assert [float(x) for x in again[2:]] == pytest.approx(res["by_group"]["generate set"]["random"]["slopes"],
+                                                          rel=1e-4, abs=1e-6)
     v = verdict(res)
     for label, part in (("test set", a), ("generate set", b)):
         alone = evaluate_vectors(tiny_lm, 2, part, vecs, 1.0, cfg)
@@ -203,6 +216,10 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
         assert rec["items"]["vector"] == trail[-1]["pairs"] and trail[0]["pairs"] == 8
         assert all(t["split_half_cos"] < 0.5 for t in trail[:-1])
     assert "text_map_0_1" not in res["timings"] and "pool_0_1" not in res["timings"]   # the caches were reused
+    from lrt.evaluate.items import ItemCurves
+    for slug_, rec in (("caa-refusal", res["behaviours"]["caa:refusal"]),):   # every item's curves, beside it
+        curves = ItemCurves.load(tmp_path / "st" / "behaviours" / slug_)
+        assert curves.propensity.shape == (2 + 4, len(rec["steering"]["alphas"]), rec["steering"]["n_items"])
     html = (tmp_path / "st" / "report.html").read_text()
     assert html.count("<img") >= 3 and "caa:survival-instinct" in html
     # a study written before --max-pairs existed ran without growth: resumed as such, and the message says so

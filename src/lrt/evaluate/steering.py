@@ -26,6 +26,7 @@ from ..models.layers import LayerSpec
 from ..models.load import LoadedModel
 from .alpha_search import search_alpha
 from .config import EvalConfig, default_alphas
+from .items import ItemCurves
 from .answer import answer_grid
 from .propensity import propensity_grid
 from .side_effects import capability_side_effect, kl_side_effect
@@ -65,7 +66,8 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
                      median_norm: float, cfg: EvalConfig | None = None, reference: str = "native",
                      neutral_ids: list[list[int]] | None = None, capability_items: list[Item] | None = None,
                      validation: list[Item] | None = None, validation_source: str | None = None,
-                     alpha_record: dict | None = None, groups: list[str] | None = None) -> dict:
+                     alpha_record: dict | None = None, groups: list[str] | None = None,
+                     keep_items: bool = False) -> dict:
     """Run the α grid for every vector (plus ``cfg.n_random`` random ones) and compute every metric.
 
     With ``cfg.alpha_search`` α is chosen on ``validation`` items (or, when none are given, on ``cfg.search_items``
@@ -75,6 +77,8 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     study's layer search); ``cfg.alphas`` is then its grid and the slopes are taken over all of it. ``groups``: one
     label per test item (e.g. where it came from); with two or more labels, ``results["by_group"]`` has the
     significance of every vector on each group's items alone, against the random slopes on the same items.
+    ``keep_items``: ``results["item_curves"]`` is the :class:`.items.ItemCurves` of the grid (not JSON: the
+    caller saves it).
     """
     cfg = cfg or EvalConfig()
     if groups is not None and len(groups) != len(items):
@@ -140,6 +144,9 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     result["significance"] = _significance(prop[:len(names)], names, rs, cfg, sl, reference, bal)
     if groups is not None and len(set(groups)) > 1:
         result["by_group"] = _by_group(prop, names, groups, items, cfg, sl, reference)
+    if keep_items:
+        result["item_curves"] = ItemCurves(prop, mld, allnames, list(cfg.alphas), [it.source for it in items],
+                                           bal.cell_names, groups)
     a_max = max(cfg.alphas, key=lambda a: (abs(a), a))     # the largest |α|, positive on ties
     if neutral_ids:
         kl = kl_side_effect(lm, li, neutral_ids, torch.cat([units, rand]), a_max, median_norm)

@@ -218,10 +218,11 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     steering = evaluate_vectors(tgt, lt, items["test"], {"native": native_v, "transferred_direction": v_tr.vector},
                                 v_native.median_norm, ecfg, validation=val,
                                 validation_source="unused pairs of the behaviour's generate set",
-                                alpha_record=chosen["search"],
+                                alpha_record=chosen["search"], keep_items=True,
                                 groups=[k2 for k2, n in items["test_sources"].items() for _ in range(n)])
     v = verdict(steering)
     d = cache.out / "behaviours" / slug(b.name)
+    steering.pop("item_curves").save(d)
     for name, vec in (("small", v_small), ("native", v_native), ("transferred", v_tr)):
         vec.meta["data"] = {"kind": "contrast", "name": lookup(b.contrast, "contrast"), "family": family,
                             "n_examples": len(items["vector"])}

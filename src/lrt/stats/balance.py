@@ -132,6 +132,7 @@ class Balance:
                                    else [0] * len(cells), dtype=torch.long)
         counts = Counter(cells)
         self.counts = {_cell_name(c): n for c, n in counts.items()}
+        self.cell_names = [_cell_name(c) for c in cells]       # each item's, as in counts
         self.left_out = sum(n for c, n in counts.items() if c not in kept) if self.on else 0
 
     def mean(self, p: torch.Tensor) -> torch.Tensor:
