@@ -73,6 +73,28 @@ def test_norm_multiset_is_that_of_the_full_sequences(tiny_pair):
     torch.testing.assert_close(mine.sort().values, tracker.sample.sort().values, atol=1e-5, rtol=1e-6)
 
 
+def test_growing_the_pairs_runs_each_pair_once_and_gives_the_same_vector(tiny_pair, monkeypatch):
+    """contrast_states(before=): 4 pairs, then 10 — only the 6 new prompts run, and the vector, its median norm and
+    split-half cosine are those of the 10 pairs computed at once (each pair's states are its own)."""
+    from lrt.harvest import prefix
+    from lrt.steering.vectors import contrast_states
+
+    lm = load_model(tiny_pair[0])
+    its = ab_items(lm.tokenizer, 10)
+    ran, real = [], prefix.continuation_states
+    monkeypatch.setattr(prefix, "continuation_states", lambda lm_, li, prompts, *a, **k: (
+        ran.append(len(prompts)), real(lm_, li, prompts, *a, **k))[1])
+    first = contrast_states(lm, its[:4], 1)
+    both = contrast_states(lm, its, 1, before=first)
+    assert ran == [4, 6] and contrast_states(lm, its, 1, before=both) is both
+    grown = contrast_vector(lm, its, 1, states=both)
+    fresh = contrast_vector(lm, its, 1)
+    torch.testing.assert_close(grown.vector, fresh.vector, atol=1e-5, rtol=0)
+    assert grown.meta["layer_median_norm"] == pytest.approx(fresh.meta["layer_median_norm"], rel=1e-6)
+    with pytest.raises(ValueError):
+        contrast_vector(lm, its[:5], 1, states=both)
+
+
 def test_embed_layer_and_groups(tiny_pair):
     lm = load_model(tiny_pair[0])
     its = ab_items(lm.tokenizer, 5)

@@ -363,11 +363,12 @@ def test_a_short_test_set_is_filled_from_unused_generate_pairs():
 
     seen = []                       # grow_pairs' cap: the generate set less 2 × validation and the fill
 
-    def fake_vector(lm, items, layer, name=None):
+    def fake_vector(lm, items, layer, name=None, states=None):
         seen.append(len(items))
         return type("V", (), {"meta": {"split_half_cos": 0.0}})()
     import lrt.pipelines.study as study
     real, study.contrast_vector = study.contrast_vector, fake_vector
+    real_states, study.contrast_states = study.contrast_states, lambda lm, items, layer, before=None: None
     try:
         gen = list(range(100))
         grow_pairs(None, gen, b, 1, replace(cfg, pairs=8, max_pairs=1000), log=lambda *a: None)
@@ -376,7 +377,7 @@ def test_a_short_test_set_is_filled_from_unused_generate_pairs():
         grow_pairs(None, gen, b, 1, replace(cfg, pairs=8, max_pairs=1000, test_fill=False), log=lambda *a: None)
         assert seen[-1] == 100 - 24
     finally:
-        study.contrast_vector = real
+        study.contrast_vector, study.contrast_states = real, real_states
 
 
 def _persona_items(cells: dict[str, int], seed: int = 5) -> list[Item]:
@@ -470,11 +471,12 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     direction /= direction.norm()
     scale = {}
 
-    def fake_vector(lm, items, layer, name=""):
+    def fake_vector(lm, items, layer, name="", states=None):
         d = scale["s"] * direction + noise[:len(items)]
         return SimpleNamespace(meta={"split_half_cos": split_half_cos(d, Balance(items).cells)})
 
     monkeypatch.setattr(study, "contrast_vector", fake_vector)
+    monkeypatch.setattr(study, "contrast_states", lambda lm, items, layer, before=None: None)
 
     def grow(s, **kw):
         scale["s"] = s

@@ -45,7 +45,7 @@ from ..io.results import STUDY_FORMAT_VERSION, STUDY_KIND
 from ..maps.contrast import fit_from_differences, transfer_outlook
 from ..steering.transfer import transfer_vector
 from ..stats.balance import STABLE_SPLIT_HALF, Balance, balanced_pick
-from ..steering.vectors import contrast_vector
+from ..steering.vectors import contrast_states, contrast_vector
 from .config import StudyConfig
 from .layer_search import candidates, search_layers
 from .study_cache import StudyCache, spearman
@@ -138,12 +138,12 @@ def grow_pairs(src, gen: list, b: Behaviour, layer: int, cfg: StudyConfig, log=p
     n_test = min(cfg.test_items, len(load_contrasts(b.test, role="test"))) if b.test else 0
     spare = 2 * cfg.eval.search_items + from_generate(b, cfg, n_test)
     cap = max(cfg.pairs, min(cfg.max_pairs, len(gen) - spare))
-    n, trail = cfg.pairs, []
-    while True:
-        v = contrast_vector(src, gen[:n], layer, name=b.name)
+    n, trail, states = cfg.pairs, [], None
+    while True:                               # each doubling runs only its new pairs
+        states = contrast_states(src, gen[:n], layer, before=states)
+        v = contrast_vector(src, gen[:n], layer, name=b.name, states=states)
         half = v.meta.get("split_half_cos")
-        trail.append({"pairs": min(n, len(gen)), "layer": layer,
-                      "split_half_cos": None if half is None else round(half, 3)})
+        trail.append({"pairs": min(n, len(gen)), "layer": layer, "split_half_cos": half and round(half, 3)})
         if (half is not None and half >= STABLE_SPLIT_HALF) or n >= cap:
             break
         n = min(2 * n, cap)

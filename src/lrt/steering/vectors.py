@@ -78,9 +78,30 @@ def _finish(diffs: torch.Tensor, method: str, balance=None) -> torch.Tensor:
     raise DatasetError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
 
 
+def contrast_states(lm: LoadedModel, items: list[Item], layer: LayerSpec, batch_size: int = 16,
+                    share_prefix: bool = True, before=None):
+    """The layer's states at both answers of every pair, and the kept norms (:func:`continuation_states`).
+    ``before``: the states of ``items``' first pairs, computed earlier: only the rest run, and the result is the
+    same as computing all of them (each pair's states depend on that pair alone; the norms keep their order)."""
+    from ..harvest.prefix import ContinuationStates, continuation_states
+
+    k = 0 if before is None else len(before.states)
+    if k > len(items):
+        raise ValueError(f"before holds {k} pairs, more than the {len(items)} given")
+    if k == len(items):
+        return before
+    rest = items[k:]
+    got = continuation_states(lm, lm.layer_index(layer), [it.ids for it in rest],
+                              [it.positive[:1] + it.negative[:1] for it in rest], batch_size, share_prefix)
+    if before is None:
+        return got
+    return ContinuationStates(torch.cat([before.states, got.states]),
+                              [a + b for a, b in zip(before.kept_norms, got.kept_norms)], before.shared and got.shared)
+
+
 def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method: str = "mean",
                     batch_size: int = 16, name: str = "contrast", share_prefix: bool = True,
-                    balance: bool = True) -> SteeringVector:
+                    balance: bool = True, states=None) -> SteeringVector:
     """CAA: mean over pairs of h(answer token | positive) − h(answer token | negative).
 
     With ``balance`` (default) the mean gives each matching answer the same weight (the mean of the A-matching
@@ -94,14 +115,15 @@ def contrast_vector(lm: LoadedModel, items: list[Item], layer: LayerSpec, method
     (:func:`lrt.harvest.prefix.continuation_states`); without it, or where the architecture does not allow it,
     each ``prompt + answer`` runs in full. Same vector either way, and the same layer median norm: the norm
     tracker gets the norms of both full sequences (each prompt token twice), in the order of two full passes.
+    ``states``: :func:`contrast_states` of ``items`` computed already (a study growing its pairs runs each pair
+    once).
     """
-    from ..harvest.prefix import continuation_states
-
     if len(items) < 1:
         raise DatasetError("no contrast pairs to compute a vector from")
     li = lm.layer_index(layer)
-    got = continuation_states(lm, li, [it.ids for it in items], [it.positive[:1] + it.negative[:1] for it in items],
-                              batch_size, share_prefix)
+    got = states if states is not None else contrast_states(lm, items, layer, batch_size, share_prefix)
+    if len(got.states) != len(items):
+        raise ValueError(f"states of {len(got.states)} pairs given for {len(items)} items")
     tracker = NormTracker()
     for seq_norms in got.kept_norms:          # positives, then negatives, in batches of batch_size sequences
         for s in range(0, len(seq_norms), batch_size):
