@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from lrt.io.results import load_results  # noqa: E402
 from lrt.evaluate.verdict import verdict  # noqa: E402
-from lrt.pipelines.study import SIGNALS, study_status, summarize  # noqa: E402
+from lrt.pipelines.study_summary import SIGNALS, study_status, summarize  # noqa: E402
 from lrt.report.study import GROUP_HEADER, group_rows, test_cell  # noqa: E402
 
 

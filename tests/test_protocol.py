@@ -494,6 +494,51 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     assert grow(0.0, max_pairs=60)[0] == [60] and grow(0.0, pairs=30, max_pairs=10)[0] == [30]
 
 
+def test_pairs_are_grown_again_at_a_chosen_source_layer_and_its_search_repeated_on_new_items(tmp_path,
+                                                                                             monkeypatch):
+    """The pairs are grown at the first candidate source layer; when the search chooses another (myopic-reward on
+    the Qwen pair: grown at L14, split-half 0.96, chosen L11, 0.24), they are grown again there, and where that
+    needs more the chosen target layer is searched again with them on validation items the first search did not
+    use — and no item either search saw is a test item. (Growth forced: 8 pairs at the first layer, 16 at the
+    chosen one; the first search 'chooses' the last candidate, L0 → L0 of zoo-s → zoo-m after L1 → L2.)"""
+    from dataclasses import replace
+    import lrt.pipelines.study as study
+    from lrt.cli import main
+
+    real_grow, real_search, grown, searched = study.grow_pairs, study.search_layers, [], []
+
+    def grow(src, gen, b, layer, cfg, log=print):
+        n = cfg.pairs * (1 if not grown else 2)
+        grown.append(layer)
+        return real_grow(src, gen, b, layer, replace(cfg, pairs=n, max_pairs=n), log)
+
+    def search(lm, pairs, vector_items, validation, *a):
+        searched.append((list(pairs), len(vector_items), {it.source for it in validation}))
+        if len(searched) == 1:                  # the first search settles on the last candidate
+            _, rec, v, recs = real_search(lm, pairs[-1:], vector_items, validation, *a)
+            return len(pairs) - 1, rec, v, recs
+        return real_search(lm, pairs, vector_items, validation, *a)
+
+    real_eval, tested = study.evaluate_vectors, []
+    monkeypatch.setattr(study, "grow_pairs", grow)
+    monkeypatch.setattr(study, "search_layers", search)
+    monkeypatch.setattr(study, "evaluate_vectors", lambda lm, layer, items, *a, **k: (
+        tested.append({it.source for it in items}), real_eval(lm, layer, items, *a, **k))[1])
+    assert main(["study", "--source", "zoo-s", "--target", "zoo-m", "--behaviours", "caa:myopic-reward",
+                 "--pairs", "8", "--test-items", "60", "--search-items", "4", "--n-random", "4",
+                 "--search-random", "3", "--contrast-sets", "caa:sycophancy", "--contrast-sets", "caa:refusal",
+                 "--contrast-pairs", "6",
+                 "--tokens", "2000", "--bootstrap", "50", "--no-progress", "--out", str(tmp_path / "st")]) == 0
+    (first, n1, val1), (again, n2, val2) = searched
+    assert n1 == 8 and n2 == 16 and again == [first[-1]] and grown == [first[0][0], first[-1][0]] == [1, 0]
+    assert val1 and val2 and not val1 & val2 and not tested[0] & (val1 | val2)
+    assert len(tested[0]) == 60                 # 50 from the test set, 10 filled from the generate set
+    rec = json.loads((tmp_path / "st" / "behaviours" / "caa-myopic-reward" / "result.json").read_text())
+    assert rec["items"]["vector"] == 16 and rec["layers"] == {"source": 0, "target": 0}
+    assert [(t["pairs"], t["layer"]) for t in rec["vector_pairs"]] == [(8, 1), (16, 0)]
+    assert rec["layer_search"][-1]["vector_pairs"] == 16 and len(rec["layer_search"]) == 2
+
+
 def test_the_layer_search_starts_at_relative_depth_and_tries_each_target_layer_once():
     """24 → 28 blocks (the Qwen pair): --first-depth 0.65 is L14 → L17 (where docs/real-pair.md measured the map
     carrying vectors best), then the default --candidate-depths 0.5, 0.35, 0.8 — L13, L9, L21 with their source

@@ -8,7 +8,9 @@ For each behaviour, in one command and resumable behaviour by behaviour:
    :func:`lrt.stats.balance.balanced_pick`) and *test* items (the behaviour's test set), disjoint by prompt
    fingerprint.
 2. **Layer** — :mod:`.layer_search`: the target layer where the large model's own vector steers forward on the
-   validation items (and the α range, chosen there), the source layer at the same depth.
+   validation items (and the α range, chosen there), the source layer at the same depth. The pairs were grown at
+   the first candidate's source layer; if the search chose another that needs more, they are grown there and the
+   chosen target layer is searched again with them on validation items not used before.
 3. **Map** — the text map of that layer pair (fitted once, cached) refitted on the contrast pool's differences
    (computed once per layer pair, cached) *without this behaviour's family* (:mod:`lrt.maps.contrast`).
 4. **Vectors** — CAA on both models; transferred = A·v.
@@ -48,11 +50,8 @@ from ..stats.balance import STABLE_SPLIT_HALF, Balance, balanced_pick
 from ..steering.vectors import contrast_states, contrast_vector
 from .config import StudyConfig
 from .layer_search import candidates, search_layers
-from .study_cache import StudyCache, spearman
-
-SIGNALS = ("predicted_z", "expected_cos", "basis_share", "split_half_cos", "native_validation_z", "small_z",
-           "answer_z", "cos_to_native")
-
+from .study_cache import StudyCache
+from .study_summary import study_status, summarize
 
 @dataclass
 class Behaviour:
@@ -100,19 +99,22 @@ def from_generate(b: Behaviour, cfg: StudyConfig, n_test_file: int) -> int:
     return max(0, cfg.test_items - n_test_file) if cfg.test_fill else 0
 
 
-def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = None, gen: list | None = None) -> dict:
+def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = None, gen: list | None = None,
+                    seen: set | None = None) -> dict:
     """Vector pairs (the generate set's first ``n_pairs``, default ``cfg.pairs``), validation items and test items
     of one behaviour, disjoint by prompt fingerprint; ``gen``: the generate set already read in ``tok``. Test
     items: the test set's, then (--test-fill) unused generate pairs after the validation pick; ``test_sources``
-    counts each."""
+    counts each. ``seen``: fingerprints of items an earlier pick already used to choose something (validation
+    items of a search run before the pairs grew): never test items, nor validation items again."""
+    seen = seen or set()
     gen = generate_items(b, tok, cfg) if gen is None else gen
     n_pairs = n_pairs or cfg.pairs
     vec = gen[:n_pairs]
     n_val = cfg.eval.search_items
     test = test_file_items(b, tok, cfg)
     if not b.test:
-        test = gen[n_pairs + n_val:n_pairs + n_val + cfg.test_items]
-    used = {it.source for it in vec} | {it.source for it in test}
+        test = [it for it in gen[n_pairs + n_val:n_pairs + n_val + cfg.test_items] if it.source not in seen]
+    used = {it.source for it in vec} | {it.source for it in test} | seen
     val = balanced_pick([it for it in gen[n_pairs:] if it.source not in used], n_val)
     test = [it for it in test if it.source not in {it.source for it in vec}]
     sources = {"test set" if b.test else "generate set": len(test)}
@@ -184,6 +186,21 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
         tgt, pairs, items["vector"], items["validation"], search_t, cfg.eval.positions, cfg.eval.eval_batch_size,
         cfg.layer_search, log, cfg.eval.progress)
     ls, lt = pairs[k]
+    if ls != pairs[0][0]:                     # the pairs were grown at the first candidate: is the chosen one stable?
+        n2, trail2, v2 = grow_pairs(src, gen, b, ls, cfg, log)
+        if n2 > n_pairs:
+            log(f"{b.name}: source layer {ls} needs {n2} vector pairs (split-half cos "
+                f"{trail2[-1]['split_half_cos']}): target layer {lt} searched again with them, on validation items "
+                "not used before")
+            seen = {it.source for it in small["validation"]} | {it.source for it in items["validation"]}
+            n_pairs, trail = n2, trail + trail2
+            small = behaviour_items(b, tok, cfg, n_pairs, gen, seen=seen)
+            items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs, seen=seen)
+            _, chosen, v_native, again = search_layers(
+                tgt, [pairs[k]], items["vector"], items["validation"], search_t, cfg.eval.positions,
+                cfg.eval.eval_batch_size, True, log, cfg.eval.progress)
+            layer_records = layer_records + [r | {"vector_pairs": n_pairs} for r in again]
+        v_first = v2 if n2 == n_pairs else None
     alpha = chosen["alpha"]
     chosen["search"]["random_rows"] = [cfg.eval.n_random, cfg.eval.n_random + cfg.eval.search_random]
     family = family_of(b.contrast, "contrast")
@@ -193,7 +210,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     kept = {s: d for s, d in diffs.items() if families[s] != family}
     amap = fit_from_differences(prior, kept, {s: families[s] for s in kept},
                                 {"left_out": sorted(set(diffs) - set(kept)), "pairs": cfg.contrast_pairs})
-    v_small = v_first if ls == pairs[0][0] else contrast_vector(src, small["vector"], ls, name=b.name)
+    v_small = v_first if v_first is not None else contrast_vector(src, small["vector"], ls, name=b.name)
     v_tr = transfer_vector(v_small, amap, "direction")
     native_v = v_native.vector
     outlook = transfer_outlook(amap, v_small.vector) or {}
@@ -240,32 +257,6 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
            "steering": steering, "verdict": v, "seconds": round(time.time() - t0, 1)}
     atomic_write_text(d / "result.json", to_json(rec))
     return rec
-
-
-def study_status(v: dict) -> str:
-    """A behaviour's line: "not steerable here" when its native vector does not steer, else the transfer's."""
-    return v["transfer"]["transferred_direction"]["status"] if v["native"]["steers"] else "not steerable here"
-
-
-def summarize(records: dict[str, dict]) -> dict:
-    """Counts of the verdicts, the median transferred / native ratio where native steers, and how well each cheap
-    signal ranked the behaviours by the transferred vector's measured z (Spearman)."""
-    steer = {n: r for n, r in records.items() if r["status"] != "not steerable here"}
-    fwd = [n for n, r in steer.items() if r["verdict"]["vectors"]["native"]["slope"] > 0]
-    repro = [n for n, r in steer.items() if r["verdict"]["transfer"]["transferred_direction"]["reproduces"]]
-    ratios = sorted(r["verdict"]["transfer"]["transferred_direction"]["ratio"] for r in steer.values())
-    measured = {n: r["verdict"]["vectors"]["transferred_direction"]["z"] for n, r in records.items()}
-    rank = {}
-    for s in SIGNALS:
-        xs = [(records[n]["signals"].get(s), measured[n]) for n in records]
-        xs = [(a, b) for a, b in xs if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
-        rank[s] = {"spearman": spearman([a for a, _ in xs], [b for _, b in xs]), "n": len(xs)}
-    return {"behaviours": len(records), "native_steers": len(steer), "native_forward": len(fwd),
-            "transferred_reproduces": len(repro), "reproduced": repro,
-            "median_ratio": ratios[len(ratios) // 2] if len(ratios) % 2 else
-            (sum(ratios[len(ratios) // 2 - 1:len(ratios) // 2 + 1]) / 2 if ratios else None),
-            "not_steerable": sorted(set(records) - set(steer)), "prediction_spearman": rank,
-            "measured": "z of the transferred vector's test slope against the random slopes"}
 
 
 def run_study(cfg: StudyConfig, out: str | Path, resume: bool = False, log=print) -> dict:
