@@ -53,6 +53,7 @@ from .layer_search import candidates, search_layers
 from .study_cache import StudyCache
 from .study_summary import study_status, summarize
 
+
 @dataclass
 class Behaviour:
     name: str
