@@ -494,49 +494,53 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     assert grow(0.0, max_pairs=60)[0] == [60] and grow(0.0, pairs=30, max_pairs=10)[0] == [30]
 
 
-def test_pairs_are_grown_again_at_a_chosen_source_layer_and_its_search_repeated_on_new_items(tmp_path,
-                                                                                             monkeypatch):
-    """The pairs are grown at the first candidate source layer; when the search chooses another (myopic-reward on
-    the Qwen pair: grown at L14, split-half 0.96, chosen L11, 0.24), they are grown again there, and where that
-    needs more the chosen target layer is searched again with them on validation items the first search did not
-    use — and no item either search saw is a test item. (Growth forced: 8 pairs at the first layer, 16 at the
-    chosen one; the first search 'chooses' the last candidate, L0 → L0 of zoo-s → zoo-m after L1 → L2.)"""
+def test_pairs_are_grown_at_each_candidate_source_layer_before_it_is_probed_on_new_validation_items(tmp_path,
+                                                                                                 monkeypatch):
+    """The pairs are grown at each candidate's source layer before that candidate is probed (myopic-reward on the
+    Qwen pair: stable at L14 with 60 pairs, split-half 0.96; at L11 0.24 with 60, 0.63 with 120); where a candidate
+    needs more, it is probed with them on validation items no earlier candidate used — and no item any probe saw is
+    a test item. (Forced: 8 pairs at the first source layer, 16 at the second; the first candidate does not steer,
+    the second does — zoo-s → zoo-m, L1 → L2 then L0 → L0.)"""
     from dataclasses import replace
+    import lrt.pipelines.layer_search as layer_search
     import lrt.pipelines.study as study
     from lrt.cli import main
 
-    real_grow, real_search, grown, searched = study.grow_pairs, study.search_layers, [], []
+    real_grow, real_probe, grown, probed = study.grow_pairs, layer_search.probe_layer, [], []
 
     def grow(src, gen, b, layer, cfg, log=print):
         n = cfg.pairs * (1 if not grown else 2)
         grown.append(layer)
         return real_grow(src, gen, b, layer, replace(cfg, pairs=n, max_pairs=n), log)
 
-    def search(lm, pairs, vector_items, validation, *a):
-        searched.append((list(pairs), len(vector_items), {it.source for it in validation}))
-        if len(searched) == 1:                  # the first search settles on the last candidate
-            _, rec, v, recs = real_search(lm, pairs[-1:], vector_items, validation, *a)
-            return len(pairs) - 1, rec, v, recs
-        return real_search(lm, pairs, vector_items, validation, *a)
+    def probe(lm, layer, vector_items, validation, *a):
+        rec, v = real_probe(lm, layer, vector_items, validation, *a)
+        probed.append((layer, len(vector_items), {it.source for it in validation}))
+        rec["steers_forward"] = len(probed) == 2
+        return rec, v
 
     real_eval, tested = study.evaluate_vectors, []
     monkeypatch.setattr(study, "grow_pairs", grow)
-    monkeypatch.setattr(study, "search_layers", search)
+    monkeypatch.setattr(layer_search, "probe_layer", probe)
     monkeypatch.setattr(study, "evaluate_vectors", lambda lm, layer, items, *a, **k: (
         tested.append({it.source for it in items}), real_eval(lm, layer, items, *a, **k))[1])
     assert main(["study", "--source", "zoo-s", "--target", "zoo-m", "--behaviours", "caa:myopic-reward",
                  "--pairs", "8", "--test-items", "60", "--search-items", "4", "--n-random", "4",
-                 "--search-random", "3", "--contrast-sets", "caa:sycophancy", "--contrast-sets", "caa:refusal",
-                 "--contrast-pairs", "6",
+                 "--search-random", "3", "--candidate-depths", "0.25", "--contrast-sets", "caa:sycophancy",
+                 "--contrast-sets", "caa:refusal", "--contrast-pairs", "6",
                  "--tokens", "2000", "--bootstrap", "50", "--no-progress", "--out", str(tmp_path / "st")]) == 0
-    (first, n1, val1), (again, n2, val2) = searched
-    assert n1 == 8 and n2 == 16 and again == [first[-1]] and grown == [first[0][0], first[-1][0]] == [1, 0]
+    (l1, n1, val1), (l2, n2, val2) = probed
+    assert (l1, n1, l2, n2) == (2, 8, 0, 16) and grown == [1, 0]
     assert val1 and val2 and not val1 & val2 and not tested[0] & (val1 | val2)
     assert len(tested[0]) == 60                 # 50 from the test set, 10 filled from the generate set
     rec = json.loads((tmp_path / "st" / "behaviours" / "caa-myopic-reward" / "result.json").read_text())
     assert rec["items"]["vector"] == 16 and rec["layers"] == {"source": 0, "target": 0}
     assert [(t["pairs"], t["layer"]) for t in rec["vector_pairs"]] == [(8, 1), (16, 0)]
-    assert rec["layer_search"][-1]["vector_pairs"] == 16 and len(rec["layer_search"]) == 2
+    assert [r["vector_pairs"] for r in rec["layer_search"]] == [8, 16]
+    from lrt.steering.vectors import SteeringVector
+    for name in ("small", "native"):
+        v = SteeringVector.load(tmp_path / "st" / "behaviours" / "caa-myopic-reward" / "vectors" / name)
+        assert v.n_pairs == 16 and v.meta["data"]["n_examples"] == 16
 
 
 def test_the_layer_search_starts_at_relative_depth_and_tries_each_target_layer_once():

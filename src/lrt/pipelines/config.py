@@ -81,10 +81,10 @@ class StudyConfig:
     """Contrast pairs each behaviour's vectors are computed from (on both models), at first: see --max-pairs."""
     max_pairs: int = 240
     """Take more pairs, doubling from --pairs up to this many (and what the generate set spares), while the small
-    model's vector at the first candidate source layer is unstable (split-half cosine < 0.5,
-    :data:`lrt.stats.balance.STABLE_SPLIT_HALF`). On the Qwen pair A/B sycophancy's went −0.28 → −0.43 → 0.64
-    over 60 / 120 / 240 pairs, and its native vector from no effect to p 7e-6 (docs/real-pair.md). At or below
-    --pairs: always --pairs."""
+    model's vector at a candidate source layer is unstable (split-half cosine < 0.5,
+    :data:`lrt.stats.balance.STABLE_SPLIT_HALF`; checked at each candidate before the layer search probes it). On
+    the Qwen pair A/B sycophancy's went −0.28 → −0.43 → 0.64 over 60 / 120 / 240 pairs, and its native vector
+    from no effect to p 7e-6 (docs/real-pair.md). At or below --pairs: always --pairs."""
     test_items: int = 50
     """Test items per behaviour: the test set's first ones; see --test-fill where it has fewer."""
     test_fill: bool = True

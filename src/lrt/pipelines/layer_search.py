@@ -69,12 +69,18 @@ def probe_layer(lm: LoadedModel, layer: int, vector_items, validation, search_ra
 
 def search_layers(lm: LoadedModel, pairs: list[tuple[int, int]], vector_items, validation,
                   search_random: torch.Tensor, positions: str, batch_size: int, search: bool = True,
-                  log=print, progress: bool = False) -> tuple[int, dict, object, list[dict]]:
-    """Try ``pairs`` in order; returns (index of the chosen pair, its record, its native vector, every record)."""
+                  log=print, progress: bool = False, prepare=None) -> tuple[int, dict, object, list[dict]]:
+    """Try ``pairs`` in order; returns (index of the chosen pair, its record, its native vector, every record).
+    ``prepare(i, pair)``, where given, runs before candidate ``i`` is probed and returns the (vector items,
+    validation items) to probe it with — the study grows the vector pairs at each candidate's source layer there;
+    each record notes its ``vector_pairs``."""
     records, vectors = [], []
     for i, (ls, lt) in enumerate(pairs if search else pairs[:1]):
+        if prepare is not None:
+            vector_items, validation = prepare(i, (ls, lt))
         rec, v = probe_layer(lm, lt, vector_items, validation, search_random, positions, batch_size, progress)
         rec["source_layer"] = ls
+        rec["vector_pairs"] = len(vector_items)
         records.append(rec)
         vectors.append(v)
         log(f"  layer {lt}: native effect {rec['effect']:.3g} at ±{rec['alpha']:g}, z {rec['z']:.2f}, "

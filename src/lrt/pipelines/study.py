@@ -8,9 +8,9 @@ For each behaviour, in one command and resumable behaviour by behaviour:
    :func:`lrt.stats.balance.balanced_pick`) and *test* items (the behaviour's test set), disjoint by prompt
    fingerprint.
 2. **Layer** — :mod:`.layer_search`: the target layer where the large model's own vector steers forward on the
-   validation items (and the α range, chosen there), the source layer at the same depth. The pairs were grown at
-   the first candidate's source layer; if the search chose another that needs more, they are grown there and the
-   chosen target layer is searched again with them on validation items not used before.
+   validation items (and the α range, chosen there), the source layer at the same depth. Before each candidate is
+   probed the pairs are grown at its source layer (:func:`grow_pairs`); where it needs more than the pairs so far,
+   it is probed with them on validation items no earlier candidate used (and no test item was probed on).
 3. **Map** — the text map of that layer pair (fitted once, cached) refitted on the contrast pool's differences
    (computed once per layer pair, cached) *without this behaviour's family* (:mod:`lrt.maps.contrast`).
 4. **Vectors** — CAA on both models; transferred = A·v.
@@ -183,25 +183,36 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
               else f"target layer {pairs[0][1]} (no layer search)")
     log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
         f"{len(items['test'])} test items ({sources}); {search}")
+    grown = {pairs[0][0]: (n_pairs, v_first)}   # source layer → (pairs its vector is stable with, that vector)
+    seen: set = set()
+
+    def prepare(i: int, pair: tuple[int, int]):
+        """Before candidate ``i``: grow the pairs at its source layer; where that needs more than the pairs so far,
+        take them, and validation items no earlier candidate was probed on (none of which becomes a test item)."""
+        nonlocal n_pairs, trail, small, items
+        ls_i = pair[0]
+        if ls_i not in grown:
+            n2, trail2, v2 = grow_pairs(src, gen, b, ls_i, cfg, log)
+            grown[ls_i] = (n2, v2)
+            if n2 > n_pairs:
+                log(f"{b.name}: source layer {ls_i} needs {n2} vector pairs (split-half cos "
+                    f"{trail2[-1]['split_half_cos']}): target layer {pair[1]} is probed with them, on validation "
+                    "items no earlier candidate used")
+                seen.update(it.source for it in small["validation"])
+                seen.update(it.source for it in items["validation"])
+                n_pairs, trail = n2, trail + trail2
+                small = behaviour_items(b, tok, cfg, n_pairs, gen, seen=seen)
+                items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs, seen=seen)
+        return items["vector"], items["validation"]
+
     k, chosen, v_native, layer_records = search_layers(
         tgt, pairs, items["vector"], items["validation"], search_t, cfg.eval.positions, cfg.eval.eval_batch_size,
-        cfg.layer_search, log, cfg.eval.progress)
+        cfg.layer_search, log, cfg.eval.progress, prepare=prepare)
     ls, lt = pairs[k]
-    if ls != pairs[0][0]:                     # the pairs were grown at the first candidate: is the chosen one stable?
-        n2, trail2, v2 = grow_pairs(src, gen, b, ls, cfg, log)
-        if n2 > n_pairs:
-            log(f"{b.name}: source layer {ls} needs {n2} vector pairs (split-half cos "
-                f"{trail2[-1]['split_half_cos']}): target layer {lt} searched again with them, on validation items "
-                "not used before")
-            seen = {it.source for it in small["validation"]} | {it.source for it in items["validation"]}
-            n_pairs, trail = n2, trail + trail2
-            small = behaviour_items(b, tok, cfg, n_pairs, gen, seen=seen)
-            items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs, seen=seen)
-            _, chosen, v_native, again = search_layers(
-                tgt, [pairs[k]], items["vector"], items["validation"], search_t, cfg.eval.positions,
-                cfg.eval.eval_batch_size, True, log, cfg.eval.progress)
-            layer_records = layer_records + [r | {"vector_pairs": n_pairs} for r in again]
-        v_first = v2 if n2 == n_pairs else None
+    if chosen["vector_pairs"] != n_pairs:     # no layer steered, the best came before the pairs grew: same vectors
+        v_native = contrast_vector(tgt, items["vector"], lt)
+    n_at, v_first = grown[ls]
+    v_first = v_first if n_at == n_pairs else None
     alpha = chosen["alpha"]
     chosen["search"]["random_rows"] = [cfg.eval.n_random, cfg.eval.n_random + cfg.eval.search_random]
     family = family_of(b.contrast, "contrast")
