@@ -3,6 +3,7 @@ they say; the default contrast pool leaves the transferred behaviour out; the st
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -537,6 +538,8 @@ def test_pairs_are_grown_at_each_candidate_source_layer_before_it_is_probed_on_n
     assert rec["items"]["vector"] == 16 and rec["layers"] == {"source": 0, "target": 0}
     assert [(t["pairs"], t["layer"]) for t in rec["vector_pairs"]] == [(8, 1), (16, 0)]
     assert [r["vector_pairs"] for r in rec["layer_search"]] == [8, 16]
+    from lrt.report.study import half_cell             # the page and the summary say at which layer each grew
+    assert re.fullmatch(r"\S+ \(16 pairs\); grown at L1: \S+ \(8\); at L0: \S+ \(16\)", half_cell(rec))
     from lrt.steering.vectors import SteeringVector
     for name in ("small", "native"):
         v = SteeringVector.load(tmp_path / "st" / "behaviours" / "caa-myopic-reward" / "vectors" / name)

@@ -22,13 +22,19 @@ def _ci(ci) -> str:
 
 def half_cell(r: dict) -> str:
     """"0.58 (120 pairs)": the small model's split-half cosine at the chosen source layer and the vector pairs; where
-    the study took more pairs (``--max-pairs``), the trail that decided it, at the first candidate source layer:
-    "; grown at L14: 0.18 (60) → 0.60 (120)"."""
+    the study took more pairs (``--max-pairs``), the trail that decided it, per source layer it was grown at:
+    "; grown at L14: 0.18 (60) → 0.60 (120)", "; grown at L14: 0.96 (60); at L11: 0.24 (60) → 0.63 (120)"."""
     trail = r.get("vector_pairs") or []
     h = r["signals"].get("split_half_cos")
-    grown = " → ".join(f"{fmt(t['split_half_cos'], 2)} ({t['pairs']})" for t in trail)
-    at = f" at L{trail[0]['layer']}" if trail and "layer" in trail[0] else ""
-    return f"{fmt(h, 2)} ({r['items']['vector']} pairs)" + (f"; grown{at}: {grown}" if len(trail) > 1 else "")
+    runs: list[list[dict]] = []
+    for t in trail:                           # consecutive steps at one layer read as one run
+        if runs and t.get("layer") == runs[-1][-1].get("layer"):
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    grown = "; ".join((f"at L{run[0]['layer']}: " if "layer" in run[0] else "")
+                      + " → ".join(f"{fmt(t['split_half_cos'], 2)} ({t['pairs']})" for t in run) for run in runs)
+    return f"{fmt(h, 2)} ({r['items']['vector']} pairs)" + (f"; grown {grown}" if len(trail) > 1 else "")
 
 
 def test_cell(r: dict) -> str:
