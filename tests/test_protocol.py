@@ -367,9 +367,9 @@ def test_a_short_test_set_is_filled_from_unused_generate_pairs():
     def fake_vector(lm, items, layer, name=None, states=None):
         seen.append(len(items))
         return type("V", (), {"meta": {"split_half_cos": 0.0}})()
-    import lrt.pipelines.study as study
-    real, study.contrast_vector = study.contrast_vector, fake_vector
-    real_states, study.contrast_states = study.contrast_states, lambda lm, items, layer, before=None: None
+    import lrt.pipelines.study_items as items_mod
+    real, items_mod.contrast_vector = items_mod.contrast_vector, fake_vector
+    real_states, items_mod.contrast_states = items_mod.contrast_states, lambda lm, items, layer, before=None: None
     try:
         gen = list(range(100))
         grow_pairs(None, gen, b, 1, replace(cfg, pairs=8, max_pairs=1000), log=lambda *a: None)
@@ -378,7 +378,7 @@ def test_a_short_test_set_is_filled_from_unused_generate_pairs():
         grow_pairs(None, gen, b, 1, replace(cfg, pairs=8, max_pairs=1000, test_fill=False), log=lambda *a: None)
         assert seen[-1] == 100 - 24
     finally:
-        study.contrast_vector, study.contrast_states = real, real_states
+        items_mod.contrast_vector, items_mod.contrast_states = real, real_states
 
 
 def _persona_items(cells: dict[str, int], seed: int = 5) -> list[Item]:
@@ -461,7 +461,7 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     noise stops at --max-pairs; --max-pairs at or below --pairs never grows. (Each pair's difference is a planted
     direction plus its own noise; the split-half cosine is the real one, over the set's real answer cells.)"""
     from types import SimpleNamespace
-    import lrt.pipelines.study as study
+    import lrt.pipelines.study_items as study
     from lrt.pipelines.config import StudyConfig
     from lrt.stats.balance import Balance, split_half_cos
 
