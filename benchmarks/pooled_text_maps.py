@@ -14,8 +14,8 @@ four Brown genre contrasts (``genre:X:Y`` on ``lrt:text``) and sentiment (``lrt:
 differences are per pair (positive text − negative text, the same texts). Reads a study's cache (the layer
 pair's text map and pool differences, as ``benchmarks/map_pool_compare.py``); no steering runs.
 
-    python benchmarks/pooled_text_maps.py --cache runs/study-myo-each/cache --layers 18,21 \\
-        --out runs/pooled-text-18-21.json
+    python benchmarks/pooled_text_maps.py --cache runs/pool --layers 14,17 \\
+        --out runs/pool/pooled-text-14-17.json
 """
 
 from __future__ import annotations
