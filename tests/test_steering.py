@@ -140,6 +140,33 @@ def test_transfer_through_identity_map(tiny_pair, tiny_corpus, lm):
         v.check_model(other)
 
 
+def test_a_text_vector_on_a_contrast_map_is_flagged_and_the_cli_warns(tiny_corpus, lm, tmp_path, capsys):
+    """A --concept vector (text states) carried by a map refitted on answer-token contrast differences is flagged
+    in the transferred vector's metadata and warned about by `lrt transfer`; an answer-token vector on that map, or
+    the text vector on the text map, is not."""
+    from dataclasses import replace
+
+    from lrt.cli import main
+
+    hc = HarvestConfig(corpus=str(tiny_corpus), tokens=2000, context=64, batch_size=4, progress=False)
+    text_map = fit_map(lm, lm, 1, 1, hc, FitConfig(ridge=0.0, max_norm_ratio=None))
+    contrast_map = replace(text_map, meta={**text_map.meta, "contrast": {"lambda": 1.0, "sets": ["caa:refusal"]}})
+    base = {"layer_median_norm": 1.0}
+    concept = SteeringVector(torch.randn(32), lm.name, 1, "mean", 4, {**base, "concept": "sentiment"})
+    answer = SteeringVector(torch.randn(32), lm.name, 1, "mean", 4, dict(base))
+    assert transfer_vector(concept, contrast_map).meta["text_vector_on_contrast_map"] is True
+    assert transfer_vector(concept, text_map).meta["text_vector_on_contrast_map"] is False
+    assert transfer_vector(answer, contrast_map).meta["text_vector_on_contrast_map"] is False
+    concept.save(tmp_path / "v")
+    for name, m in (("text", text_map), ("contrast", contrast_map)):
+        m.save(tmp_path / name)
+        capsys.readouterr()
+        assert main(["transfer", "--vector", str(tmp_path / "v"), "--map", str(tmp_path / name),
+                     "--out", str(tmp_path / f"t-{name}")]) == 0
+        said = capsys.readouterr().out
+        assert ("warning: this is a vector of text states" in said) == (name == "contrast"), said
+
+
 def test_metrics_on_a_known_direction(lm, items):
     """The direction that raises logit(+) − logit(−) through the unembedding must beat random directions."""
     W = lm.model.get_output_embeddings().weight.detach()

@@ -92,7 +92,8 @@ def transfer(cfg: TransferRun, out: Output) -> int:
                  [f"outlook: share of v in the map's top {o['basis_directions']} contrast directions",
                   o["basis_share"]]]
     else:
-        rows.append(["outlook", "none: a text map (refit with --contrast-sets default for steering vectors)"])
+        rows.append(["outlook", "none: a text map (the map for a --concept vector; refit with --contrast-sets default "
+                                "for answer-token vectors)"])
     half = t.meta.get("source_split_half_cos")
     if half is not None:
         rows.append(["outlook: split-half cos of the vector on the source", half])
@@ -103,6 +104,11 @@ def transfer(cfg: TransferRun, out: Output) -> int:
     if t.meta.get("map_saw_behaviour"):
         print(f"warning: the map was fitted on this vector's own behaviour ({', '.join(t.meta['map_saw_behaviour'])});"
               " its transfer is not a held-out result: refit with --exclude")
+    if t.meta.get("text_vector_on_contrast_map"):
+        print("warning: this is a vector of text states (--concept) and the map was refitted on answer-token contrast "
+              "differences, which carry such vectors worse than the text map they start from (Qwen pair: mean "
+              "cos(A·v, native) 0.47 against 0.74 over twelve); transfer it through a map fitted without "
+              "--contrast-sets")
     return 0
 
 
