@@ -495,6 +495,31 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     assert grow(0.0, max_pairs=60)[0] == [60] and grow(0.0, pairs=30, max_pairs=10)[0] == [30]
 
 
+def test_the_small_models_own_curve_is_steered_as_the_study_steers(tmp_path, monkeypatch):
+    """With --positions answer the study's small-model signal (``small_z``) steers only the answer position, like
+    its layer search and verdict: before, it steered every position whatever the study's intervention."""
+    import lrt.pipelines.study as study
+    from lrt.cli import main
+
+    calls = []
+    for name in ("answer_grid", "propensity_grid"):
+        real = getattr(study, name)
+        monkeypatch.setattr(study, name, lambda lm, *a, _r=real, _n=name, **k: (calls.append((_n, lm.d_model)),
+                                                                                 _r(lm, *a, **k))[1])
+    args = ["study", "--source", "zoo-xs", "--target", "zoo-s", "--behaviours", "caa:refusal", "--pairs", "8",
+            "--test-items", "6", "--search-items", "4", "--n-random", "4", "--search-random", "3",
+            "--contrast-sets", "caa:sycophancy", "--contrast-sets", "caa:myopic-reward", "--contrast-pairs", "6",
+            "--tokens", "2000", "--no-layer-search",
+            "--bootstrap", "50", "--no-progress"]
+    d_small, d_large = load_model("zoo-xs").d_model, load_model("zoo-s").d_model
+    assert d_small != d_large
+    assert main(args + ["--positions", "answer", "--out", str(tmp_path / "a")]) == 0
+    assert sorted(calls) == [("answer_grid", d_small), ("answer_grid", d_large)]
+    calls.clear()
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0        # every position: the small curve too
+    assert sorted(calls) == [("answer_grid", d_large), ("propensity_grid", d_small)]
+
+
 def test_pairs_are_grown_at_each_candidate_source_layer_before_it_is_probed_on_new_validation_items(tmp_path,
                                                                                                  monkeypatch):
     """The pairs are grown at each candidate's source layer before that candidate is probed (myopic-reward on the

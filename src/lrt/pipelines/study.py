@@ -124,11 +124,13 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     native_v = v_native.vector
     outlook = transfer_outlook(amap, v_small.vector) or {}
     cos = float(torch.nn.functional.cosine_similarity(v_tr.vector.double(), native_v.double(), dim=0))
-    # cheap signals, on validation items only: the small model's own curve; A·v at the answer position
+    # cheap signals, on validation items only: the small model's own curve (steered as the study steers); A·v at
+    # the answer position
     _, search_s = random_sets(cfg.eval, src.d_model)
     val = items["validation"]
-    p_small, _ = propensity_grid(src, ls, small["validation"], torch.cat([v_small.unit()[None], search_s]),
-                                 [-alpha, alpha], v_small.median_norm, cfg.eval.eval_batch_size)
+    grid = answer_grid if cfg.eval.positions == "answer" else propensity_grid      # the study's intervention
+    p_small, _ = grid(src, ls, small["validation"], torch.cat([v_small.unit()[None], search_s]),
+                      [-alpha, alpha], v_small.median_norm, cfg.eval.eval_batch_size)
     p_ans, _ = answer_grid(tgt, lt, val, torch.cat([v_tr.unit()[None], search_t]), [-alpha, alpha],
                            v_native.median_norm, cfg.eval.eval_batch_size)
     signals = {"expected_cos": outlook.get("expected_cos"), "basis_share": outlook.get("basis_share"),
