@@ -515,9 +515,11 @@ def test_the_small_models_own_curve_is_steered_as_the_study_steers(tmp_path, mon
     assert d_small != d_large
     assert main(args + ["--positions", "answer", "--out", str(tmp_path / "a")]) == 0
     assert sorted(calls) == [("answer_grid", d_small), ("answer_grid", d_large)]
+    assert "steered: the answer position only" in (tmp_path / "a" / "report.html").read_text()   # the page says so
     calls.clear()
     assert main(args + ["--out", str(tmp_path / "b")]) == 0        # every position: the small curve too
     assert sorted(calls) == [("answer_grid", d_large), ("propensity_grid", d_small)]
+    assert "steered: every position" in (tmp_path / "b" / "report.html").read_text()
 
 
 def test_pairs_are_grown_at_each_candidate_source_layer_before_it_is_probed_on_new_validation_items(tmp_path,

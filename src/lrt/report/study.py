@@ -158,11 +158,15 @@ def _group_section(results: dict) -> str:
               "them. Fewer items: wider CIs, so a source alone can be inconclusive where the whole set is not.</p>")
 
 
+STEERED = {"all": "every position", "answer": "the answer position only"}
+"""The study's intervention (``--positions``), as its page names it."""
+
+
 def render_study(results: dict, style: str) -> str:
     s = results["summary"]
     m = results["models"]
     head = (f"<h1>lrt study</h1><p>{html.escape(m['source']['name'])} → {html.escape(m['target']['name'])} · "
-            f"{s['behaviours']} behaviours</p>")
+            f"{s['behaviours']} behaviours · steered: {STEERED[results['settings'].get('positions', 'all')]}</p>")
     lines = [["native vector steers (test: p < 0.05, CI beyond the random max)",
               f"{s['native_steers']} of {s['behaviours']} (forward on {s['native_forward']})"],
              ["transferred vector reproduces the native effect", f"{s['transferred_reproduces']} of "
