@@ -502,10 +502,13 @@ def test_the_small_models_own_curve_is_steered_as_the_study_steers(tmp_path, mon
     from lrt.cli import main
 
     calls = []
-    for name in ("answer_grid", "propensity_grid"):
-        real = getattr(study, name)
-        monkeypatch.setattr(study, name, lambda lm, *a, _r=real, _n=name, **k: (calls.append((_n, lm.d_model)),
-                                                                                 _r(lm, *a, **k))[1])
+
+    def recorded(fn):
+        return lambda lm, *a, **k: (calls.append((fn.__name__, lm.d_model)), fn(lm, *a, **k))[1]
+
+    real_for = study.grid_for                # the study's own grids: A·v's answer probe, the small model's curve
+    monkeypatch.setattr(study, "answer_grid", recorded(study.answer_grid))
+    monkeypatch.setattr(study, "grid_for", lambda positions: recorded(real_for(positions)))
     args = ["study", "--source", "zoo-xs", "--target", "zoo-s", "--behaviours", "caa:refusal", "--pairs", "8",
             "--test-items", "6", "--search-items", "4", "--n-random", "4", "--search-random", "3",
             "--contrast-sets", "caa:sycophancy", "--contrast-sets", "caa:myopic-reward", "--contrast-pairs", "6",

@@ -18,7 +18,7 @@ from ..data.contrasts import Item
 from ..models.hooks import hooks, register_layer_hook
 from ..models.load import LoadedModel
 from ..models.kv import cache_arg, output_cache
-from .propensity import _score
+from .propensity import _score, propensity_grid
 
 
 @torch.no_grad()
@@ -68,3 +68,9 @@ def answer_grid(lm: LoadedModel, layer: int, items: list[Item], directions: torc
         p, m = answer_rows(lm, layer, items[i], deltas, batch_size)
         out_p[:, :, i], out_m[:, :, i] = p.view(V, A), m.view(V, A)
     return out_p, out_m
+
+
+def grid_for(positions: str):
+    """The propensity grid of an intervention (``--positions``): :func:`answer_grid` for ``"answer"`` (only the
+    answer position steered), :func:`lrt.evaluate.propensity.propensity_grid` for ``"all"`` (every position)."""
+    return answer_grid if positions == "answer" else propensity_grid

@@ -7,8 +7,7 @@ import torch
 from ..data.contrasts import Item
 from ..models.load import LoadedModel
 from ..steering.apply import steering
-from .answer import answer_grid
-from .propensity import propensity_grid
+from .answer import grid_for
 
 
 @torch.no_grad()
@@ -32,9 +31,8 @@ def capability_side_effect(lm: LoadedModel, layer: int, items: list[Item], direc
                            names: list[str], alpha: float, median_norm: float, batch_size: int,
                            progress: bool = False, positions: str = "all") -> dict:
     """A/B accuracy (propensity of the correct answer > 0) unsteered and at ``alpha``, per vector."""
-    grid = answer_grid if positions == "answer" else propensity_grid
-    prop, _ = grid(lm, layer, items, directions, [0.0, alpha], median_norm, batch_size,
-                              progress=progress, desc="capability")
+    prop, _ = grid_for(positions)(lm, layer, items, directions, [0.0, alpha], median_norm, batch_size,
+                                  progress=progress, desc="capability")
     acc = (prop > 0).float().mean(-1)                      # [V, 2]
     return {"alpha": alpha, "n_items": len(items), "unsteered": float(acc[0, 0]),
             "steered": {n: float(acc[k, 1]) for k, n in enumerate(names)}}

@@ -27,8 +27,7 @@ from ..models.load import LoadedModel
 from .alpha_search import search_alpha
 from .config import EvalConfig, default_alphas
 from .items import ItemCurves
-from .answer import answer_grid
-from .propensity import propensity_grid
+from .answer import grid_for
 from .side_effects import capability_side_effect, kl_side_effect
 from .significance import against_random, bootstrap_slopes, interval, slopes_of, vector_status
 from .stats import Balance, bootstrap_ci, monotonic_range, pearson, slope, slope_key
@@ -101,7 +100,7 @@ def evaluate_vectors(lm: LoadedModel, layer: LayerSpec, items: list[Item], vecto
     rand, search_rand = random_sets(cfg, lm.d_model)      # disjoint: the search never sees a verdict's
     rnames = [f"random_{k}" for k in range(cfg.n_random)]
     t0 = time.time()
-    grid = answer_grid if cfg.positions == "answer" else propensity_grid
+    grid = grid_for(cfg.positions)
     search = alpha_record
     if cfg.alpha_search and reference in names:
         alpha, search = search_alpha(lm, li, validation, units[names.index(reference)], search_rand, median_norm,

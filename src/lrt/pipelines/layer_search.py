@@ -17,8 +17,7 @@ import math
 import torch
 
 from ..evaluate.alpha_search import search_alpha
-from ..evaluate.answer import answer_grid
-from ..evaluate.propensity import propensity_grid
+from ..evaluate.answer import grid_for
 from ..evaluate.significance import ALPHA_LEVEL, t_two_sided
 from ..models.load import LoadedModel
 from ..steering.vectors import contrast_vector
@@ -59,7 +58,7 @@ def probe_layer(lm: LoadedModel, layer: int, vector_items, validation, search_ra
                 batch_size: int, progress: bool = False) -> tuple[dict, object]:
     """The native vector at ``layer`` and its α search on ``validation``: (record, vector)."""
     v = contrast_vector(lm, vector_items, layer)
-    grid = answer_grid if positions == "answer" else propensity_grid
+    grid = grid_for(positions)
     _, rec = search_alpha(lm, layer, validation, v.unit(), search_random, v.median_norm, grid, batch_size,
                           len(validation), progress=progress, desc=f"α search, layer {layer}")
     z = effect_z(rec)

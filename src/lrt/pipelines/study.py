@@ -35,9 +35,8 @@ import torch
 from ..data.contrasts import load_contrasts
 from ..data.registry import family_of, lookup
 from ..errors import ConfigError
-from ..evaluate.answer import answer_grid
+from ..evaluate.answer import answer_grid, grid_for
 from ..evaluate.config import default_alphas
-from ..evaluate.propensity import propensity_grid
 from ..evaluate.significance import t_two_sided
 from ..evaluate.steering import evaluate_vectors, random_sets
 from ..evaluate.verdict import verdict
@@ -128,7 +127,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     # the answer position
     _, search_s = random_sets(cfg.eval, src.d_model)
     val = items["validation"]
-    grid = answer_grid if cfg.eval.positions == "answer" else propensity_grid      # the study's intervention
+    grid = grid_for(cfg.eval.positions)                # the small model steered as the study steers
     p_small, _ = grid(src, ls, small["validation"], torch.cat([v_small.unit()[None], search_s]),
                       [-alpha, alpha], v_small.median_norm, cfg.eval.eval_batch_size)
     p_ans, _ = answer_grid(tgt, lt, val, torch.cat([v_tr.unit()[None], search_t]), [-alpha, alpha],
