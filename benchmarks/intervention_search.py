@@ -25,7 +25,7 @@ M = Path.home() / ".cache" / "lrt-models"
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("behaviour", help="a CAA behaviour (caa:NAME) or another shipped A/B set name")
+    ap.add_argument("behaviour", help="a CAA behaviour (NAME or caa:NAME) or another shipped A/B set name (mmlu, caa-persona:NAME)")
     ap.add_argument("--layers", default="9,13,17,21")
     ap.add_argument("--positions", default="all,answer")
     ap.add_argument("--pairs", default="60,240")
@@ -38,19 +38,20 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(2)
     from lrt.data.contrasts import contrast_items, load_contrasts
+    from lrt.data.registry import is_name
     from lrt.evaluate.steering import random_directions
     from lrt.models.load import load_model
     from lrt.pipelines.layer_search import probe_layer
+    from lrt.pipelines.study_items import parse_behaviour
     from lrt.stats.balance import balanced_pick
 
-    name = a.behaviour if ":" in a.behaviour else f"caa:{a.behaviour}"
+    name = a.behaviour if is_name(a.behaviour) else f"caa:{a.behaviour}"
     lm = load_model(a.model, "float32")
     tok = lm.tokenizer
-    gen = contrast_items(tok, load_contrasts(name, role="contrast"), chat=True)
-    try:
-        test_sources = {it.source for it in contrast_items(tok, load_contrasts(name, role="test"), chat=True)}
-    except Exception:                       # a set without a test part
-        test_sources = set()
+    b = parse_behaviour(name)               # as lrt study reads it: a set whose test part is itself has none
+    gen = contrast_items(tok, load_contrasts(b.contrast, role="contrast"), chat=True)
+    test_sources = ({it.source for it in contrast_items(tok, load_contrasts(b.test, role="test"), chat=True)}
+                    if b.test else set())
     pair_counts = [int(x) for x in a.pairs.split(",")]
     top = max(pair_counts)
     val = balanced_pick([it for it in gen[top:] if it.source not in test_sources], a.validation)
