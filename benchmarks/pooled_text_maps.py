@@ -20,14 +20,13 @@ pair's text map and pool differences, as ``benchmarks/map_pool_compare.py``); no
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import torch
 
-from map_pool_compare import BEHAVIOURS, MODELS, cos
+from map_pool_compare import BEHAVIOURS, cos, pool_args
 
 GENRES = ("a:j", "f:n", "b:k", "h:l")     # news/learned, lore/adventure, editorial/general fiction, gov./mystery
 
@@ -52,15 +51,7 @@ def family(name: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--small", default=str(MODELS / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
-    ap.add_argument("--large", default=str(MODELS / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"))
-    ap.add_argument("--cache", required=True, help="a study's cache folder (STUDY/cache)")
-    ap.add_argument("--layers", default="18,21", help="source,target layer")
-    ap.add_argument("--pairs", type=int, default=60)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="runs/pooled-text.json")
-    args = ap.parse_args()
+    args = pool_args(__doc__, "runs/pooled-text.json", layers="18,21").parse_args()
     torch.set_num_threads(args.threads)
 
     from lrt.maps.affine import AffineMap
