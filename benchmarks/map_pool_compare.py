@@ -20,7 +20,7 @@ model's vector's split-half cosine (`lrt.stats.balance.split_half_cos`, in every
 
 ``--cache`` is a study's cache folder (``STUDY/cache``): the layer pair's text map (``text-LS-LT``) and pool
 differences (``pool-LS-LT.safetensors``) are read from there, and computed and saved there first where missing
-(the pair's models, ~25 min for the pool on 2 CPU cores); the answer cells from the small model's tokenizer. No
+(the pair's models, 25–70 min for the pool on 2 CPU cores); the answer cells from the small model's tokenizer. No
 steering runs.
 """
 
