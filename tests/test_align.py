@@ -134,21 +134,19 @@ def _stitch_exact(src, tgt, up, cfg, corpus):
     assert rb["kl"]["source→target"] > 0.2 * rb["kl"]["target, mean ablation"] > 0  # replacement really happens
 
 
-GOLDEN = "674a90ae1463208a7e2a81c899c32162756f95f4272988029275faf7c0d2c8b4"
-"""sha256 of A and p of the map below as the code before the aligned harvest computed it (commit 2e77b4f, torch
-2.13.0+cpu on x86_64, one thread): the one-tokenizer path must still give these bytes."""
+GOLDEN = {"norm_A": 28.501973555193057, "norm_p": 9.912562790890513,
+          "A[0,:4]": (0.053722, 0.02523, -0.136903, -0.236093), "p[:4]": (1.532034, -0.955476, -0.82326, -0.758769)}
+"""The map below as the code before the aligned harvest computed it (commit 2e77b4f, torch 2.13.0+cpu, one
+thread). Its bytes depend on the CPU's float kernels: sha256 of A and p 674a90ae… on the machine it was first
+recorded on, cc84be8e… on an AMD EPYC — the same on each as the code of 2e77b4f there. So the values are
+compared, at a relative 1e-5: far finer than any change to which positions are paired or how they are summed."""
 
 
-def test_the_one_tokenizer_path_gives_the_same_map_bit_for_bit():
-    import hashlib
-    import platform
-
+def test_the_one_tokenizer_path_gives_the_same_map_as_before_alignment():
     import lrt.zoo
     from lrt.harvest.config import HarvestConfig
     from lrt.maps.fit import fit_map
 
-    if torch.__version__ != "2.13.0+cpu" or platform.machine() != "x86_64":
-        pytest.skip("the recorded bytes are of torch 2.13.0+cpu on x86_64")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -157,7 +155,11 @@ def test_the_one_tokenizer_path_gives_the_same_map_bit_for_bit():
     finally:
         torch.set_num_threads(threads)
     assert m.meta["tokenizers"]["paired_by"] == "tokens" and m.meta["alignment"] is None
-    assert hashlib.sha256(m.A.numpy().tobytes() + m.p.numpy().tobytes()).hexdigest() == GOLDEN
+    A, p = m.A.double(), m.p.double()
+    assert float(A.norm()) == pytest.approx(GOLDEN["norm_A"], rel=1e-5)
+    assert float(p.norm()) == pytest.approx(GOLDEN["norm_p"], rel=1e-5)
+    assert A[0, :4].tolist() == pytest.approx(GOLDEN["A[0,:4]"], rel=1e-4, abs=1e-6)
+    assert p[:4].tolist() == pytest.approx(GOLDEN["p[:4]"], rel=1e-4, abs=1e-6)
 
 
 def test_fit_map_and_the_study_across_tokenizers(tmp_path, tiny_tokenizer, capsys):
