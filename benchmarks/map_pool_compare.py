@@ -44,36 +44,47 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0))
 
 
-def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: int):
-    """(text map, {set: (dx, dy, answer cells)}) of the layer pair; the map and differences computed and saved where
-    the cache lacks them, recorded as a study records them; a cache made with other settings is refused."""
+def text_map(tdir: Path, src, tgt, ls: int, lt: int, tokens: int | None = None):
+    """The layer pair's text map as a study fits it (``STUDY_HARVEST``; ``tokens`` to change its budget): read from
+    ``tdir`` (refused when fitted on other models, text or settings) or fitted and saved there."""
+    from lrt.harvest.config import HarvestConfig
+    from lrt.maps.affine import AffineMap
+    from lrt.maps.config import FitConfig
+    from lrt.maps.fit import fit_map
+    from lrt.pipelines.config import STUDY_HARVEST
+    from lrt.pipelines.study_cache import is_text_map_for, stamp_text_map
+
+    harvest = HarvestConfig(**{**STUDY_HARVEST, **({"tokens": tokens} if tokens else {})}, progress=False)
+    fit = FitConfig()
+    if (tdir / "map.json").is_file():
+        m = AffineMap.load(tdir)
+        if not is_text_map_for(m, src, tgt, harvest, fit, "float32"):
+            raise SystemExit(f"{tdir} was fitted on other models, text or settings: give another --cache")
+        return m
+    m = stamp_text_map(fit_map(src, tgt, ls, lt, harvest, fit), fit, "float32")
+    m.save(tdir)
+    return m
+
+
+def cached_pool(cache: Path, ls: int, lt: int, src, tgt, pairs: int):
+    """(text map, {set: (dx, dy, answer cells)}) of the layer pair for the loaded models ``src``, ``tgt``; the map
+    and differences computed and saved where the cache lacks them, recorded as a study records them; a cache made
+    with other settings is refused."""
     from safetensors.torch import save_file
 
     from lrt.data.contrasts import contrast_items, load_contrasts
-    from lrt.harvest.config import HarvestConfig
-    from lrt.maps.affine import AffineMap
     from lrt.maps.contrast import DEFAULT_POOL, set_differences
     from lrt.io.files import atomic_path
-    from lrt.maps.config import FitConfig
-    from lrt.maps.fit import fit_map
-    from lrt.models.load import load_model
-    from lrt.pipelines.config import STUDY_HARVEST
-    from lrt.pipelines.study_cache import is_text_map_for, pool_record, read_pool, stamp_text_map
+    from lrt.pipelines.study_cache import pool_record, read_pool
     from lrt.stats.balance import Balance
 
-    tdir, f = cache / f"text-{ls}-{lt}", cache / f"pool-{ls}-{lt}.safetensors"
-    src, tgt = load_model(small, "float32"), load_model(large, "float32")
-    harvest, fit = HarvestConfig(**STUDY_HARVEST, progress=False), FitConfig()
+    f = cache / f"pool-{ls}-{lt}.safetensors"
     made = pool_record(src, tgt, "float32", pairs, True, "none")       # what a study with these settings writes
     have, record = read_pool(f, made)
     if record is not None and record != made:              # never overwrite another study's cache
         raise SystemExit(f"{f} was made with {record}, not {made}: give another --cache (or --pairs)")
     todo = [s for s in DEFAULT_POOL if f"{s}|x" not in have]
-    if (tdir / "map.json").is_file():
-        if not is_text_map_for(AffineMap.load(tdir), src, tgt, harvest, fit, "float32"):
-            raise SystemExit(f"{tdir} was fitted on other models, text or settings: give another --cache")
-    else:
-        stamp_text_map(fit_map(src, tgt, ls, lt, harvest, fit), fit, "float32").save(tdir)
+    prior = text_map(cache / f"text-{ls}-{lt}", src, tgt, ls, lt)
     t0 = time.time()
     for s in todo:
         dx, dy = set_differences(src, tgt, ls, lt, s, pairs, chat=True)
@@ -88,7 +99,7 @@ def cached_pool(cache: Path, ls: int, lt: int, small: str, large: str, pairs: in
         cells = (torch.zeros(n, dtype=torch.long) if s.startswith("concept:") else
                  Balance(contrast_items(src.tokenizer, load_contrasts(s, pairs), chat=True)).cells)
         out[s] = (have[f"{s}|x"], have[f"{s}|y"], cells)
-    return AffineMap.load(tdir), out
+    return prior, out
 
 
 def pool_args(doc: str, out: str, layers: str = "14,17", cache_help: str = "a study's cache folder (STUDY/cache)"
@@ -116,7 +127,10 @@ def main() -> None:
 
     ls, lt = (int(x) for x in args.layers.split(","))
     t0 = time.time()
-    prior, raw = cached_pool(Path(args.cache), ls, lt, args.small, args.large, args.pairs)
+    from lrt.models.load import load_model
+
+    prior, raw = cached_pool(Path(args.cache), ls, lt, load_model(args.small, "float32"),
+                             load_model(args.large, "float32"), args.pairs)
     centred = {k: (centre_cells(dx, c), centre_cells(dy, c)) for k, (dx, dy, c) in raw.items()}
     plain = {k: (dx, dy) for k, (dx, dy, _) in raw.items()}
     _, families, _ = resolve_sets(list(raw))

@@ -2,10 +2,12 @@
 layer pair (``STUDY_HARVEST``: 20,000 tokens of ``lrt:text``) refitted on the shipped pool's differences, shrunk
 toward the text map (λ by leave-one-family-out). The README asks for ~50 × d_S tokens for a stable map (45k for the
 0.5B's 896) and the study takes fewer. This measures, at one layer pair, cos(A·v_small, v_native) of the pool's 33
-vectors (balanced means, as `lrt steer` computes them) — each through maps fitted *without its whole family*, as ``map_pool_compare.py`` does — for:
+vectors (balanced means, as `lrt steer` computes them) — each through maps fitted *without its whole family*, as
+``map_pool_compare.py`` does — for:
 
 - the text map alone and the default-pool map refitted on it, with the text map from 20k tokens (the study's, read
-  from the cache) and from ``--tokens`` (fitted here, saved next to it as ``text-LS-LT-tN``);
+  from the cache) and from ``--tokens`` (fitted here, saved next to it as ``text-LS-LT-tN``; a cached one fitted on other models
+  or settings is refused);
 - the default-pool map shrunk toward zero instead of a text map (the same λ grid): how much the prior matters at all.
 
     python benchmarks/prior_tokens.py --cache runs/pool --layers 14,17 --tokens 60000 --out runs/pool/prior-14-17.json
@@ -23,27 +25,7 @@ from pathlib import Path
 
 import torch
 
-from map_pool_compare import GROUPS, cached_pool, cos, pool_args
-
-
-def text_map(cache: Path, ls: int, lt: int, small: str, large: str, tokens: int):
-    """The layer pair's text map from ``tokens`` tokens (the study's settings otherwise), fitted once and cached."""
-    from lrt.harvest.config import HarvestConfig
-    from lrt.maps.affine import AffineMap
-    from lrt.maps.config import FitConfig
-    from lrt.maps.fit import fit_map
-    from lrt.models.load import load_model
-    from lrt.pipelines.config import STUDY_HARVEST
-    from lrt.pipelines.study_cache import stamp_text_map
-
-    d = cache / f"text-{ls}-{lt}-t{tokens}"
-    if (d / "map.json").is_file():
-        return AffineMap.load(d)
-    src, tgt = load_model(small, "float32"), load_model(large, "float32")
-    harvest = HarvestConfig(**{**STUDY_HARVEST, "tokens": tokens}, progress=True)
-    m = stamp_text_map(fit_map(src, tgt, ls, lt, harvest, FitConfig()), FitConfig(), "float32")
-    m.save(d)
-    return m
+from map_pool_compare import GROUPS, cached_pool, cos, pool_args, text_map
 
 
 def main() -> None:
@@ -53,12 +35,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from lrt.maps.contrast import fit_from_differences, resolve_sets
+    from lrt.models.load import load_model
     from lrt.stats.balance import centre_cells
 
     ls, lt = (int(x) for x in args.layers.split(","))
     t0 = time.time()
-    small_prior, raw = cached_pool(Path(args.cache), ls, lt, args.small, args.large, args.pairs)
-    big_prior = text_map(Path(args.cache), ls, lt, args.small, args.large, args.tokens)
+    src, tgt = load_model(args.small, "float32"), load_model(args.large, "float32")
+    small_prior, raw = cached_pool(Path(args.cache), ls, lt, src, tgt, args.pairs)
+    big_prior = text_map(Path(args.cache) / f"text-{ls}-{lt}-t{args.tokens}", src, tgt, ls, lt, args.tokens)
     priors = {"20k": small_prior, f"{args.tokens // 1000}k": big_prior,
               "zero": replace(small_prior, A=torch.zeros_like(small_prior.A))}
     plain = {k: (dx, dy) for k, (dx, dy, _) in raw.items()}
