@@ -8,11 +8,13 @@ without the vector's family:
   the other behaviours, the Brown genre contrasts other than the vector's own, sentiment) — does the pool carry
   pooled vectors once it holds pooled differences?
 
-Vectors (``lrt.steering.vectors.text_vector``, mean over tokens, as ``lrt steer --concept`` computes one): each
+Vectors: each text's states averaged over its tokens (``lrt.maps.contrast.mean_pooled``, the last 128 tokens —
+as the pool's ``concept:`` sets are computed; ``lrt steer --concept`` pools the same way over up to 256): each
 CAA behaviour's free-text answers (matching vs not, the answer text alone: ``caa-text:B``, its first ``--pairs``),
 four Brown genre contrasts (``genre:X:Y`` on ``lrt:text``) and sentiment (``lrt:reviews``). The pool sets' pooled
 differences are per pair (positive text − negative text, the same texts). Reads a study's cache (the layer
-pair's text map and pool differences, as ``benchmarks/map_pool_compare.py``); no steering runs.
+pair's text map and pool differences, through ``map_pool_compare.cached_pool``: what the cache lacks is computed
+and saved, a cache made with other settings refused); no steering runs.
 
     python benchmarks/pooled_text_maps.py --cache runs/pool --layers 14,17 \\
         --out runs/pool/pooled-text-14-17.json
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from map_pool_compare import BEHAVIOURS, cos, pool_args
+from map_pool_compare import BEHAVIOURS, cached_pool, cos, pool_args
 
 GENRES = ("a:j", "f:n", "b:k", "h:l")     # news/learned, lore/adventure, editorial/general fiction, gov./mystery
 
@@ -54,29 +56,22 @@ def main() -> None:
     args = pool_args(__doc__, "runs/pooled-text.json", layers="18,21").parse_args()
     torch.set_num_threads(args.threads)
 
-    from lrt.maps.affine import AffineMap
-    from lrt.maps.contrast import DEFAULT_POOL, _pooled, fit_from_differences, resolve_sets
+    from lrt.maps.contrast import fit_from_differences, mean_pooled, resolve_sets
     from lrt.models.load import load_model
-    from lrt.pipelines.study_cache import pool_record, read_pool
     from lrt.stats.balance import split_half_cos
 
     ls, lt = (int(x) for x in args.layers.split(","))
     t0 = time.time()
     src, tgt = load_model(args.small, "float32"), load_model(args.large, "float32")
-    cache = Path(args.cache)
-    have, record = read_pool(cache / f"pool-{ls}-{lt}.safetensors", pool_record(src, tgt, "float32", args.pairs,
-                                                                                True, "none"))
-    if not all(f"{s}|x" in have for s in DEFAULT_POOL):
-        raise SystemExit(f"{cache} has no complete pool for L{ls} → L{lt} made as this run asks (it records "
-                         f"{record}): run `lrt study` or benchmarks/map_pool_compare.py with that cache first")
-    prior = AffineMap.load(cache / f"text-{ls}-{lt}")
-    plain = {s: (have[f"{s}|x"], have[f"{s}|y"]) for s in DEFAULT_POOL}
+    prior, pool = cached_pool(Path(args.cache), ls, lt, src, tgt, args.pairs)   # filled where the cache lacks it
+    plain = {s: (dx, dy) for s, (dx, dy, _) in pool.items()}
     _, pool_fam, _ = resolve_sets(list(plain))
     names = [f"caa-text:{b}" for b in BEHAVIOURS] + [f"genre:{g}" for g in GENRES] + ["sentiment"]
     pooled = {}                                         # per-pair pooled differences on both models
     for name in names:
         pos, neg = texts_of(name, args.pairs)
-        pooled[name] = (_pooled(src, ls, pos) - _pooled(src, ls, neg), _pooled(tgt, lt, pos) - _pooled(tgt, lt, neg))
+        pooled[name] = (mean_pooled(src, ls, pos) - mean_pooled(src, ls, neg),
+                        mean_pooled(tgt, lt, pos) - mean_pooled(tgt, lt, neg))
         print(f"{name}: {len(pos)} pairs ({time.time() - t0:.0f} s)", flush=True)
     rows = []
     for name in names:

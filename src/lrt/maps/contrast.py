@@ -90,7 +90,10 @@ def answer_differences(lm: LoadedModel, layer: int, items) -> torch.Tensor:
     return st.states[:, 0] - st.states[:, 1]
 
 
-def _pooled(lm: LoadedModel, layer: int, texts: list[str], max_tokens: int = 128) -> torch.Tensor:
+def mean_pooled(lm: LoadedModel, layer: int, texts: list[str], max_tokens: int = 128) -> torch.Tensor:
+    """``[n, d]``: each text's last ``max_tokens`` tokens (with the tokenizer's special tokens) through ``lm``, the
+    states at ``layer`` averaged over the tokens after the first (an attention sink): a pooled-text set's rows in
+    the contrast pool (``concept:NAME``)."""
     seqs = [lm.tokenizer(t, add_special_tokens=True, verbose=False)["input_ids"][-max_tokens:] for t in texts]
     out = []
     for hs, mask in capture_batches(lm, seqs, [layer], 8):
@@ -106,7 +109,7 @@ def set_differences(source: LoadedModel, target: LoadedModel, ls: int, lt: int, 
     if spec.startswith("concept:"):
         tc = concept_texts(spec.split(":", 1)[1], "lrt:reviews", split="train", limit=pairs)
         n = min(len(tc.positive), len(tc.negative))
-        return tuple(_pooled(lm, layer, tc.positive[:n]) - _pooled(lm, layer, tc.negative[:n])
+        return tuple(mean_pooled(lm, layer, tc.positive[:n]) - mean_pooled(lm, layer, tc.negative[:n])
                      for lm, layer in ((source, ls), (target, lt)))
     records = load_contrasts(spec, pairs)            # each model reads the pairs in its own tokens
     return tuple(answer_differences(lm, layer, contrast_items(lm.tokenizer, records, chat))
