@@ -102,14 +102,16 @@ def cached_pool(cache: Path, ls: int, lt: int, src, tgt, pairs: int):
     return prior, out
 
 
-def pool_args(doc: str, out: str, layers: str = "14,17", cache_help: str = "a study's cache folder (STUDY/cache)"
-              ) -> argparse.ArgumentParser:
-    """The options the benchmarks reading a study's pool share: the pair, the cache, the layers, pairs, threads."""
+def pool_args(doc: str, out: str, layers: str | None = "14,17",
+              cache_help: str = "a study's cache folder (STUDY/cache)") -> argparse.ArgumentParser:
+    """The options the benchmarks reading a study's pool share: the pair, the cache, the layers (``None``: the
+    caller names its own), pairs, threads."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", default=str(MODELS / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
     ap.add_argument("--large", default=str(MODELS / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"))
     ap.add_argument("--cache", required=True, help=cache_help)
-    ap.add_argument("--layers", default=layers, help="source,target layer")
+    if layers is not None:
+        ap.add_argument("--layers", default=layers, help="source,target layer")
     ap.add_argument("--pairs", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=out)
@@ -118,7 +120,8 @@ def pool_args(doc: str, out: str, layers: str = "14,17", cache_help: str = "a st
 
 def main() -> None:
     args = pool_args(__doc__, "runs/map-pool-compare.json",
-                     cache_help="a study's cache folder (STUDY/cache), filled where it lacks the layer pair").parse_args()
+                     cache_help="a study's cache folder (STUDY/cache), filled where it lacks the layer pair"
+                     ).parse_args()
     torch.set_num_threads(args.threads)
 
     from lrt.maps.contrast import fit_from_differences, resolve_sets, transfer_outlook

@@ -6,8 +6,8 @@ vectors (balanced means, as `lrt steer` computes them) — each through maps fit
 ``map_pool_compare.py`` does — for:
 
 - the text map alone and the default-pool map refitted on it, with the text map from 20k tokens (the study's, read
-  from the cache) and from ``--tokens`` (fitted here, saved next to it as ``text-LS-LT-tN``; a cached one fitted on other models
-  or settings is refused);
+  from the cache) and from ``--tokens`` (fitted here, saved next to it as ``text-LS-LT-tN``; a cached one fitted on
+  other models or settings is refused);
 - the default-pool map shrunk toward zero instead of a text map (the same λ grid): how much the prior matters at all.
 
     python benchmarks/prior_tokens.py --cache runs/pool --layers 14,17 --tokens 60000 --out runs/pool/prior-14-17.json

@@ -22,7 +22,6 @@ cos(A·v, native) whatever the map. No steering runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from map_pool_compare import GROUPS, MODELS, cos
+from map_pool_compare import GROUPS, cos, pool_args
 
 
 def reliability(split_half: float) -> float:
@@ -40,31 +39,27 @@ def reliability(split_half: float) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--small", default=str(MODELS / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"))
-    ap.add_argument("--large", default=str(MODELS / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"))
-    ap.add_argument("--cache", required=True, help="folder for the per-set differences (resumable)")
+    ap = pool_args(__doc__, "runs/source-layers.json", layers=None,
+                   cache_help="folder for the per-set differences (resumable)")
     ap.add_argument("--target-layer", type=int, default=13)
     ap.add_argument("--source-layers", default="9,11,12,13,14,15")
-    ap.add_argument("--pairs", type=int, default=60)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compare-pool", default=None,
-                    help="a study's pool file (STUDY/cache/pool-LS-LT.safetensors, the same models and chat template, at "
-                         "least --pairs pairs a set): its target and source vectors' split-half cosines on the same "
-                         "first pairs are printed beside this run's")
-    ap.add_argument("--out", default="runs/source-layers.json")
+                    help="a study's pool file (STUDY/cache/pool-LS-LT.safetensors, the same models and chat "
+                         "template, at least --pairs pairs a set): its target and source vectors' split-half cosines "
+                         "on the same first pairs are printed beside this run's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     from safetensors.torch import load_file, save_file
 
+    from lrt.data.concepts import concept_texts
     from lrt.data.contrasts import contrast_items, load_contrasts
     from lrt.harvest.capture import capture_batches
     from lrt.io.files import atomic_path
     from lrt.maps.affine import AffineMap
     from lrt.maps.contrast import DEFAULT_POOL, answer_differences, fit_from_differences, mean_pooled, resolve_sets
     from lrt.models.load import load_model
-    from lrt.pipelines.study_cache import spearman
+    from lrt.pipelines.study_cache import read_pool, spearman
     from lrt.stats.balance import Balance, centre_cells, split_half_cos
 
     lt, layers = args.target_layer, [int(x) for x in args.source_layers.split(",")]
@@ -73,13 +68,9 @@ def main() -> None:
     made = {"small": src.fingerprint, "large": tgt.fingerprint, "target_layer": str(lt),
             "source_layers": ",".join(map(str, layers)), "pairs": str(args.pairs), "chat": "True"}
     f = Path(args.cache) / f"pool-src-{args.source_layers.replace(',', '_')}-to-{lt}.safetensors"
-    have: dict[str, torch.Tensor] = {}
-    if f.is_file():
-        from safetensors import safe_open
-        with safe_open(str(f), "pt") as h:
-            if h.metadata() != made:
-                raise SystemExit(f"{f} was made with {h.metadata()}, not {made}: give another --cache")
-        have = load_file(str(f))
+    have, record = read_pool(f, made)
+    if record is not None and record != made:               # never overwrite another run's differences
+        raise SystemExit(f"{f} was made with {record}, not {made}: give another --cache")
 
     def source_diffs(items) -> dict[int, torch.Tensor]:
         """Every source layer's h(positive answer) − h(negative answer), full passes, all layers at once."""
@@ -98,7 +89,6 @@ def main() -> None:
     cells = {}
     for s in DEFAULT_POOL:
         if s.startswith("concept:"):
-            from lrt.data.concepts import concept_texts
             tc = concept_texts(s.split(":", 1)[1], "lrt:reviews", split="train", limit=args.pairs)
             n = min(len(tc.positive), len(tc.negative))
             cells[s] = torch.zeros(n, dtype=torch.long)
@@ -122,9 +112,8 @@ def main() -> None:
 
     # how stable each model's vector is (split-half cosine, per set; lrt.stats.balance): a noisy native vector caps
     # cos(A·v, native) whatever the map
-    stab = {s: {"target": split_half_cos(have[f"{s}|y"], cells[s][:len(have[f"{s}|y"])]),
-                **{f"source_{L}": split_half_cos(have[f"{s}|x{L}"], cells[s][:len(have[f"{s}|y"])]) for L in layers}}
-            for s in DEFAULT_POOL}
+    stab = {s: {"target": split_half_cos(have[f"{s}|y"], cells[s]),
+                **{f"source_{L}": split_half_cos(have[f"{s}|x{L}"], cells[s]) for L in layers}} for s in DEFAULT_POOL}
     if args.compare_pool:
         other = load_file(args.compare_pool)
         for s in DEFAULT_POOL:
@@ -163,7 +152,8 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"target_layer": lt, "source_layers": layers, "pairs": args.pairs,
                                           "means": means, "split_half_means": stab_means,
-                                          "split_half": stab, "compare_pool": args.compare_pool, "rows": rows, "seconds": round(time.time() - t0)},
+                                          "split_half": stab, "compare_pool": args.compare_pool, "rows": rows,
+                                          "seconds": round(time.time() - t0)},
                                          indent=1))
 
 
