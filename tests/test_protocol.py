@@ -482,8 +482,9 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     def grow(s, **kw):
         scale["s"] = s
         cfg = StudyConfig(**kw)
-        n, trail, _ = study.grow_pairs(src, study.generate_items(b, tok, cfg), b, 5, cfg, log=lambda m: None)
-        assert n == trail[-1]["pairs"]
+        g = study.grow_pairs(src, study.generate_items(b, tok, cfg), b, 5, cfg, log=lambda m: None)
+        n, trail = g.pairs, g.trail
+        assert n == trail[-1]["pairs"] and g.native is None
         return [t["pairs"] for t in trail], [t["split_half_cos"] for t in trail]
 
     ns, halves = grow(0.95)                             # split-half 0.22, 0.30, 0.58
@@ -493,6 +494,51 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
     ns, halves = grow(0.0, max_pairs=200)
     assert ns == [60, 120, 200] and max(halves) < 0.5
     assert grow(0.0, max_pairs=60)[0] == [60] and grow(0.0, pairs=30, max_pairs=10)[0] == [30]
+
+
+def test_the_pairs_also_grow_while_the_large_models_own_vector_is_unstable(monkeypatch):
+    """--grow-native: the small model's vector stable from 60 pairs (its halves agree), the large model's own at
+    the target layer a weak direction under per-pair noise (the 1.5B's A/B and persona vectors at L13: split-half
+    0.37-0.40 on 30 pairs): the pairs still grow 60 → 120 → 240, until the native halves agree too, each step
+    recording both cosines; without the native side (--no-grow-native) they stay at 60. Each model's states run
+    once per pair."""
+    from types import SimpleNamespace
+    import lrt.pipelines.study_items as study
+    from lrt.pipelines.config import StudyConfig
+    from lrt.stats.balance import Balance, split_half_cos
+
+    b = study.parse_behaviour("caa:sycophancy")
+    tok = load_model("zoo-xs").tokenizer
+    g = torch.Generator().manual_seed(1)
+    direction, noise = torch.randn(64, generator=g), torch.randn(1000, 64, generator=g)
+    direction /= direction.norm()
+    scale, ran = {"small": 4.0, "large": 0.95}, {"small": [], "large": []}
+
+    def fake_vector(lm, items, layer, name="", states=None):
+        d = scale[lm] * direction + noise[:len(items)]
+        return SimpleNamespace(meta={"split_half_cos": split_half_cos(d, Balance(items).cells)}, lm=lm)
+
+    def fake_states(lm, items, layer, before=None):
+        k = 0 if before is None else before
+        ran[lm].append(len(items) - k)
+        return len(items)
+
+    monkeypatch.setattr(study, "contrast_vector", fake_vector)
+    monkeypatch.setattr(study, "contrast_states", fake_states)
+    cfg = StudyConfig()
+    gen = study.generate_items(b, tok, cfg)
+    got = study.grow_pairs("small", gen, b, 5, cfg, log=lambda m: None, native=("large", gen, 7))
+    assert [t["pairs"] for t in got.trail] == [60, 120, 240] and got.pairs == 240
+    small = [t["split_half_cos"] for t in got.trail]
+    large = [t["native_split_half_cos"] for t in got.trail]
+    assert min(small) > 0.8 and large[-1] >= 0.5 > max(large[:-1])
+    assert {(t["layer"], t["target_layer"]) for t in got.trail} == {(5, 7)} and got.native.lm == "large"
+    assert ran == {"small": [60, 60, 120], "large": [60, 60, 120]}
+    alone = study.grow_pairs("small", gen, b, 5, cfg, log=lambda m: None)
+    assert alone.pairs == 60 and alone.native is None and "native_split_half_cos" not in alone.trail[0]
+    capped = study.grow_pairs("small", gen, b, 5, StudyConfig(max_pairs=100), log=lambda m: None,
+                              native=("large", gen, 7))
+    assert capped.pairs == 100 and capped.trail[-1]["native_split_half_cos"] < 0.5
 
 
 def test_the_small_models_own_curve_is_steered_as_the_study_steers(tmp_path, monkeypatch):
@@ -539,13 +585,13 @@ def test_pairs_are_grown_at_each_candidate_source_layer_before_it_is_probed_on_n
 
     real_grow, real_probe, grown, probed = study.grow_pairs, layer_search.probe_layer, [], []
 
-    def grow(src, gen, b, layer, cfg, log=print):
+    def grow(src, gen, b, layer, cfg, log=print, native=None):
         n = cfg.pairs * (1 if not grown else 2)
         grown.append(layer)
-        return real_grow(src, gen, b, layer, replace(cfg, pairs=n, max_pairs=n), log)
+        return real_grow(src, gen, b, layer, replace(cfg, pairs=n, max_pairs=n), log, native=native)
 
-    def probe(lm, layer, vector_items, validation, *a):
-        rec, v = real_probe(lm, layer, vector_items, validation, *a)
+    def probe(lm, layer, vector_items, validation, *a, **k):
+        rec, v = real_probe(lm, layer, vector_items, validation, *a, **k)
         probed.append((layer, len(vector_items), {it.source for it in validation}))
         rec["steers_forward"] = len(probed) == 2
         return rec, v
@@ -569,11 +615,20 @@ def test_pairs_are_grown_at_each_candidate_source_layer_before_it_is_probed_on_n
     assert [(t["pairs"], t["layer"]) for t in rec["vector_pairs"]] == [(8, 1), (16, 0)]
     assert [r["vector_pairs"] for r in rec["layer_search"]] == [8, 16]
     from lrt.report.study import half_cell             # the page and the summary say at which layer each grew
-    assert re.fullmatch(r"\S+ \(16 pairs\); grown at L1: \S+ \(8\); at L0: \S+ \(16\)", half_cell(rec))
-    from lrt.steering.vectors import SteeringVector
+    assert re.fullmatch(r"\S+ / \S+ \(16 pairs\); grown at L1→L2: \S+/\S+ \(8\); at L0→L0: \S+/\S+ \(16\)",
+                        half_cell(rec))
+    assert [r["split_half_cos"] is not None for r in rec["layer_search"]] == [True, True]
+    from lrt.pipelines.config import StudyConfig
+    from lrt.pipelines.study_items import generate_items, parse_behaviour
+    from lrt.steering.vectors import SteeringVector, contrast_vector
     for name in ("small", "native"):
         v = SteeringVector.load(tmp_path / "st" / "behaviours" / "caa-myopic-reward" / "vectors" / name)
         assert v.n_pairs == 16 and v.meta["data"]["n_examples"] == 16
+    # the native vector the growth computed on the way (and the probe reused) is the one its pairs give
+    tgt = load_model("zoo-m")
+    gen = generate_items(parse_behaviour("caa:myopic-reward"), tgt.tokenizer, StudyConfig())
+    torch.testing.assert_close(v.vector, contrast_vector(tgt, gen[:16], 0).vector, rtol=1e-5, atol=1e-6)
+    assert rec["signals"]["native_split_half_cos"] == pytest.approx(v.meta["split_half_cos"])
 
 
 def test_the_layer_search_starts_at_relative_depth_and_tries_each_target_layer_once():

@@ -49,8 +49,8 @@ def run(cfg: StudyRun, out: Output) -> int:
     write_study_report(out.target)
     s = results["summary"]
     show(summary_rows(results), ["behaviour", "layers", "α", "native slope", "transferred slope",
-                                 "ratio [95% CI]", "max |random|", "split-half cos of v (pairs)", "predicted z",
-                                 "measured z", "verdict"],
+                                 "ratio [95% CI]", "max |random|", "split-half cos of v / native (pairs)",
+                                 "predicted z", "measured z", "verdict"],
          title=f"\n{results['models']['source']['name']} → {results['models']['target']['name']}")
     groups = group_rows(results)
     if groups:

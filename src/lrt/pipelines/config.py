@@ -85,6 +85,12 @@ class StudyConfig:
     :data:`lrt.stats.balance.STABLE_SPLIT_HALF`; checked at each candidate before the layer search probes it). On
     the Qwen pair A/B sycophancy's went −0.28 → −0.43 → 0.64 over 60 / 120 / 240 pairs, and its native vector
     from no effect to p 7e-6 (docs/real-pair.md). At or below --pairs: always --pairs."""
+    grow_native: bool = True
+    """Also take more pairs (up to --max-pairs) while the large model's own vector at the candidate target layer is
+    unstable (split-half cosine < 0.5), computed on the way (the layer search needs it anyway). On the Qwen pair
+    the 1.5B's A/B and persona vectors are half as stable at L13 as at L17 (split-half 0.40 / 0.37 against
+    0.74 / 0.72 on 30 pairs), and cos(A·v, native) there follows the two vectors' stability (docs/real-pair.md):
+    at the middle blocks the native vector, not the map, limits the transfer."""
     test_items: int = 50
     """Test items per behaviour: the test set's first ones; see --test-fill where it has fewer."""
     test_fill: bool = True

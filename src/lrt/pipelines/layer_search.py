@@ -55,9 +55,10 @@ def effect_z(record: dict) -> dict:
 
 
 def probe_layer(lm: LoadedModel, layer: int, vector_items, validation, search_random: torch.Tensor, positions: str,
-                batch_size: int, progress: bool = False) -> tuple[dict, object]:
-    """The native vector at ``layer`` and its α search on ``validation``: (record, vector)."""
-    v = contrast_vector(lm, vector_items, layer)
+                batch_size: int, progress: bool = False, vector=None) -> tuple[dict, object]:
+    """The native vector at ``layer`` (``vector``: already computed from ``vector_items``) and its α search on
+    ``validation``: (record, vector)."""
+    v = vector if vector is not None else contrast_vector(lm, vector_items, layer)
     grid = grid_for(positions)
     _, rec = search_alpha(lm, layer, validation, v.unit(), search_random, v.median_norm, grid, batch_size,
                           len(validation), progress=progress, desc=f"α search, layer {layer}")
@@ -71,19 +72,25 @@ def search_layers(lm: LoadedModel, pairs: list[tuple[int, int]], vector_items, v
                   log=print, progress: bool = False, prepare=None) -> tuple[int, dict, object, list[dict]]:
     """Try ``pairs`` in order; returns (index of the chosen pair, its record, its native vector, every record).
     ``prepare(i, pair)``, where given, runs before candidate ``i`` is probed and returns the (vector items,
-    validation items) to probe it with — the study grows the vector pairs at each candidate's source layer there;
-    each record notes its ``vector_pairs``."""
+    validation items, native vector or None) to probe it with — the study grows the vector pairs at each
+    candidate's layers there (and computes the native vector on the way); each record notes its ``vector_pairs``
+    and the native vector's ``split_half_cos``."""
     records, vectors = [], []
     for i, (ls, lt) in enumerate(pairs if search else pairs[:1]):
+        given = None
         if prepare is not None:
-            vector_items, validation = prepare(i, (ls, lt))
-        rec, v = probe_layer(lm, lt, vector_items, validation, search_random, positions, batch_size, progress)
+            vector_items, validation, given = prepare(i, (ls, lt))
+        rec, v = probe_layer(lm, lt, vector_items, validation, search_random, positions, batch_size, progress,
+                             vector=given)
         rec["source_layer"] = ls
         rec["vector_pairs"] = len(vector_items)
+        half = v.meta.get("split_half_cos")
+        rec["split_half_cos"] = half and round(half, 3)
         records.append(rec)
         vectors.append(v)
         log(f"  layer {lt}: native effect {rec['effect']:.3g} at ±{rec['alpha']:g}, z {rec['z']:.2f}, "
             f"p {rec['p_value'] if rec['p_value'] is None else round(rec['p_value'], 4)}"
+            + (f", native split-half cos {rec['split_half_cos']}" if rec["split_half_cos"] is not None else "")
             + (" — steers forward" if rec["steers_forward"] else ""))
         if rec["steers_forward"]:
             return i, rec, v, records

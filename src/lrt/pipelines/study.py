@@ -70,7 +70,15 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     pairs = candidates(cache.first_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
     tok = tgt.tokenizer if cache.one_tokenizer else src.tokenizer  # each model reads the items in its own tokens
     gen = generate_items(b, tok, cfg)
-    n_pairs, trail, v_first = grow_pairs(src, gen, b, pairs[0][0], cfg, log)
+    gen_t = gen if cache.one_tokenizer else generate_items(b, tgt.tokenizer, cfg)
+
+    def grow(pair: tuple[int, int]):
+        """The pairs the vectors need at this candidate: stable on the small model (and with --grow-native on the
+        large one at the target layer)."""
+        return grow_pairs(src, gen, b, pair[0], cfg, log, native=(tgt, gen_t, pair[1]) if cfg.grow_native else None)
+
+    g = grow(pairs[0])
+    n_pairs, trail = g.pairs, g.trail
     small = behaviour_items(b, tok, cfg, n_pairs, gen)
     items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs)
     rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
@@ -79,27 +87,30 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
               else f"target layer {pairs[0][1]} (no layer search)")
     log(f"{b.name}: {len(items['vector'])} vector pairs, {len(items['validation'])} validation, "
         f"{len(items['test'])} test items ({sources}); {search}")
-    grown = {pairs[0][0]: (n_pairs, v_first)}   # source layer → (pairs its vector is stable with, that vector)
+    grown = {tuple(pairs[0]): g}   # candidate (source, target) → the pairs its vectors are stable with, and them
     seen: set = set()
 
     def prepare(i: int, pair: tuple[int, int]):
-        """Before candidate ``i``: grow the pairs at its source layer; where that needs more than the pairs so far,
-        take them, and validation items no earlier candidate was probed on (none of which becomes a test item)."""
+        """Before candidate ``i``: grow the pairs at its layers; where that needs more than the pairs so far, take
+        them, and validation items no earlier candidate was probed on (none of which becomes a test item). Also
+        returns the native vector where growing computed it from exactly the pairs the candidate is probed with."""
         nonlocal n_pairs, trail, small, items
-        ls_i = pair[0]
-        if ls_i not in grown:
-            n2, trail2, v2 = grow_pairs(src, gen, b, ls_i, cfg, log)
-            grown[ls_i] = (n2, v2)
-            if n2 > n_pairs:
-                log(f"{b.name}: source layer {ls_i} needs {n2} vector pairs (split-half cos "
-                    f"{trail2[-1]['split_half_cos']}): target layer {pair[1]} is probed with them, on validation "
-                    "items no earlier candidate used")
+        pair = tuple(pair)
+        if pair not in grown:
+            g2 = grown[pair] = grow(pair)
+            if g2.pairs > n_pairs:
+                last = g2.trail[-1]
+                log(f"{b.name}: candidate L{pair[0]} → L{pair[1]} needs {g2.pairs} vector pairs (split-half cos "
+                    f"{last['split_half_cos']}" + (f", native {last['native_split_half_cos']}"
+                                                   if "native_split_half_cos" in last else "")
+                    + "): it is probed with them, on validation items no earlier candidate used")
                 seen.update(it.source for it in small["validation"])
                 seen.update(it.source for it in items["validation"])
-                n_pairs, trail = n2, trail + trail2
+                n_pairs, trail = g2.pairs, trail + g2.trail
                 small = behaviour_items(b, tok, cfg, n_pairs, gen, seen=seen)
                 items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs, seen=seen)
-        return items["vector"], items["validation"]
+        g2 = grown[pair]
+        return items["vector"], items["validation"], (g2.native if g2.pairs == n_pairs else None)
 
     k, chosen, v_native, layer_records = search_layers(
         tgt, pairs, items["vector"], items["validation"], search_t, cfg.eval.positions, cfg.eval.eval_batch_size,
@@ -107,8 +118,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     ls, lt = pairs[k]
     if chosen["vector_pairs"] != n_pairs:     # no layer steered, the best came before the pairs grew: same vectors
         v_native = contrast_vector(tgt, items["vector"], lt)
-    n_at, v_first = grown[ls]
-    v_first = v_first if n_at == n_pairs else None
+    g = grown[(ls, lt)]
+    v_first = g.small if g.pairs == n_pairs else None
     alpha = chosen["alpha"]
     chosen["search"]["random_rows"] = [cfg.eval.n_random, cfg.eval.n_random + cfg.eval.search_random]
     family = family_of(b.contrast, "contrast")
@@ -134,6 +145,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
                            v_native.median_norm, cfg.eval.eval_batch_size)
     signals = {"expected_cos": outlook.get("expected_cos"), "basis_share": outlook.get("basis_share"),
                "split_half_cos": v_small.meta.get("split_half_cos"),
+               "native_split_half_cos": v_native.meta.get("split_half_cos"),
                "native_validation_z": chosen["z"], "small_z": _z(p_small, Balance(small["validation"]))[1],
                "answer_z": _z(p_ans, Balance(val))[1],
                "cos_to_native": cos}

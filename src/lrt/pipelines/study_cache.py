@@ -52,11 +52,12 @@ def spearman(a: list[float], b: list[float]) -> float | None:
 LEGACY = {"max_pairs": lambda before, now: before.get("pairs"),
           "first_depth": lambda before, now: now.get("first_depth") if before.get("source_layer") is not None
           and before.get("target_layer") is not None else 0.0,
-          "test_fill": lambda before, now: False}
+          "test_fill": lambda before, now: False,
+          "grow_native": lambda before, now: False}
 """Options added after a study could have been written, with the value that study in effect ran with: before
 --max-pairs the pairs never grew (max_pairs = pairs); before --first-depth a study without layers started at the
 middle-block rule (first_depth 0), and one with both layers given is not affected by it; before --test-fill the
-test items came from the test set alone."""
+test items came from the test set alone; before --grow-native only the small model's vector decided the pairs."""
 
 KEEP_FIT = ("method", "ridge", "ridge_grid", "max_norm_ratio", "adamw")
 """The fit settings that decide a text map's values (the rest only what is reported about it)."""

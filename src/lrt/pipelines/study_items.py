@@ -93,27 +93,57 @@ def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = N
     return {"vector": vec, "validation": val, "test": test, "test_sources": sources}
 
 
-def grow_pairs(src, gen: list, b: Behaviour, layer: int, cfg: StudyConfig, log=print) -> tuple[int, list[dict], object]:
+@dataclass
+class Grown:
+    """What :func:`grow_pairs` decided: the pair count, the trail that decided it and the vectors at that count."""
+
+    pairs: int
+    trail: list[dict]
+    small: object
+    """The small model's vector at the source layer from the generate set's first ``pairs``."""
+    native: object | None = None
+    """The large model's own vector at the target layer from the same pairs, where its stability was checked."""
+
+
+def _stable(half) -> bool:
+    return half is not None and half >= STABLE_SPLIT_HALF
+
+
+def grow_pairs(src, gen: list, b: Behaviour, layer: int, cfg: StudyConfig, log=print, native=None) -> Grown:
     """How many vector pairs a behaviour gets: from ``cfg.pairs``, doubling up to ``cfg.max_pairs`` (and what the
     generate set ``gen`` spares: twice the validation items, so that their pick can balance the answer cells, and
     the test items it gives: all where there is no test set, the test set's shortfall under --test-fill) while the
     small model's vector at ``layer`` from ``gen``'s first pairs (the items the study's small-model vectors are
     computed from) has a split-half cosine below :data:`STABLE_SPLIT_HALF` (or none: an answer cell with fewer than
-    two pairs). Returns the count, the trail (pairs, layer, split-half cos) and the last vector."""
+    two pairs) — or, with ``native = (tgt, gen_t, target_layer)`` (``gen_t``: the same generate set in the large
+    model's tokens), while the large model's own vector at the target layer from those pairs has. Each step runs
+    only its new pairs, on each model. Returns the count, the trail (pairs, layer, split-half cos; the target
+    layer and the native vector's split-half cos where checked) and the vectors at that count."""
     n_test = min(cfg.test_items, len(load_contrasts(b.test, role="test"))) if b.test else 0
     spare = 2 * cfg.eval.search_items + from_generate(b, cfg, n_test)
     cap = max(cfg.pairs, min(cfg.max_pairs, len(gen) - spare))
-    n, trail, states = cfg.pairs, [], None
-    while True:                               # each doubling runs only its new pairs
+    n, trail, states, t_states, vn = cfg.pairs, [], None, None, None
+    while True:
         states = contrast_states(src, gen[:n], layer, before=states)
         v = contrast_vector(src, gen[:n], layer, name=b.name, states=states)
         half = v.meta.get("split_half_cos")
-        trail.append({"pairs": min(n, len(gen)), "layer": layer, "split_half_cos": half and round(half, 3)})
-        if (half is not None and half >= STABLE_SPLIT_HALF) or n >= cap:
+        step = {"pairs": min(n, len(gen)), "layer": layer, "split_half_cos": half and round(half, 3)}
+        stable = _stable(half)
+        if native is not None:
+            tgt, gen_t, lt = native
+            t_states = contrast_states(tgt, gen_t[:n], lt, before=t_states)
+            vn = contrast_vector(tgt, gen_t[:n], lt, name=b.name, states=t_states)
+            nh = vn.meta.get("split_half_cos")
+            step |= {"target_layer": lt, "native_split_half_cos": nh and round(nh, 3)}
+            stable = stable and _stable(nh)
+        trail.append(step)
+        if stable or n >= cap:
             break
         n = min(2 * n, cap)
     if len(trail) > 1:
-        log(f"{b.name}: vector pairs at source layer {layer}: "
-            + " → ".join(f"{t['pairs']} (split-half cos {t['split_half_cos']})" for t in trail)
-            + ("" if half is not None and half >= STABLE_SPLIT_HALF else f"; still below {STABLE_SPLIT_HALF}"))
-    return n, trail, v
+        both = native is not None
+        log(f"{b.name}: vector pairs at source layer {layer}" + (f", target layer {native[2]}" if both else "") + ": "
+            + " → ".join(f"{t['pairs']} (split-half cos {t['split_half_cos']}"
+                         + (f", native {t['native_split_half_cos']}" if both else "") + ")" for t in trail)
+            + ("" if stable else f"; still below {STABLE_SPLIT_HALF}"))
+    return Grown(n, trail, v, vn)

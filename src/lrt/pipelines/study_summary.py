@@ -8,8 +8,8 @@ import math
 
 from .study_cache import spearman
 
-SIGNALS = ("predicted_z", "expected_cos", "basis_share", "split_half_cos", "native_validation_z", "small_z",
-           "answer_z", "cos_to_native")
+SIGNALS = ("predicted_z", "expected_cos", "basis_share", "split_half_cos", "native_split_half_cos",
+           "native_validation_z", "small_z", "answer_z", "cos_to_native")
 
 
 def study_status(v: dict) -> str:

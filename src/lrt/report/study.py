@@ -21,20 +21,33 @@ def _ci(ci) -> str:
 
 
 def half_cell(r: dict) -> str:
-    """"0.58 (120 pairs)": the small model's split-half cosine at the chosen source layer and the vector pairs; where
-    the study took more pairs (``--max-pairs``), the trail that decided it, per source layer it was grown at:
-    "; grown at L14: 0.18 (60) → 0.60 (120)", "; grown at L14: 0.96 (60); at L11: 0.24 (60) → 0.63 (120)"."""
+    """"0.58 / 0.41 (120 pairs)": the split-half cosines of the small model's vector at the chosen source layer and
+    of the large model's own at the target layer (where the study recorded it), and the vector pairs; where the
+    study took more pairs (``--max-pairs``), the trail that decided it, per candidate it was grown at:
+    "; grown at L14: 0.18 (60) → 0.60 (120)", "; grown at L14→L17: 0.96/0.37 (60) → 0.97/0.55 (120)"."""
     trail = r.get("vector_pairs") or []
-    h = r["signals"].get("split_half_cos")
+    s = r["signals"]
+    at = lambda t: (t.get("layer"), t.get("target_layer"))  # noqa: E731
     runs: list[list[dict]] = []
-    for t in trail:                           # consecutive steps at one layer read as one run
-        if runs and t.get("layer") == runs[-1][-1].get("layer"):
+    for t in trail:                           # consecutive steps at one candidate read as one run
+        if runs and at(t) == at(runs[-1][-1]):
             runs[-1].append(t)
         else:
             runs.append([t])
-    grown = "; ".join((f"at L{run[0]['layer']}: " if "layer" in run[0] else "")
-                      + " → ".join(f"{fmt(t['split_half_cos'], 2)} ({t['pairs']})" for t in run) for run in runs)
-    return f"{fmt(h, 2)} ({r['items']['vector']} pairs)" + (f"; grown {grown}" if len(trail) > 1 else "")
+
+    def where(t: dict) -> str:
+        if "layer" not in t:
+            return ""
+        return f"at L{t['layer']}" + (f"→L{t['target_layer']}" if "target_layer" in t else "") + ": "
+
+    def halves(t: dict) -> str:
+        return fmt(t["split_half_cos"], 2) + (f"/{fmt(t['native_split_half_cos'], 2)}"
+                                              if "native_split_half_cos" in t else "")
+
+    grown = "; ".join(where(run[0]) + " → ".join(f"{halves(t)} ({t['pairs']})" for t in run) for run in runs)
+    head = fmt(s.get("split_half_cos"), 2) + (f" / {fmt(s['native_split_half_cos'], 2)}"
+                                              if "native_split_half_cos" in s else "")
+    return f"{head} ({r['items']['vector']} pairs)" + (f"; grown {grown}" if len(trail) > 1 else "")
 
 
 def test_cell(r: dict) -> str:
@@ -179,17 +192,18 @@ def render_study(results: dict, style: str) -> str:
             "items (the test items unseen), α chosen there; test items: the test set's, then (--test-fill) unused "
             "generate pairs; the map refitted without the behaviour's family. p: "
             "against the random directions' slopes (t); CIs: 95% bootstrap over test items (paired for the ratio). "
-            "Random: mean / max |slope|. Split-half cos of v: the small model's vector, its pairs dealt to two halves "
-            "(near 1: they agree on a direction; below 0.5 it is mostly their noise; the study doubles the pairs "
-            "while it is below 0.5, up to --max-pairs). Predicted z: before the test "
-            "evaluation, from the map's outlook and the native vector's validation z; measured z: the transferred "
-            "slope over the random slopes' σ.</p>")
+            "Random: mean / max |slope|. Split-half cos of v / native: the small model's vector and the large model's "
+            "own, their pairs dealt to two halves (near 1: they agree on a direction; below 0.5 it is mostly their "
+            "noise; the study doubles the pairs while either is below 0.5, up to --max-pairs). Predicted z: before "
+            "the test evaluation, from the map's outlook and the native vector's validation z; measured z: the "
+            "transferred slope over the random slopes' σ.</p>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>lrt study</title><style>{style}</style>"
             f"</head><body>{head}<h2>Summary</h2>{table(lines, ['question', 'answer'], 'study-summary')}"
             "<h2>Per behaviour</h2>"
-            + table(rows, ["behaviour", "layers", "α", "test items", "native slope [CI]", "native p", "native", "transferred "
-                           "slope [CI]", "transferred p", "random mean / max |slope|", "ratio [CI]", "r odd shifts",
-                           "split-half cos of v (pairs)", "cos(A·v, native)", "predicted z", "measured z", "verdict"],
+            + table(rows, ["behaviour", "layers", "α", "test items", "native slope [CI]", "native p", "native",
+                           "transferred slope [CI]", "transferred p", "random mean / max |slope|", "ratio [CI]",
+                           "r odd shifts", "split-half cos of v / native (pairs)", "cos(A·v, native)", "predicted z",
+                           "measured z", "verdict"],
                    "study") + note
             + _group_section(results)
             + "<h2>Prediction before the test evaluation</h2>"
