@@ -50,6 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     from lrt.data.concepts import concept_texts
@@ -59,7 +60,7 @@ def main() -> None:
     from lrt.maps.affine import AffineMap
     from lrt.maps.contrast import DEFAULT_POOL, answer_differences, fit_from_differences, mean_pooled, resolve_sets
     from lrt.models.load import load_model
-    from lrt.pipelines.study_cache import read_pool, spearman
+    from lrt.pipelines.study_cache import model_id, read_pool, spearman
     from lrt.stats.balance import Balance, centre_cells, split_half_cos
 
     lt, layers = args.target_layer, [int(x) for x in args.source_layers.split(",")]
@@ -115,6 +116,13 @@ def main() -> None:
     stab = {s: {"target": split_half_cos(have[f"{s}|y"], cells[s]),
                 **{f"source_{L}": split_half_cos(have[f"{s}|x{L}"], cells[s]) for L in layers}} for s in DEFAULT_POOL}
     if args.compare_pool:
+        with safe_open(args.compare_pool, "pt") as r:       # a study's pool of these models, template and pairs
+            theirs = r.metadata() or {}
+        want = {"source": model_id(src), "target": model_id(tgt), "chat": "True"}
+        wrong = {k: theirs.get(k) for k, v in want.items() if theirs.get(k) != v}
+        if wrong or int(theirs.get("contrast_pairs", 0)) < args.pairs:
+            raise SystemExit(f"--compare-pool {args.compare_pool} was made with {theirs}, not these models "
+                             f"({want}) and at least {args.pairs} pairs a set: give that study's pool")
         other = load_file(args.compare_pool)
         for s in DEFAULT_POOL:
             n = len(have[f"{s}|y"])

@@ -212,6 +212,9 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     assert (tmp_path / "st" / "behaviours" / "caa-refusal" / "result.json").read_text() == first
     res = json.loads((tmp_path / "st" / "results.json").read_text())
     assert set(res["behaviours"]) == {"caa:refusal", "caa:survival-instinct"} and "timings" in res
+    from lrt.cli.study import summary_rows                  # the terminal table flags a layer not found on validation
+    for row, rec in zip(summary_rows(res), res["behaviours"].values()):
+        assert row[1].endswith(" (none on val.)") == (not rec["layer_steers_on_validation"])
     for rec in res["behaviours"].values():                  # the pairs the vectors came from, and why
         trail = rec["vector_pairs"]
         assert rec["items"]["vector"] == trail[-1]["pairs"] and trail[0]["pairs"] == 8

@@ -30,7 +30,9 @@ def summary_rows(results: dict) -> list[list]:
         v = r["verdict"]["vectors"]
         n, t = v["native"], v["transferred_direction"]
         tr = r["verdict"]["transfer"]["transferred_direction"]
-        rows.append([name, f"L{r['layers']['source']}→L{r['layers']['target']}", f"±{r['alpha']:g}",
+        layers = f"L{r['layers']['source']}→L{r['layers']['target']}" + (
+            "" if r["layer_steers_on_validation"] else " (none on val.)")     # as the report and study_markdown
+        rows.append([name, layers, f"±{r['alpha']:g}",
                      f"{n['slope']:.3g} (p {n['p_value']:.2g})", f"{t['slope']:.3g} (p {t['p_value']:.2g})",
                      f"{tr['ratio']:.2f} [{tr['ratio_ci'][0]:.2f}, {tr['ratio_ci'][1]:.2f}]",
                      r["verdict"]["max_abs_random_slope"], half_cell(r),
