@@ -338,6 +338,46 @@ def test_validation_items_are_half_per_matching_letter():
     assert Balance(its["validation"]).on
 
 
+def test_repeated_prompts_count_once_and_a_test_set_that_repeats_the_generate_set_is_refused(tmp_path, capsys):
+    """A generate set that repeats its prompts gives vector pairs and validation items each prompt once; a test set
+    whose prompts are mostly among the vector pairs' is refused (as the shipped persona rewrite of sycophancy, 60
+    distinct statements in 1,000 records, was not) — by ``lrt study`` before it loads a behaviour or writes
+    anything; an evaluation's test items count each prompt once."""
+    from lrt.cli import main
+    from lrt.data.contrasts import load_contrasts
+    from lrt.errors import DatasetError
+    from lrt.models.load import load_model
+    from lrt.pipelines.config import StudyConfig
+    from lrt.pipelines.experiment import test_items
+    from lrt.pipelines.study import behaviour_items, parse_behaviour
+
+    recs = [{"question": c.prompt, "answer_matching_behavior": c.positive, "answer_not_matching_behavior": c.negative}
+            for c in load_contrasts("caa:refusal", role="contrast")[:60]]
+    gen, bad, good = tmp_path / "gen.json", tmp_path / "bad.json", tmp_path / "good.json"
+    gen.write_text(json.dumps([r for r in recs[:40] for _ in range(3)]))     # 120 records, 40 prompts
+    bad.write_text(json.dumps(recs[:10] + recs[50:55]))                     # 10 of 15 are vector pairs' prompts
+    good.write_text(json.dumps(recs[50:60] + recs[50:60]))                  # 10 prompts, each twice
+    tok = load_model("zoo-xs").tokenizer
+    cfg = StudyConfig(pairs=20, test_items=20, test_fill=False)
+    its = behaviour_items(parse_behaviour(f"{gen}={good}"), tok, cfg)
+    for k, n in (("vector", 20), ("test", 10)):
+        assert len(its[k]) == n and len({it.source for it in its[k]}) == n
+    val = {it.source for it in its["validation"]}
+    assert len(val) == len(its["validation"]) >= 2 and not val & {it.source for it in its["vector"]}
+    with pytest.raises(DatasetError, match="10 of its 15 test items have the prompt of one of the 20 vector pairs"):
+        behaviour_items(parse_behaviour(f"{gen}={bad}"), tok, cfg)
+    out = tmp_path / "st"
+    assert main(["study", "--source", "zoo-xs", "--target", "zoo-s", "--behaviours", f"{gen}={bad}", "--pairs", "20",
+                 "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if line.startswith("lrt:")]     # (besides the weights' load bars)
+    assert len(said) == 1 and "repeats its generate set" in said[0] and "Traceback" not in err
+    assert not out.exists()
+    from lrt.evaluate.config import TestSetConfig
+    items, _ = test_items(TestSetConfig(test=str(good)), load_model("zoo-xs"))
+    assert len(items) == 10
+
+
 def test_a_short_test_set_is_filled_from_unused_generate_pairs():
     """--test-items beyond the test set's 50: the rest come from the generate set's pairs that neither the vectors
     nor the validation items use, half per matching letter, counted by source; --no-test-fill (and an older

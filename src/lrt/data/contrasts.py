@@ -173,6 +173,17 @@ def prompt_fingerprint(prompt: str) -> str:
     return "prompt:" + hashlib.sha1(" ".join(prompt.split()).encode("utf-8")).hexdigest()[:16]
 
 
+def once_per_prompt(items: list) -> list:
+    """Each prompt's first item, in order: a set that repeats a prompt would weigh it twice in a vector or a mean,
+    count it twice in a bootstrap over items, and could put it on both sides of a split."""
+    seen, out = set(), []
+    for it in items:
+        if it.source not in seen:
+            seen.add(it.source)
+            out.append(it)
+    return out
+
+
 def contrast_items(tokenizer, contrasts: list[Contrast], chat: bool = False) -> list[Item]:
     return [to_item(tokenizer, c, chat, f"record {i}") for i, c in enumerate(contrasts)]
 

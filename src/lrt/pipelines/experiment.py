@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..data.concepts import neutral_sequences, sentiment_items
-from ..data.contrasts import Item, contrast_items, load_contrasts
+from ..data.contrasts import Item, contrast_items, load_contrasts, once_per_prompt
 from ..data.provenance import overlap
 from ..errors import DatasetError
 from ..evaluate.config import EvalConfig, TestSetConfig
@@ -36,7 +36,7 @@ MAP_SECTION = ("method", "ridge", "tokens", "metrics", "norms", "seconds", "docu
 def test_items(cfg: TestSetConfig, lm: LoadedModel) -> tuple[list[Item], list[Item] | None]:
     """The evaluation items (A/B test file, or sentiment items) and the capability items (or None)."""
     if cfg.test:
-        items = contrast_items(lm.tokenizer, load_contrasts(cfg.test, role="test"), cfg.chat)
+        items = once_per_prompt(contrast_items(lm.tokenizer, load_contrasts(cfg.test, role="test"), cfg.chat))
     else:
         lowercase = lm.name.startswith("zoo-") if cfg.lowercase is None else cfg.lowercase
         items = sentiment_items(lm.tokenizer, cfg.eval_corpus, lowercase=lowercase, split=cfg.test_split,

@@ -190,7 +190,13 @@ def run_study(cfg: StudyConfig, out: str | Path, resume: bool = False, log=print
         load_contrasts(b.contrast, 1, role="contrast")      # unknown names and missing files fail now
         if b.test:
             load_contrasts(b.test, 1, role="test")
-    cache = StudyCache(cfg, Path(out), resume, log)
+
+    def items_suffice(c: StudyCache):
+        """Every behaviour's vector, validation and test items at ``--pairs``, before the first one runs."""
+        for b in behaviours:
+            behaviour_items(b, c.tgt.tokenizer if c.one_tokenizer else c.src.tokenizer, cfg)
+
+    cache = StudyCache(cfg, Path(out), resume, log, check=items_suffice)
     records, t0 = {}, time.time()
     for b in behaviours:
         f = cache.out / "behaviours" / slug(b.name) / "result.json"

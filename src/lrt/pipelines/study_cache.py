@@ -134,7 +134,8 @@ def stamp_text_map(m: AffineMap, fit: FitConfig, dtype) -> AffineMap:
 class StudyCache:
     """The models, settings and cached intermediate results of one study directory."""
 
-    def __init__(self, cfg: StudyConfig, out: Path, resume: bool, log=print):
+    def __init__(self, cfg: StudyConfig, out: Path, resume: bool, log=print, check=None):
+        """``check(cache)``: run once the models are loaded, before anything is written (the items' checks)."""
         self.cfg, self.out, self.log, self.timings = cfg, Path(out), log, {}
         self.settings = flatten(cfg)
         cfg_file = self.out / "config.json"
@@ -164,6 +165,8 @@ class StudyCache:
                                      self.tgt.name) == "tokens"
         self.first_pair = first_pair(cfg, self.src, self.tgt)
         self.timings["load"] = round(time.time() - t, 1)
+        if check is not None:
+            check(self)
         ensure_writable(self.out)
         atomic_write_text(cfg_file, to_json(self.settings))
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.contrasts import contrast_items, load_contrasts
+from ..data.contrasts import contrast_items, load_contrasts, once_per_prompt
 from ..data.registry import is_name, lookup
 from ..errors import DatasetError
 from ..stats.balance import STABLE_SPLIT_HALF, balanced_pick
@@ -44,15 +44,17 @@ def slug(name: str) -> str:
 
 
 def generate_items(b: Behaviour, tok, cfg: StudyConfig) -> list:
-    """The behaviour's generate set read in ``tok`` (vector pairs and validation items come from it)."""
-    return contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat)
+    """The behaviour's generate set read in ``tok``, each prompt once (vector pairs and validation items come from
+    it)."""
+    return once_per_prompt(contrast_items(tok, load_contrasts(b.contrast, role="contrast"), cfg.chat))
 
 
 def test_file_items(b: Behaviour, tok, cfg: StudyConfig) -> list:
-    """The behaviour's test set read in ``tok`` (its first ``cfg.test_items``); none without a test set."""
+    """The behaviour's test set read in ``tok``, each prompt once (its first ``cfg.test_items``); none without a
+    test set."""
     if not b.test:
         return []
-    return contrast_items(tok, load_contrasts(b.test, role="test"), cfg.chat)[:cfg.test_items]
+    return once_per_prompt(contrast_items(tok, load_contrasts(b.test, role="test"), cfg.chat))[:cfg.test_items]
 
 
 def from_generate(b: Behaviour, cfg: StudyConfig, n_test_file: int) -> int:
@@ -79,7 +81,13 @@ def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = N
         test = [it for it in gen[n_pairs + n_val:n_pairs + n_val + cfg.test_items] if it.source not in seen]
     used = {it.source for it in vec} | {it.source for it in test} | seen
     val = balanced_pick([it for it in gen[n_pairs:] if it.source not in used], n_val)
+    n_file = len(test)
     test = [it for it in test if it.source not in {it.source for it in vec}]
+    if b.test and 2 * (n_file - len(test)) > n_file:
+        raise DatasetError(f"behaviour {b.name}: {n_file - len(test)} of its {n_file} test items have the prompt of "
+                           f"one of the {len(vec)} vector pairs — its test set repeats its generate set's prompts, "
+                           "so a verdict on the rest would rest on a few items: give a test set whose prompts are "
+                           "not in the generate set")
     sources = {"test set" if b.test else "generate set": len(test)}
     fill = from_generate(b, cfg, len(test)) if b.test else 0
     if fill:
@@ -89,7 +97,8 @@ def behaviour_items(b: Behaviour, tok, cfg: StudyConfig, n_pairs: int | None = N
         sources["generate set"] = len(extra)
     if len(vec) < 2 or len(val) < 2 or len(test) < 2:
         raise DatasetError(f"behaviour {b.name}: {len(vec)} vector pairs, {len(val)} validation and {len(test)} test "
-                           "items after removing overlaps; each needs at least 2 (fewer --pairs, or more data)")
+                           f"items after removing overlaps ({len(gen)} distinct prompts in its generate set); each "
+                           "needs at least 2 (fewer --pairs, or more data)")
     return {"vector": vec, "validation": val, "test": test, "test_sources": sources}
 
 
