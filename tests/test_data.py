@@ -79,6 +79,11 @@ def test_data_command_lists_shows_and_exports(tmp_path, capsys):
     assert main(["data", "show", "mmlu", "--records", "1"]) == 0
     out = capsys.readouterr().out
     assert "licence" in out and registry.catalogue()["mmlu"]["sha256"] in out
+    assert main(["data", "show", "caa-persona:sycophancy", "--records", "1"]) == 0   # a set that repeats prompts
+    out = capsys.readouterr().out
+    assert "records  1000 (60 distinct prompts" in out and "records  50 (28 distinct prompts" in out
+    assert main(["data", "show", "caa:sycophancy", "--records", "1"]) == 0
+    assert "distinct" not in capsys.readouterr().out
     assert main(["data", "export", "caa:refusal", str(tmp_path / "e")]) == 0
     exported = json.loads((tmp_path / "e" / "caa-refusal-test.json").read_text())
     assert len(exported) == 50 and (tmp_path / "e" / "caa-refusal-test.source.json").is_file()

@@ -40,14 +40,19 @@ def list_sets(args) -> int:
 def show_set(cfg) -> int:
     import json
 
-    from ..data.contrasts import load_contrasts
+    from ..data.contrasts import load_contrasts, prompt_fingerprint
     from ..data.corpus import iter_documents
     from ..data.registry import catalogue
 
     for name in _names(cfg.name):
         rec = catalogue()[name]
         print(f"\n{name}")
-        for k, v in (("kind", rec["kind"]), ("format", rec.get("format", "")), ("records", rec["records"]),
+        records = rec["records"]
+        if rec["kind"] in ("contrast", "test"):     # a set that repeats its prompts: say how many are distinct
+            distinct = len({prompt_fingerprint(c.prompt) for c in load_contrasts(name)})
+            if records is not None and distinct < records:
+                records = f"{records} ({distinct} distinct prompts; a study and an evaluation count each once)"
+        for k, v in (("kind", rec["kind"]), ("format", rec.get("format", "")), ("records", records),
                      ("family", rec["family"]), ("source", rec["source"]), ("licence", rec["licence"]),
                      ("sha256", rec["sha256"] or "(shipped with the zoo)"), ("file", rec["file"])):
             print(f"  {k:8s} {v}")
