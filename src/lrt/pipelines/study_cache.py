@@ -203,7 +203,8 @@ class StudyCache:
             self.log(f"  {f.name} was made with other settings ({record or 'none recorded'}): computing it again")
         todo = [s for s in self.pool_sets if f"{s}|x" not in have]
         t = time.time()
-        for s in tqdm(todo, desc=f"contrast pool L{ls}→L{lt}", unit="set", disable=not self.cfg.eval.progress):
+        bar = self.cfg.eval.progress and bool(todo)                # no empty bar where the cache has every set
+        for s in tqdm(todo, desc=f"contrast pool L{ls}→L{lt}", unit="set", disable=not bar):
             dx, dy = set_differences(self.src, self.tgt, ls, lt, s, self.cfg.contrast_pairs, self.cfg.chat)
             have[f"{s}|x"], have[f"{s}|y"] = dx.float().contiguous(), dy.float().contiguous()
             f.parent.mkdir(parents=True, exist_ok=True)
