@@ -152,7 +152,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     ec = signals["expected_cos"]
     signals["predicted_z"] = ec * chosen["z"] if ec is not None and math.isfinite(chosen["z"]) else None
     log(f"  map: λ {amap.meta['contrast']['lambda']}, {len(kept)} pool sets (left out {len(diffs) - len(kept)}); "
-        f"predicted z of A·v {signals['predicted_z']}, cos(A·v, native) {cos:.3f}")
+        f"predicted z of A·v {'—' if signals['predicted_z'] is None else format(signals['predicted_z'], '.2f')}, "
+        f"cos(A·v, native) {cos:.3f}")
     ecfg = replace(cfg.eval, alphas=default_alphas(alpha, cfg.eval.alpha_steps), alpha_max=alpha)
     steering = evaluate_vectors(tgt, lt, items["test"], {"native": native_v, "transferred_direction": v_tr.vector},
                                 v_native.median_norm, ecfg, validation=val,
