@@ -50,7 +50,6 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     from lrt.data.concepts import concept_texts
@@ -116,8 +115,8 @@ def main() -> None:
     stab = {s: {"target": split_half_cos(have[f"{s}|y"], cells[s]),
                 **{f"source_{L}": split_half_cos(have[f"{s}|x{L}"], cells[s]) for L in layers}} for s in DEFAULT_POOL}
     if args.compare_pool:
-        with safe_open(args.compare_pool, "pt") as r:       # a study's pool of these models, template and pairs
-            theirs = r.metadata() or {}
+        _, theirs = read_pool(Path(args.compare_pool), {})  # its record (models, template, pairs)
+        theirs = theirs or {}
         want = {"source": model_id(src), "target": model_id(tgt), "chat": "True"}
         wrong = {k: theirs.get(k) for k, v in want.items() if theirs.get(k) != v}
         if wrong or int(theirs.get("contrast_pairs", 0)) < args.pairs:
