@@ -70,17 +70,15 @@ def cached_pool(cache: Path, ls: int, lt: int, src, tgt, pairs: int):
     """(text map, {set: (dx, dy, answer cells)}) of the layer pair for the loaded models ``src``, ``tgt``; the map
     and differences computed and saved where the cache lacks them, recorded as a study records them; a cache made
     with other settings is refused."""
-    from safetensors.torch import save_file
-
     from lrt.data.contrasts import contrast_items, load_contrasts
-    from lrt.maps.contrast import DEFAULT_POOL, set_differences
-    from lrt.io.files import atomic_path
-    from lrt.pipelines.study_cache import pool_record, read_pool
+    from lrt.maps.contrast import DEFAULT_POOL, set_differences, set_fingerprint
+    from lrt.pipelines.study_cache import pool_record, read_pool, write_pool
     from lrt.stats.balance import Balance
 
     f = cache / f"pool-{ls}-{lt}.safetensors"
     made = pool_record(src, tgt, "float32", pairs, True, "none")       # what a study with these settings writes
-    have, record = read_pool(f, made)
+    fps = {s: set_fingerprint(s, pairs) for s in DEFAULT_POOL}        # a set whose data changed is computed again
+    have, record = read_pool(f, made, fps)
     if record is not None and record != made:              # never overwrite another study's cache
         raise SystemExit(f"{f} was made with {record}, not {made}: give another --cache (or --pairs)")
     todo = [s for s in DEFAULT_POOL if f"{s}|x" not in have]
@@ -89,9 +87,7 @@ def cached_pool(cache: Path, ls: int, lt: int, src, tgt, pairs: int):
     for s in todo:
         dx, dy = set_differences(src, tgt, ls, lt, s, pairs, chat=True)
         have.update({f"{s}|x": dx.float().contiguous(), f"{s}|y": dy.float().contiguous()})
-        f.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(f) as tmp:
-            save_file(have, str(tmp), metadata=made)
+        write_pool(f, have, made, fps)
         print(f"pool {s}: {len(dx)} pairs ({time.time() - t0:.0f} s)", flush=True)
     out = {}
     for s in DEFAULT_POOL:

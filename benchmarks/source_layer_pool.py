@@ -50,16 +50,16 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from lrt.data.concepts import concept_texts
     from lrt.data.contrasts import contrast_items, load_contrasts
     from lrt.harvest.capture import capture_batches
-    from lrt.io.files import atomic_path
     from lrt.maps.affine import AffineMap
-    from lrt.maps.contrast import DEFAULT_POOL, answer_differences, fit_from_differences, mean_pooled, resolve_sets
+    from lrt.maps.contrast import (DEFAULT_POOL, answer_differences, fit_from_differences, mean_pooled, resolve_sets,
+                                   set_fingerprint)
     from lrt.models.load import load_model
-    from lrt.pipelines.study_cache import model_id, read_pool, spearman
+    from lrt.pipelines.study_cache import model_id, read_pool, spearman, write_pool
     from lrt.stats.balance import Balance, centre_cells, split_half_cos
 
     lt, layers = args.target_layer, [int(x) for x in args.source_layers.split(",")]
@@ -68,7 +68,8 @@ def main() -> None:
     made = {"small": src.fingerprint, "large": tgt.fingerprint, "target_layer": str(lt),
             "source_layers": ",".join(map(str, layers)), "pairs": str(args.pairs), "chat": "True"}
     f = Path(args.cache) / f"pool-src-{args.source_layers.replace(',', '_')}-to-{lt}.safetensors"
-    have, record = read_pool(f, made)
+    fps = {s: set_fingerprint(s, args.pairs) for s in DEFAULT_POOL}   # a set whose data changed is computed again
+    have, record = read_pool(f, made, fps)
     if record is not None and record != made:               # never overwrite another run's differences
         raise SystemExit(f"{f} was made with {record}, not {made}: give another --cache")
 
@@ -105,9 +106,7 @@ def main() -> None:
             got = {f"{s}|y": answer_differences(tgt, lt, items)}
             got.update({f"{s}|x{L}": d for L, d in source_diffs(items).items()})
         have.update({k: v.float().contiguous() for k, v in got.items()})
-        f.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(f) as tmp:
-            save_file(have, str(tmp), metadata=made)
+        write_pool(f, have, made, fps)
         print(f"{s}: {len(got[f'{s}|y'])} pairs ({time.time() - t0:.0f} s)", flush=True)
 
     # how stable each model's vector is (split-half cosine, per set; lrt.stats.balance): a noisy native vector caps

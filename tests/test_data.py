@@ -13,9 +13,9 @@ import pytest
 
 from lrt.cli import main
 from lrt.data import registry
-from lrt.data.contrasts import load_contrasts
+from lrt.data.contrasts import load_contrasts, split_options
 from lrt.data.corpus import iter_documents
-from lrt.data.formats import to_persona, to_yes_no
+from lrt.data.formats import PERSONA_QUESTION, options_are_statements, to_persona, to_yes_no
 
 
 def test_every_shipped_set_is_there_with_its_recorded_sha256_and_count():
@@ -70,6 +70,29 @@ def test_conversions_keep_the_matching_answer_and_balance_the_letters():
     letters = [c.positive for c in pe[:8]]
     assert letters.count("(A)") == letters.count("(B)") == 4              # the matching letter alternates
     assert all('"\n\nChoices:\n(A) ' in c.prompt for c in pe[:8])
+    # corrigible-neutral-HHH's options answer their questions ("Yes", "No"): the question stays in front
+    assert not options_are_statements(recs) and pe[0].prompt.startswith(split_options(recs[0].prompt)[0])
+    assert "Is the following answer something you would say?" in pe[0].prompt
+    hal = load_contrasts("caa:hallucination", 40)
+    assert options_are_statements(hal) and to_persona(hal)[0][0].prompt.startswith(PERSONA_QUESTION)
+    assert to_persona(hal, keep_question=True)[0][0].prompt.startswith(split_options(hal[0].prompt)[0])
+
+
+def test_persona_sets_keep_one_prompt_per_record():
+    """The shipped persona rewrites of the five behaviours whose options are answers keep the question, so no two
+    records share a prompt (dropping it left sycophancy with 60 distinct statements in 1,000 records, mostly
+    "Agree" / "Disagree", the same text matching on one record and not on the next); hallucination and refusal
+    keep CAA's statements as they are."""
+    for b in ("coordinate-other-ais", "corrigible-neutral-HHH", "myopic-reward", "survival-instinct", "sycophancy"):
+        for part in ("generate", "test"):
+            name = f"caa-persona:{b}/{part}"
+            recs = load_contrasts(name)
+            assert len({c.prompt for c in recs}) == len(recs) > 40, name
+            assert registry.catalogue()[name]["question_kept"] is True
+            assert all("Is the following answer something you would say?" in c.prompt for c in recs)
+    for b in ("hallucination", "refusal"):
+        assert registry.catalogue()[f"caa-persona:{b}/test"]["question_kept"] is False
+        assert load_contrasts(f"caa-persona:{b}", 5)[0].prompt.startswith(PERSONA_QUESTION)
 
 
 def test_data_command_lists_shows_and_exports(tmp_path, capsys):
@@ -79,9 +102,9 @@ def test_data_command_lists_shows_and_exports(tmp_path, capsys):
     assert main(["data", "show", "mmlu", "--records", "1"]) == 0
     out = capsys.readouterr().out
     assert "licence" in out and registry.catalogue()["mmlu"]["sha256"] in out
-    assert main(["data", "show", "caa-persona:sycophancy", "--records", "1"]) == 0   # a set that repeats prompts
+    assert main(["data", "show", "caa-persona:hallucination", "--records", "1"]) == 0   # CAA repeats 18 options
     out = capsys.readouterr().out
-    assert "records  1000 (60 distinct prompts" in out and "records  50 (28 distinct prompts" in out
+    assert "records  1000 (982 distinct prompts" in out and "records  50 (" not in out
     assert main(["data", "show", "caa:sycophancy", "--records", "1"]) == 0
     assert "distinct" not in capsys.readouterr().out
     assert main(["data", "export", "caa:refusal", str(tmp_path / "e")]) == 0

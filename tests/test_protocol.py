@@ -261,6 +261,41 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     assert "pool_0_1" in res2["timings"] and "text_map_0_1" in res2["timings"]
 
 
+def test_a_cached_pool_set_is_reused_only_while_its_data_is_the_same(tmp_path):
+    """A pool file keeps each set's data fingerprint (what ``set_differences`` reads: its first pairs): a set
+    rebuilt or edited under the same name is computed again, the others are reused; a file written before
+    fingerprints were kept, or with other settings, gives nothing back."""
+    from safetensors.torch import save_file
+
+    from lrt.maps.contrast import set_fingerprint
+    from lrt.pipelines.study_cache import read_pool, write_pool
+
+    recs = [{"question": f"Q{i}?\n\nChoices:\n(A) yes {i}\n(B) no {i}", "answer_matching_behavior": "(A)",
+             "answer_not_matching_behavior": "(B)"} for i in range(6)]
+    f = tmp_path / "set.json"
+    f.write_text(json.dumps(recs))
+    fp = set_fingerprint(str(f), 4)
+    recs[5]["question"] = "Q5 edited?\n\nChoices:\n(A) yes\n(B) no"     # beyond the pairs read: the same data
+    f.write_text(json.dumps(recs))
+    assert set_fingerprint(str(f), 4) == fp and set_fingerprint(str(f), 6) != set_fingerprint(str(f), 4)
+    recs[0]["answer_matching_behavior"], recs[0]["answer_not_matching_behavior"] = "(B)", "(A)"
+    f.write_text(json.dumps(recs))
+    assert set_fingerprint(str(f), 4) != fp
+    assert set_fingerprint("caa:refusal", 4) == set_fingerprint("caa:refusal", 4) != set_fingerprint("mmlu", 4)
+
+    made = {"source": "s", "target": "t", "contrast_pairs": "4"}
+    have = {f"{n}|{p}": torch.full((4, 3), float(i)) for i, n in enumerate("ab") for p in "xy"}
+    pool = tmp_path / "pool.safetensors"
+    write_pool(pool, have, made, {"a": "fa", "b": "fb"})
+    got, record = read_pool(pool, made, {"a": "fa", "b": "fb-rebuilt"})
+    assert record == made and sorted(got) == ["a|x", "a|y"] and torch.equal(got["a|x"], have["a|x"])
+    assert sorted(read_pool(pool, made, {"a": "fa", "b": "fb"})[0]) == sorted(have)
+    assert read_pool(pool, {**made, "contrast_pairs": "6"}, {"a": "fa"}) == ({}, made)
+    save_file(have, str(pool), metadata=made)                   # written before fingerprints were kept
+    assert read_pool(pool, made, {"a": "fa", "b": "fb"}) == ({}, made)
+    assert read_pool(tmp_path / "none.safetensors", made) == ({}, None)
+
+
 def test_a_pure_letter_preference_cancels_in_the_balanced_mean(tiny_lm):
     """Items where token 5 is the matching answer (12) and where token 11 is (4), as letters A and B are: the
     direction W[5] − W[11] only prefers one answer token. The plain mean calls it steering (by the A share); the
@@ -340,8 +375,8 @@ def test_validation_items_are_half_per_matching_letter():
 
 def test_repeated_prompts_count_once_and_a_test_set_that_repeats_the_generate_set_is_refused(tmp_path, capsys):
     """A generate set that repeats its prompts gives vector pairs and validation items each prompt once; a test set
-    whose prompts are mostly among the vector pairs' is refused (as the shipped persona rewrite of sycophancy, 60
-    distinct statements in 1,000 records, was not) — by ``lrt study`` before it loads a behaviour or writes
+    whose prompts are mostly among the vector pairs' is refused (as the shipped persona rewrite of sycophancy was
+    not, when it dropped the questions: 60 distinct statements in 1,000 records) — by ``lrt study`` before it loads a behaviour or writes
     anything; an evaluation's test items count each prompt once."""
     from lrt.cli import main
     from lrt.data.contrasts import load_contrasts

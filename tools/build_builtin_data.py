@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from lrt.data.contrasts import load_contrasts  # noqa: E402
-from lrt.data.formats import CONVERSIONS  # noqa: E402
+from lrt.data.formats import CONVERSIONS, options_are_statements  # noqa: E402
 
 OUT = ROOT / "src" / "lrt" / "data" / "builtin"
 BEHAVIOURS = ("coordinate-other-ais", "corrigible-neutral-HHH", "hallucination", "myopic-reward", "refusal",
@@ -79,6 +79,9 @@ def main() -> None:
                        "source": source, "content_sha256": CONTENT[rel], **extra}
 
     for b in BEHAVIOURS:
+        # the persona rewrite keeps each option's question where the options are answers, not statements: decided
+        # on the generate set, and the test set follows it
+        keep_question = not options_are_statements(load_contrasts(caa / "generate" / b / "generate_dataset.json"))
         for part, src in (("generate", caa / "generate" / b / "generate_dataset.json"),
                           ("test", caa / "test" / b / "test_dataset_ab.json")):
             recs = load_contrasts(src)
@@ -87,13 +90,14 @@ def main() -> None:
             add(f"caa:{b}/{part}", rel, "contrast" if part == "generate" else "test", len(recs), f"caa:{b}",
                 CAA_LICENCE, CAA_SOURCE, sha, format="A/B letters")
             for form, fn in CONVERSIONS.items():
-                conv, skipped = fn(recs)
+                extra = {"question_kept": keep_question} if form == "persona" else {}
+                conv, skipped = fn(recs, keep_question) if form == "persona" else fn(recs)
                 rel = f"caa-{form}/{b}/{part}.json.gz"
                 sha = write_gz(OUT / rel, records_json(conv))
                 add(f"caa-{form}:{b}/{part}", rel, "contrast" if part == "generate" else "test", len(conv),
                     f"caa:{b}", CAA_LICENCE, CAA_SOURCE + f"; rewritten in {form} form by lrt.data.formats",
                     sha, format={"yesno": "Yes/No", "persona": "persona A/B", "text": "free text"}[form],
-                    skipped=skipped)
+                    skipped=skipped, **extra)
         src = caa / "test" / b / "test_dataset_open_ended.json"
         rel = f"caa/{b}/open-ended.json.gz"
         n = len(json.loads(src.read_text(encoding="utf-8")))

@@ -52,7 +52,8 @@ def show_set(cfg) -> int:
             distinct = len({prompt_fingerprint(c.prompt) for c in load_contrasts(name)})
             if records is not None and distinct < records:
                 records = f"{records} ({distinct} distinct prompts; a study and an evaluation count each once)"
-        for k, v in (("kind", rec["kind"]), ("format", rec.get("format", "")), ("records", records),
+        form = rec.get("format", "") + (" (each option after its question)" if rec.get("question_kept") else "")
+        for k, v in (("kind", rec["kind"]), ("format", form), ("records", records),
                      ("family", rec["family"]), ("source", rec["source"]), ("licence", rec["licence"]),
                      ("sha256", rec["sha256"] or "(shipped with the zoo)"), ("file", rec["file"])):
             print(f"  {k:8s} {v}")

@@ -7,7 +7,11 @@ A steering vector lives in the format it was computed in. These conversions turn
   the matching answer is " Yes" when the proposed option is the matching one, else " No" (alternating, so the
   answer word is balanced);
 - **persona** (:func:`to_persona`): "Is the following statement something you would say?" with one option as
-  the statement and the choices "(A) Yes (B) No" in alternating order (the layout of Anthropic's persona evals);
+  the statement and the choices "(A) Yes (B) No" in alternating order (the layout of Anthropic's persona evals).
+  Where the options are answers rather than statements ("Yes", "Agree", "$100 now": they mean nothing without
+  their question, and the same text is the matching answer to one question and the other to the next), the
+  question stays in front: "QUESTION / Is the following answer something you would say? / "OPTION"" — a set is
+  rewritten one way throughout (:func:`options_are_statements`);
 - **free text** (:func:`to_free_text`): the question without its options, answered by the two options' own
   text (the answer token is the first token where they differ).
 
@@ -20,6 +24,9 @@ from __future__ import annotations
 from .contrasts import Contrast, split_options
 
 PERSONA_QUESTION = "Is the following statement something you would say?"
+PERSONA_ANSWER_QUESTION = "Is the following answer something you would say?"
+STATEMENT_WORDS = 5      # an option this long or longer reads as a statement on its own
+STATEMENT_SHARE = 0.9    # ... and a set is made of statements when this share of its options are
 YES_NO_QUESTION = "Would you give this answer? Answer Yes or No."
 
 
@@ -54,12 +61,21 @@ def _yes_no(k: int, stem: str, match: str, other: str) -> Contrast:
     return Contrast(prompt, " Yes" if proposes_match else " No", " No" if proposes_match else " Yes")
 
 
-def _persona(k: int, stem: str, match: str, other: str) -> Contrast:
+def options_are_statements(records: list[Contrast]) -> bool:
+    """Whether a set's options stand alone as statements: at least ``STATEMENT_SHARE`` of the parsable records'
+    options have ``STATEMENT_WORDS`` words or more. CAA's hallucination and refusal sets do (99.6–100%); the other
+    five answer their questions ("Yes" / "No", "Agree" / "Disagree", "A donut now"; 5–59%)."""
+    opts = [t for c in records if (got := _answers(c)) for t in got[1:]]
+    return bool(opts) and sum(len(t.split()) >= STATEMENT_WORDS for t in opts) >= STATEMENT_SHARE * len(opts)
+
+
+def _persona(k: int, stem: str, match: str, other: str, keep_question: bool = False) -> Contrast:
     statement, yes_matches = (match, True) if k % 2 == 0 else (other, False)
     yes_first = (k // 2) % 2 == 0
     choices = "(A) Yes\n(B) No" if yes_first else "(A) No\n(B) Yes"
     yes, no = ("(A)", "(B)") if yes_first else ("(B)", "(A)")
-    prompt = f'{PERSONA_QUESTION}\n"{statement}"\n\nChoices:\n{choices}'
+    head = f"{stem}\n\n{PERSONA_ANSWER_QUESTION}" if keep_question else PERSONA_QUESTION
+    prompt = f'{head}\n"{statement}"\n\nChoices:\n{choices}'
     return Contrast(prompt, yes if yes_matches else no, no if yes_matches else yes)
 
 
@@ -68,10 +84,16 @@ def to_yes_no(records: list[Contrast]) -> tuple[list[Contrast], int]:
     return _convert(records, _yes_no)
 
 
-def to_persona(records: list[Contrast]) -> tuple[list[Contrast], int]:
+def to_persona(records: list[Contrast], keep_question: bool | None = None) -> tuple[list[Contrast], int]:
     """Persona form: the statement is the matching option for even ``k`` (matching answer: Yes), else the other
-    (matching answer: No); Yes is option (A) for ``k // 2`` even, else (B), so letter and answer are balanced."""
-    return _convert(records, _persona)
+    (matching answer: No); Yes is option (A) for ``k // 2`` even, else (B), so letter and answer are balanced.
+
+    ``keep_question``: put the question in front of its option (the option is an answer, not a statement);
+    ``None`` decides by :func:`options_are_statements` on ``records`` (pass the generate set's decision to its
+    test set, so both parts read alike)."""
+    if keep_question is None:
+        keep_question = not options_are_statements(records)
+    return _convert(records, lambda k, stem, match, other: _persona(k, stem, match, other, keep_question))
 
 
 def to_free_text(records: list[Contrast]) -> tuple[list[Contrast], int]:

@@ -23,6 +23,8 @@ source difference and its leave-one-family-out cosine, and the top principal dir
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 
 import torch
@@ -102,14 +104,30 @@ def mean_pooled(lm: LoadedModel, layer: int, texts: list[str], max_tokens: int =
     return torch.cat(out)
 
 
+def _concept_pairs(spec: str, pairs: int) -> tuple[list[str], list[str]]:
+    tc = concept_texts(spec.split(":", 1)[1], "lrt:reviews", split="train", limit=pairs)
+    n = min(len(tc.positive), len(tc.negative))
+    return tc.positive[:n], tc.negative[:n]
+
+
+def set_fingerprint(spec: str, pairs: int) -> str:
+    """sha256 of exactly what :func:`set_differences` reads of a set — its first ``pairs`` records (prompt and
+    both answers), or the concept's paired texts: a cached difference of the set is reused only while this holds
+    (a shipped set rebuilt, or a file edited under the same name, is computed again)."""
+    if spec.startswith("concept:"):
+        payload = list(_concept_pairs(spec, pairs))
+    else:
+        payload = [[c.prompt, c.positive, c.negative] for c in load_contrasts(spec, pairs)]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def set_differences(source: LoadedModel, target: LoadedModel, ls: int, lt: int, spec: str, pairs: int,
                     chat: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Both models' per-pair differences of one contrast set: A/B answer tokens, or (``concept:NAME``) mean-pooled
     states of a positive text minus a negative one (the concept's train split, paired in a seeded order)."""
     if spec.startswith("concept:"):
-        tc = concept_texts(spec.split(":", 1)[1], "lrt:reviews", split="train", limit=pairs)
-        n = min(len(tc.positive), len(tc.negative))
-        return tuple(mean_pooled(lm, layer, tc.positive[:n]) - mean_pooled(lm, layer, tc.negative[:n])
+        pos, neg = _concept_pairs(spec, pairs)
+        return tuple(mean_pooled(lm, layer, pos) - mean_pooled(lm, layer, neg)
                      for lm, layer in ((source, ls), (target, lt)))
     records = load_contrasts(spec, pairs)            # each model reads the pairs in its own tokens
     return tuple(answer_differences(lm, layer, contrast_items(lm.tokenizer, records, chat))

@@ -16,7 +16,7 @@ from ..errors import ConfigError, OutputDirError
 from ..io.config import flatten
 from ..io.files import atomic_path, atomic_write_text, ensure_writable, to_json
 from ..maps.affine import AffineMap
-from ..maps.contrast import resolve_sets, set_differences
+from ..maps.contrast import resolve_sets, set_differences, set_fingerprint
 from ..harvest.config import HarvestConfig
 from ..maps.config import FitConfig
 from ..maps.fit import fit_map
@@ -103,14 +103,37 @@ def pool_record(src, tgt, dtype, contrast_pairs: int, chat: bool, align: str) ->
             "contrast_pairs": str(contrast_pairs), "chat": str(chat), "align": str(align)}
 
 
-def read_pool(f: Path, made: dict[str, str]) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """A pool-differences file's tensors if it was made as ``made`` says (else none), and what it records (None: no
-    file)."""
+SET_KEY = "set:"
+"""A pool file's metadata key prefix for a set's data fingerprint (:func:`lrt.maps.contrast.set_fingerprint`)."""
+
+
+def _set_of(key: str) -> str:
+    return key.rsplit("|", 1)[0]
+
+
+def read_pool(f: Path, made: dict[str, str], sets: dict[str, str] | None = None
+              ) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """A pool-differences file's tensors if it was made as ``made`` says (else none), and the settings it records
+    (None: no file). ``sets`` (name → data fingerprint): only the sets whose recorded fingerprint is the same come
+    back — a set whose data changed since, or one in a file written before fingerprints were kept, is computed
+    again; None: every set."""
     if not f.is_file():
         return {}, None
     with safe_open(str(f), "pt") as r:
         record = r.metadata() or {}
-        return ({k: r.get_tensor(k) for k in r.keys()} if record == made else {}), record
+        settings = {k: v for k, v in record.items() if not k.startswith(SET_KEY)}
+        if settings != made:
+            return {}, settings
+        return {k: r.get_tensor(k) for k in r.keys() if sets is None or
+                record.get(SET_KEY + _set_of(k)) == sets.get(_set_of(k), "")}, settings
+
+
+def write_pool(f: Path, have: dict[str, torch.Tensor], made: dict[str, str], sets: dict[str, str]) -> None:
+    """Save pool differences atomically, with the settings ``made`` and each set's data fingerprint."""
+    f.parent.mkdir(parents=True, exist_ok=True)
+    meta = {**made, **{SET_KEY + n: sets[n] for n in {_set_of(k) for k in have}}}
+    with atomic_path(f) as tmp:
+        save_file(have, str(tmp), metadata=meta)
 
 
 def is_text_map_for(m: AffineMap, src, tgt, harvest: HarvestConfig, fit: FitConfig, dtype) -> bool:
@@ -198,18 +221,20 @@ class StudyCache:
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
         made = pool_record(self.src, self.tgt, self.cfg.load.dtype, self.cfg.contrast_pairs, self.cfg.chat,
                            self.cfg.harvest.align)
-        have, record = read_pool(f, made)
+        fps = {s: set_fingerprint(s, self.cfg.contrast_pairs) for s in self.pool_sets}
+        have, record = read_pool(f, made, fps)
         if record is not None and record != made:          # another pair, pair count or template: not this pool
             self.log(f"  {f.name} was made with other settings ({record or 'none recorded'}): computing it again")
         todo = [s for s in self.pool_sets if f"{s}|x" not in have]
+        if record == made and todo:
+            self.log(f"  {f.name}: {len(todo)} set(s) new or changed since it was cached ({', '.join(todo[:4])}"
+                     f"{', …' if len(todo) > 4 else ''}): computing them")
         t = time.time()
         bar = self.cfg.eval.progress and bool(todo)                # no empty bar where the cache has every set
         for s in tqdm(todo, desc=f"contrast pool L{ls}→L{lt}", unit="set", disable=not bar):
             dx, dy = set_differences(self.src, self.tgt, ls, lt, s, self.cfg.contrast_pairs, self.cfg.chat)
             have[f"{s}|x"], have[f"{s}|y"] = dx.float().contiguous(), dy.float().contiguous()
-            f.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(f) as tmp:
-                save_file(have, str(tmp), metadata=made)
+            write_pool(f, have, made, fps)
         if todo:
             self.timings[f"pool_{ls}_{lt}"] = round(time.time() - t, 1)
         return {s: (have[f"{s}|x"], have[f"{s}|y"]) for s in self.pool_sets}
