@@ -194,21 +194,25 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
             "--out", str(tmp_path / "st")]
     real, calls = study.run_behaviour, []
 
-    def dies_on_second(cache, b, log=print):
+    def dies_on_second(cache, b, log=print, **kw):
         calls.append(b.name)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(cache, b, log)
+        return real(cache, b, log, **kw)
 
     monkeypatch.setattr(study, "run_behaviour", dies_on_second)
     assert main(args) == 130
     first = (tmp_path / "st" / "behaviours" / "caa-refusal" / "result.json").read_text()
     assert main(args) == 2                                   # a non-empty folder without --resume
     calls.clear()
-    monkeypatch.setattr(study, "run_behaviour", lambda cache, b, log=print: (calls.append(b.name),
-                                                                           real(cache, b, log))[1])
+    read = []
+    real_gen = study.generate_items
+    monkeypatch.setattr(study, "generate_items", lambda b, tok, cfg: (read.append(b.name), real_gen(b, tok, cfg))[1])
+    monkeypatch.setattr(study, "run_behaviour", lambda cache, b, log=print, **kw: (calls.append(b.name),
+                                                                                 real(cache, b, log, **kw))[1])
     assert main(args + ["--resume"]) == 0
     assert calls == ["caa:survival-instinct"]
+    assert read == ["caa:survival-instinct"]        # read once, at start-up; not the finished behaviour's
     assert (tmp_path / "st" / "behaviours" / "caa-refusal" / "result.json").read_text() == first
     res = json.loads((tmp_path / "st" / "results.json").read_text())
     assert set(res["behaviours"]) == {"caa:refusal", "caa:survival-instinct"} and "timings" in res

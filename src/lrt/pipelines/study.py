@@ -63,13 +63,14 @@ def _z(prop: torch.Tensor, bal: Balance) -> tuple[float, float, float | None]:
     return float(eff[0]), z, (t_two_sided(z, len(rand)) if math.isfinite(z) else None)
 
 
-def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
-    """Steps 1–6 of the module docstring for one behaviour; returns its record (vectors saved beside it)."""
+def run_behaviour(cache: StudyCache, b: Behaviour, log=print, gen: list | None = None) -> dict:
+    """Steps 1–6 of the module docstring for one behaviour; returns its record (vectors saved beside it). ``gen``:
+    its generate set already read in the small model's tokens (the start-up check's)."""
     cfg, src, tgt = cache.cfg, cache.src, cache.tgt
     t0 = time.time()
     pairs = candidates(cache.first_pair, src.n_layers, tgt.n_layers, cfg.candidate_depths)
     tok = tgt.tokenizer if cache.one_tokenizer else src.tokenizer  # each model reads the items in its own tokens
-    gen = generate_items(b, tok, cfg)
+    gen = generate_items(b, tok, cfg) if gen is None else gen
     gen_t = gen if cache.one_tokenizer else generate_items(b, tgt.tokenizer, cfg)
 
     def grow(pair: tuple[int, int]):
@@ -80,7 +81,7 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
     g = grow(pairs[0])
     n_pairs, trail = g.pairs, g.trail
     small = behaviour_items(b, tok, cfg, n_pairs, gen)
-    items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs)
+    items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs, gen_t)
     rand_t, search_t = random_sets(cfg.eval, tgt.d_model)
     sources = ", ".join(f"{n} from the {k}" for k, n in items["test_sources"].items())
     search = (f"layer search over target layers {[lt for _, lt in pairs]}" if cfg.layer_search
@@ -108,7 +109,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print) -> dict:
                 seen.update(it.source for it in items["validation"])
                 n_pairs, trail = g2.pairs, trail + g2.trail
                 small = behaviour_items(b, tok, cfg, n_pairs, gen, seen=seen)
-                items = small if cache.one_tokenizer else behaviour_items(b, tgt.tokenizer, cfg, n_pairs, seen=seen)
+                items = (small if cache.one_tokenizer else
+                         behaviour_items(b, tgt.tokenizer, cfg, n_pairs, gen_t, seen=seen))
         g2 = grown[pair]
         return items["vector"], items["validation"], (g2.native if g2.pairs == n_pairs else None)
 
@@ -192,23 +194,33 @@ def run_study(cfg: StudyConfig, out: str | Path, resume: bool = False, log=print
         if b.test:
             load_contrasts(b.test, 1, role="test")
 
+    def done(b: Behaviour) -> Path | None:
+        f = Path(out) / "behaviours" / slug(b.name) / "result.json"
+        return f if resume and f.is_file() else None
+
+    read: dict[str, list] = {}      # each behaviour's generate set in the small model's tokens: read once
+
     def items_suffice(c: StudyCache):
-        """Every behaviour's vector, validation and test items at ``--pairs``, before the first one runs."""
+        """Every behaviour still to run has vector, validation and test items at ``--pairs``, checked before the
+        first one runs."""
         for b in behaviours:
-            behaviour_items(b, c.tgt.tokenizer if c.one_tokenizer else c.src.tokenizer, cfg)
+            if not done(b):
+                tok = c.tgt.tokenizer if c.one_tokenizer else c.src.tokenizer
+                read[b.name] = generate_items(b, tok, cfg)
+                behaviour_items(b, tok, cfg, gen=read[b.name])
 
     cache = StudyCache(cfg, Path(out), resume, log, check=items_suffice)
     records, t0 = {}, time.time()
     for b in behaviours:
-        f = cache.out / "behaviours" / slug(b.name) / "result.json"
-        if resume and f.is_file():
+        f = done(b)
+        if f:
             r = json.loads(f.read_text(encoding="utf-8"))
             r["verdict"] = verdict(r["steering"])           # judged by this lrt's rules (the numbers are kept)
             r["status"] = study_status(r["verdict"])
             records[b.name] = r
             log(f"{b.name}: done before ({r['status']})")
             continue
-        records[b.name] = run_behaviour(cache, b, log)
+        records[b.name] = run_behaviour(cache, b, log, gen=read.pop(b.name, None))
         r = records[b.name]
         log(f"  → {r['status']} (native {r['verdict']['vectors']['native']['status']}, "
             f"{r['seconds']:.0f} s)")
