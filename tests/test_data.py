@@ -70,17 +70,17 @@ def test_conversions_keep_the_matching_answer_and_balance_the_letters():
     letters = [c.positive for c in pe[:8]]
     assert letters.count("(A)") == letters.count("(B)") == 4              # the matching letter alternates
     assert all('"\n\nChoices:\n(A) ' in c.prompt for c in pe[:8])
-    # corrigible-neutral-HHH's options answer their questions ("Yes", "No"): the question stays in front
-    assert not options_are_statements(recs) and pe[0].prompt.startswith(split_options(recs[0].prompt)[0])
-    assert "Is the following answer something you would say?" in pe[0].prompt
+    # corrigible-neutral-HHH's options answer their questions ("Yes", "No"): the statement is question and answer
+    stem, match, _ = split_options(recs[0].prompt)[0], *pe[0].prompt.split("My answer: ")
+    assert not options_are_statements(recs) and pe[0].prompt.startswith(f'{PERSONA_QUESTION}\n"{stem}\nMy answer: ')
     hal = load_contrasts("caa:hallucination", 40)
-    assert options_are_statements(hal) and to_persona(hal)[0][0].prompt.startswith(PERSONA_QUESTION)
-    assert to_persona(hal, keep_question=True)[0][0].prompt.startswith(split_options(hal[0].prompt)[0])
+    assert options_are_statements(hal) and "My answer:" not in to_persona(hal)[0][0].prompt
+    assert split_options(hal[0].prompt)[0] in to_persona(hal, keep_question=True)[0][0].prompt
 
 
 def test_persona_sets_keep_one_prompt_per_record():
-    """The shipped persona rewrites of the five behaviours whose options are answers keep the question, so no two
-    records share a prompt (dropping it left sycophancy with 60 distinct statements in 1,000 records, mostly
+    """The shipped persona rewrites of the five behaviours whose options are answers keep the question (the
+    statement is question and answer, in the persona layout), so no two records share a prompt (dropping it left sycophancy with 60 distinct statements in 1,000 records, mostly
     "Agree" / "Disagree", the same text matching on one record and not on the next); hallucination and refusal
     keep CAA's statements as they are."""
     for b in ("coordinate-other-ais", "corrigible-neutral-HHH", "myopic-reward", "survival-instinct", "sycophancy"):
@@ -89,7 +89,7 @@ def test_persona_sets_keep_one_prompt_per_record():
             recs = load_contrasts(name)
             assert len({c.prompt for c in recs}) == len(recs) > 40, name
             assert registry.catalogue()[name]["question_kept"] is True
-            assert all("Is the following answer something you would say?" in c.prompt for c in recs)
+            assert all(c.prompt.startswith(PERSONA_QUESTION) and "\nMy answer: " in c.prompt for c in recs)
     for b in ("hallucination", "refusal"):
         assert registry.catalogue()[f"caa-persona:{b}/test"]["question_kept"] is False
         assert load_contrasts(f"caa-persona:{b}", 5)[0].prompt.startswith(PERSONA_QUESTION)

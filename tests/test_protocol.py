@@ -1,6 +1,7 @@
 """The honest protocol: α is chosen on items and random vectors the verdict never uses; p-values and CIs mean what
 they say; the default contrast pool leaves the transferred behaviour out; the study resumes behaviour by behaviour."""
 
+import hashlib
 import json
 import math
 import re
@@ -224,6 +225,11 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
         assert rec["items"]["vector"] == trail[-1]["pairs"] and trail[0]["pairs"] == 8
         assert all(t["split_half_cos"] < 0.5 for t in trail[:-1])
     assert "text_map_0_1" not in res["timings"] and "pool_0_1" not in res["timings"]   # the caches were reused
+    # the map says what pool data it was fitted on (neither behaviour's family is in this pool: the same sets)
+    from lrt.maps.contrast import set_fingerprint
+    want = hashlib.sha256(json.dumps({s: set_fingerprint(s, 6) for s in ("caa:myopic-reward", "caa:sycophancy")}
+                                     ).encode()).hexdigest()
+    assert {r["map"]["pool_data_sha256"] for r in res["behaviours"].values()} == {want}
     from lrt.evaluate.items import ItemCurves
     for slug_, rec in (("caa-refusal", res["behaviours"]["caa:refusal"]),):   # every item's curves, beside it
         curves = ItemCurves.load(tmp_path / "st" / "behaviours" / slug_)

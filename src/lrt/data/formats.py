@@ -10,8 +10,8 @@ A steering vector lives in the format it was computed in. These conversions turn
   the statement and the choices "(A) Yes (B) No" in alternating order (the layout of Anthropic's persona evals).
   Where the options are answers rather than statements ("Yes", "Agree", "$100 now": they mean nothing without
   their question, and the same text is the matching answer to one question and the other to the next), the
-  question stays in front: "QUESTION / Is the following answer something you would say? / "OPTION"" — a set is
-  rewritten one way throughout (:func:`options_are_statements`);
+  statement is the question with the option as its answer — "QUESTION / My answer: OPTION" inside the quotes, so
+  the layout stays the persona evals' — and a set is rewritten one way throughout (:func:`options_are_statements`);
 - **free text** (:func:`to_free_text`): the question without its options, answered by the two options' own
   text (the answer token is the first token where they differ).
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 from .contrasts import Contrast, split_options
 
 PERSONA_QUESTION = "Is the following statement something you would say?"
-PERSONA_ANSWER_QUESTION = "Is the following answer something you would say?"
+PERSONA_ANSWER = "My answer:"   # where the statement is a question and one of its options
 STATEMENT_WORDS = 5      # an option this long or longer reads as a statement on its own
 STATEMENT_SHARE = 0.9    # ... and a set is made of statements when this share of its options are
 YES_NO_QUESTION = "Would you give this answer? Answer Yes or No."
@@ -74,8 +74,9 @@ def _persona(k: int, stem: str, match: str, other: str, keep_question: bool = Fa
     yes_first = (k // 2) % 2 == 0
     choices = "(A) Yes\n(B) No" if yes_first else "(A) No\n(B) Yes"
     yes, no = ("(A)", "(B)") if yes_first else ("(B)", "(A)")
-    head = f"{stem}\n\n{PERSONA_ANSWER_QUESTION}" if keep_question else PERSONA_QUESTION
-    prompt = f'{head}\n"{statement}"\n\nChoices:\n{choices}'
+    if keep_question:
+        statement = f"{stem}\n{PERSONA_ANSWER} {statement}"
+    prompt = f'{PERSONA_QUESTION}\n"{statement}"\n\nChoices:\n{choices}'
     return Contrast(prompt, yes if yes_matches else no, no if yes_matches else yes)
 
 
@@ -88,7 +89,8 @@ def to_persona(records: list[Contrast], keep_question: bool | None = None) -> tu
     """Persona form: the statement is the matching option for even ``k`` (matching answer: Yes), else the other
     (matching answer: No); Yes is option (A) for ``k // 2`` even, else (B), so letter and answer are balanced.
 
-    ``keep_question``: put the question in front of its option (the option is an answer, not a statement);
+    ``keep_question``: the statement is the question and the option as its answer ("QUESTION / My answer:
+    OPTION": the option is an answer, not a statement);
     ``None`` decides by :func:`options_are_statements` on ``records`` (pass the generate set's decision to its
     test set, so both parts read alike)."""
     if keep_question is None:

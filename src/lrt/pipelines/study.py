@@ -178,7 +178,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print, gen: list | None =
            "test_sources": items["test_sources"], "vector_pairs": trail, "signals": signals,
            "outlook": outlook,
            "map": {"lambda": amap.meta["contrast"]["lambda"], "sets": len(kept), "left_out": amap.meta["contrast"]
-                   ["left_out"], "heldout_r2": prior.meta.get("metrics", {}).get("heldout", {}).get("r2")},
+                   ["left_out"], "heldout_r2": prior.meta.get("metrics", {}).get("heldout", {}).get("r2"),
+                   "pool_data_sha256": cache.pool_data(kept)},
            "steering": steering, "verdict": v, "seconds": round(time.time() - t0, 1)}
     atomic_write_text(d / "result.json", to_json(rec))
     return rec

@@ -3,6 +3,7 @@ the contrast pool's differences at it (both cached under ``OUT/cache`` and reuse
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -193,6 +194,12 @@ class StudyCache:
         ensure_writable(self.out)
         atomic_write_text(cfg_file, to_json(self.settings))
 
+    def pool_data(self, sets) -> str:
+        """One sha256 over the data fingerprints of ``sets`` (pool sets, after :meth:`pool`): what a map fitted on
+        them was fitted from."""
+        got = {s: self.set_fingerprints[s] for s in sorted(sets)}
+        return hashlib.sha256(json.dumps(got).encode("utf-8")).hexdigest()
+
     def models(self) -> dict:
         return {"source": {"name": self.src.name, "layers": self.src.n_layers, "width": self.src.d_model},
                 "target": {"name": self.tgt.name, "layers": self.tgt.n_layers, "width": self.tgt.d_model}}
@@ -215,13 +222,14 @@ class StudyCache:
 
     def pool(self, ls: int, lt: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Every pool set's per-pair differences on both models at the layer pair (``OUT/cache/pool-LS-LT``),
-        computed set by set and saved after each, so an interrupted study resumes mid-pool."""
+        computed set by set and saved after each, so an interrupted study resumes mid-pool; each set's data
+        fingerprint kept in ``set_fingerprints``."""
         from tqdm.auto import tqdm
 
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
         made = pool_record(self.src, self.tgt, self.cfg.load.dtype, self.cfg.contrast_pairs, self.cfg.chat,
                            self.cfg.harvest.align)
-        fps = {s: set_fingerprint(s, self.cfg.contrast_pairs) for s in self.pool_sets}
+        fps = self.set_fingerprints = {s: set_fingerprint(s, self.cfg.contrast_pairs) for s in self.pool_sets}
         have, record = read_pool(f, made, fps)
         if record is not None and record != made:          # another pair, pair count or template: not this pool
             self.log(f"  {f.name} was made with other settings ({record or 'none recorded'}): computing it again")
