@@ -9,8 +9,10 @@ fitted without its whole family, as ``map_pool_compare.py`` does).
         --before runs/pool/pool-14-17-before.safetensors --out runs/pool/before-after-14-17.json
 
 A set counts as unchanged where the current file records its data fingerprint and the before file holds the same
-differences (bit for bit); the sets that changed enter each map in their own version only. Loads the small
-model's tokenizer (for the answer cells), no forward passes; seconds.
+differences (bit for bit); the sets that changed enter each map in their own version only, and their own vectors
+are compared too (each version through its own map; both models' split-half cosines — the answer cells from the
+current data, so a changed set must keep its records' letter and answer pattern). Loads the small model's
+tokenizer (for the answer cells), no forward passes; seconds.
 """
 
 from __future__ import annotations
@@ -66,6 +68,26 @@ def main() -> None:
                  **{f"lambda_{v}": m.meta["contrast"]["lambda"] for v, m in maps.items()}}
             rows.append(r)
             print(f"{s:40s} before {r['cos_before']:.3f}  now {r['cos_now']:.3f}", flush=True)
+    # the changed sets' own vectors, each version through its own map (without the set's family): how stable each
+    # model's vector is (split-half cosine) and how well the map carries it
+    from lrt.stats.balance import split_half_cos
+
+    rebuilt = []
+    for s in changed:
+        rest = [k for k in sets if families[k] != families[s]]
+        cells = Balance(contrast_items(tok, load_contrasts(s, args.pairs), chat=True)).cells
+        r = {"vector": s}
+        for v, d in (("before", before), ("now", now)):
+            if f"{s}|x" not in d or len(d[f"{s}|x"]) != len(cells):
+                continue
+            m = fit_from_differences(prior, {k: pools[v][k] for k in rest}, {k: families[k] for k in rest})
+            vs, vt = (centre_cells(d[f"{s}|{p}"], cells).double().mean(0) for p in "xy")
+            r |= {f"cos_{v}": cos(m.A.double() @ vs, vt), f"split_half_small_{v}": split_half_cos(d[f"{s}|x"], cells),
+                  f"split_half_native_{v}": split_half_cos(d[f"{s}|y"], cells)}
+        rebuilt.append(r)
+        print(f"{s:40s} " + "  ".join(f"{v}: cos {r[f'cos_{v}']:.3f}, split half {r[f'split_half_small_{v}']:.2f} / "
+                                      f"{r[f'split_half_native_{v}']:.2f}" for v in ("before", "now")
+                                      if f"cos_{v}" in r), flush=True)
     means = {}
     for g in GROUPS:
         sel = [r for r in rows if r["vector"].startswith(g)]
@@ -75,6 +97,7 @@ def main() -> None:
                   f"now {means[g.rstrip(':')]['now']:.3f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"layers": [ls, lt], "pairs": args.pairs, "changed": changed, "rows": rows,
+                                          "changed_rows": rebuilt,
                                           "means": means, "seconds": round(time.time() - t0)}, indent=1))
 
 
