@@ -3,6 +3,7 @@ the contrast pool's differences at it (both cached under ``OUT/cache`` and reuse
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -194,9 +195,15 @@ class StudyCache:
         ensure_writable(self.out)
         atomic_write_text(cfg_file, to_json(self.settings))
 
+    @functools.cached_property
+    def set_fingerprints(self) -> dict[str, str]:
+        """Each pool set's data fingerprint at ``--contrast-pairs`` (read once per study: ~2 s for the default
+        pool)."""
+        return {s: set_fingerprint(s, self.cfg.contrast_pairs) for s in self.pool_sets}
+
     def pool_data(self, sets) -> str:
-        """One sha256 over the data fingerprints of ``sets`` (pool sets, after :meth:`pool`): what a map fitted on
-        them was fitted from."""
+        """One sha256 over the data fingerprints of ``sets`` (pool sets): what a map fitted on them was fitted
+        from."""
         got = {s: self.set_fingerprints[s] for s in sorted(sets)}
         return hashlib.sha256(json.dumps(got).encode("utf-8")).hexdigest()
 
@@ -222,14 +229,14 @@ class StudyCache:
 
     def pool(self, ls: int, lt: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Every pool set's per-pair differences on both models at the layer pair (``OUT/cache/pool-LS-LT``),
-        computed set by set and saved after each, so an interrupted study resumes mid-pool; each set's data
-        fingerprint kept in ``set_fingerprints``."""
+        computed set by set and saved after each, so an interrupted study resumes mid-pool; a set is reused while
+        its data fingerprint (``set_fingerprints``) holds."""
         from tqdm.auto import tqdm
 
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
         made = pool_record(self.src, self.tgt, self.cfg.load.dtype, self.cfg.contrast_pairs, self.cfg.chat,
                            self.cfg.harvest.align)
-        fps = self.set_fingerprints = {s: set_fingerprint(s, self.cfg.contrast_pairs) for s in self.pool_sets}
+        fps = self.set_fingerprints
         have, record = read_pool(f, made, fps)
         if record is not None and record != made:          # another pair, pair count or template: not this pool
             self.log(f"  {f.name} was made with other settings ({record or 'none recorded'}): computing it again")
