@@ -70,10 +70,8 @@ def cached_pool(cache: Path, ls: int, lt: int, src, tgt, pairs: int):
     """(text map, {set: (dx, dy, answer cells)}) of the layer pair for the loaded models ``src``, ``tgt``; the map
     and differences computed and saved where the cache lacks them, recorded as a study records them; a cache made
     with other settings is refused."""
-    from lrt.data.contrasts import contrast_items, load_contrasts
     from lrt.maps.contrast import DEFAULT_POOL, set_differences, set_fingerprint
     from lrt.pipelines.study_cache import pool_record, read_pool, write_pool
-    from lrt.stats.balance import Balance
 
     f = cache / f"pool-{ls}-{lt}.safetensors"
     made = pool_record(src, tgt, "float32", pairs, True, "none")       # what a study with these settings writes
@@ -89,13 +87,19 @@ def cached_pool(cache: Path, ls: int, lt: int, src, tgt, pairs: int):
         have.update({f"{s}|x": dx.float().contiguous(), f"{s}|y": dy.float().contiguous()})
         write_pool(f, have, made, fps)
         print(f"pool {s}: {len(dx)} pairs ({time.time() - t0:.0f} s)", flush=True)
-    out = {}
-    for s in DEFAULT_POOL:
-        n = len(have[f"{s}|x"])
-        cells = (torch.zeros(n, dtype=torch.long) if s.startswith("concept:") else
-                 Balance(contrast_items(src.tokenizer, load_contrasts(s, pairs), chat=True)).cells)
-        out[s] = (have[f"{s}|x"], have[f"{s}|y"], cells)
-    return prior, out
+    return prior, {s: (have[f"{s}|x"], have[f"{s}|y"], set_cells(src.tokenizer, s, len(have[f"{s}|x"]), pairs))
+                   for s in DEFAULT_POOL}
+
+
+def set_cells(tokenizer, s: str, n: int, pairs: int) -> torch.Tensor:
+    """A pool set's answer cells (letter × matching option text; ``lrt.stats.balance.Balance``) for its ``n``
+    differences: one cell for a ``concept:`` set."""
+    from lrt.data.contrasts import contrast_items, load_contrasts
+    from lrt.stats.balance import Balance
+
+    if s.startswith("concept:"):
+        return torch.zeros(n, dtype=torch.long)
+    return Balance(contrast_items(tokenizer, load_contrasts(s, pairs), chat=True)).cells
 
 
 def pool_args(doc: str, out: str, layers: str | None = "14,17",

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from map_pool_compare import GROUPS, cos, pool_args  # noqa: E402
+from map_pool_compare import GROUPS, cos, pool_args, set_cells  # noqa: E402
 
 
 def main() -> None:
@@ -35,11 +35,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from safetensors.torch import load_file
 
-    from lrt.data.contrasts import contrast_items, load_contrasts
     from lrt.maps.affine import AffineMap
     from lrt.maps.contrast import fit_from_differences, resolve_sets
     from lrt.models.load import load_model
-    from lrt.stats.balance import Balance, centre_cells
+    from lrt.stats.balance import centre_cells, split_half_cos
 
     t0 = time.time()
     ls, lt = (int(x) for x in args.layers.split(","))
@@ -53,46 +52,50 @@ def main() -> None:
     print(f"{len(same)} sets unchanged, {len(changed)} changed: {', '.join(changed)}", flush=True)
     tok = load_model(args.small, "float32").tokenizer
     _, families, _ = resolve_sets(sets)
-    pools = {v: {s: (d[f"{s}|x"], d[f"{s}|y"]) for s in sets} for v, d in (("before", before), ("now", now))}
+    versions = {"before": before, "now": now}
+    maps = {}
+
+    def maps_without(fam: str) -> dict:
+        """Each version's default-pool map fitted without the family ``fam`` (once per family)."""
+        if fam not in maps:
+            rest = [s for s in sets if families[s] != fam]
+            maps[fam] = {v: fit_from_differences(prior, {s: (d[f"{s}|x"], d[f"{s}|y"]) for s in rest},
+                                                 {s: families[s] for s in rest}) for v, d in versions.items()}
+        return maps[fam]
+
+    def vector(d, s: str, cells) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(centre_cells(d[f"{s}|{p}"], cells).double().mean(0) for p in "xy")
+
     rows = []
-    for fam in sorted({families[s] for s in same}):
-        rest = [s for s in sets if families[s] != fam]
-        maps = {v: fit_from_differences(prior, {s: pools[v][s] for s in rest}, {s: families[s] for s in rest})
-                for v in pools}
-        for s in (s for s in same if families[s] == fam):
-            n = len(now[f"{s}|x"])
-            cells = (torch.zeros(n, dtype=torch.long) if s.startswith("concept:") else
-                     Balance(contrast_items(tok, load_contrasts(s, args.pairs), chat=True)).cells)
-            vs, vt = (centre_cells(now[f"{s}|{p}"], cells).double().mean(0) for p in "xy")
-            r = {"vector": s, **{f"cos_{v}": cos(m.A.double() @ vs, vt) for v, m in maps.items()},
-                 **{f"lambda_{v}": m.meta["contrast"]["lambda"] for v, m in maps.items()}}
-            rows.append(r)
-            print(f"{s:40s} before {r['cos_before']:.3f}  now {r['cos_now']:.3f}", flush=True)
+    for s in same:
+        vs, vt = vector(now, s, set_cells(tok, s, len(now[f"{s}|x"]), args.pairs))
+        ms = maps_without(families[s])
+        r = {"vector": s, **{f"cos_{v}": cos(m.A.double() @ vs, vt) for v, m in ms.items()},
+             **{f"lambda_{v}": m.meta["contrast"]["lambda"] for v, m in ms.items()}}
+        rows.append(r)
+        print(f"{s:40s} before {r['cos_before']:.3f}  now {r['cos_now']:.3f}", flush=True)
     # the changed sets' own vectors, each version through its own map (without the set's family): how stable each
     # model's vector is (split-half cosine) and how well the map carries it
-    from lrt.stats.balance import split_half_cos
-
     rebuilt = []
     for s in changed:
-        rest = [k for k in sets if families[k] != families[s]]
-        cells = Balance(contrast_items(tok, load_contrasts(s, args.pairs), chat=True)).cells
+        cells = set_cells(tok, s, len(now[f"{s}|x"]), args.pairs)
         r = {"vector": s}
-        for v, d in (("before", before), ("now", now)):
+        for v, d in versions.items():
             if f"{s}|x" not in d or len(d[f"{s}|x"]) != len(cells):
                 continue
-            m = fit_from_differences(prior, {k: pools[v][k] for k in rest}, {k: families[k] for k in rest})
-            vs, vt = (centre_cells(d[f"{s}|{p}"], cells).double().mean(0) for p in "xy")
-            r |= {f"cos_{v}": cos(m.A.double() @ vs, vt), f"split_half_small_{v}": split_half_cos(d[f"{s}|x"], cells),
+            vs, vt = vector(d, s, cells)
+            r |= {f"cos_{v}": cos(maps_without(families[s])[v].A.double() @ vs, vt),
+                  f"split_half_small_{v}": split_half_cos(d[f"{s}|x"], cells),
                   f"split_half_native_{v}": split_half_cos(d[f"{s}|y"], cells)}
         rebuilt.append(r)
         print(f"{s:40s} " + "  ".join(f"{v}: cos {r[f'cos_{v}']:.3f}, split half {r[f'split_half_small_{v}']:.2f} / "
-                                      f"{r[f'split_half_native_{v}']:.2f}" for v in ("before", "now")
-                                      if f"cos_{v}" in r), flush=True)
+                                      f"{r[f'split_half_native_{v}']:.2f}" for v in versions if f"cos_{v}" in r),
+              flush=True)
     means = {}
     for g in GROUPS:
         sel = [r for r in rows if r["vector"].startswith(g)]
         if sel:
-            means[g.rstrip(":")] = {v: round(sum(r[f"cos_{v}"] for r in sel) / len(sel), 3) for v in pools}
+            means[g.rstrip(":")] = {v: round(sum(r[f"cos_{v}"] for r in sel) / len(sel), 3) for v in versions}
             print(f"mean {g.rstrip(':'):12s} ({len(sel)}) before {means[g.rstrip(':')]['before']:.3f}  "
                   f"now {means[g.rstrip(':')]['now']:.3f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
