@@ -106,7 +106,10 @@ def test_data_command_lists_shows_and_exports(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "records  1000 (982 distinct prompts" in out and "records  50 (" not in out
     assert main(["data", "show", "caa:sycophancy", "--records", "1"]) == 0
-    assert "distinct" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "distinct" not in out
+    first = load_contrasts("caa:sycophancy", 1)[0].prompt      # a long prompt: its start and its end, clipped openly
+    assert repr(first[:100]) in out and repr(first[-160:]) in out and "characters] …" in out
     assert main(["data", "export", "caa:refusal", str(tmp_path / "e")]) == 0
     exported = json.loads((tmp_path / "e" / "caa-refusal-test.json").read_text())
     assert len(exported) == 50 and (tmp_path / "e" / "caa-refusal-test.source.json").is_file()

@@ -68,8 +68,16 @@ def show_set(cfg) -> int:
                 print(f"  {p}")
         else:
             for c in load_contrasts(name, cfg.records):
-                print(f"  prompt: {c.prompt[-200:]!r}\n    positive {c.positive!r}  negative {c.negative!r}")
+                print(f"  prompt: {_clip(c.prompt)}\n    positive {c.positive!r}  negative {c.negative!r}")
     return 0
+
+
+def _clip(text: str, head: int = 100, tail: int = 160) -> str:
+    """A long prompt as its start and its end (where the question and the options are), never cut mid-text
+    without saying so."""
+    if len(text) <= head + tail + 20:
+        return repr(text)
+    return f"{text[:head]!r} … [{len(text) - head - tail} characters] … {text[-tail:]!r}"
 
 
 @writes_output
