@@ -240,6 +240,7 @@ def test_study_resumes_without_recomputing_finished_behaviours(tmp_path, monkeyp
     cfg_file = tmp_path / "st" / "config.json"
     c = json.loads(cfg_file.read_text())
     c.pop("max_pairs")
+    c.pop("fallback")                        # before --fallback: the largest z, as the default still is
     cfg_file.write_text(json.dumps(c))
     capsys.readouterr()
     assert main(args + ["--resume"]) == 2
@@ -717,6 +718,42 @@ def test_pairs_are_grown_at_each_candidate_source_layer_before_it_is_probed_on_n
     gen = generate_items(parse_behaviour("caa:myopic-reward"), tgt.tokenizer, StudyConfig())
     torch.testing.assert_close(v.vector, contrast_vector(tgt, gen[:16], 0).vector, rtol=1e-5, atol=1e-6)
     assert rec["signals"]["native_split_half_cos"] == pytest.approx(v.meta["split_half_cos"])
+
+
+def test_with_fallback_cached_a_behaviour_no_layer_steers_for_takes_a_cached_layer_pair(tmp_path, monkeypatch):
+    """No candidate steers on validation for either behaviour (forced; zoo-s → zoo-m: L1 → L2, then L0 → L0). The
+    first takes the largest z (L0 → L0: nothing is cached yet) and computes its map and pool; the second's largest
+    z is at L1 → L2, but with --fallback cached it takes the cached L0 → L0 — no second text map or pool — and its
+    record and the page say by which rule."""
+    import lrt.pipelines.layer_search as layer_search
+    from lrt.cli import main
+
+    real_probe, probed = layer_search.probe_layer, []
+    zs = [1.0, 3.0, 3.0, 1.0]                  # per probe, in order: behaviour 1 at L2, L0; behaviour 2 at L2, L0
+
+    def probe(lm, layer, *a, **k):
+        rec, v = real_probe(lm, layer, *a, **k)
+        rec["z"], rec["steers_forward"] = zs[len(probed)], False
+        probed.append(layer)
+        return rec, v
+
+    monkeypatch.setattr(layer_search, "probe_layer", probe)
+    out = tmp_path / "st"
+    assert main(["study", "--source", "zoo-s", "--target", "zoo-m", "--behaviours", "caa:myopic-reward",
+                 "--behaviours", "caa:refusal", "--pairs", "8", "--max-pairs", "8", "--test-items", "6",
+                 "--search-items", "4", "--n-random", "4", "--search-random", "3", "--candidate-depths", "0.25",
+                 "--fallback", "cached", "--contrast-sets", "caa:sycophancy", "--contrast-sets",
+                 "caa:survival-instinct", "--contrast-pairs", "6",
+                 "--tokens", "2000", "--bootstrap", "50", "--no-progress", "--out", str(out)]) == 0
+    assert probed == [2, 0, 2, 0]
+    res = json.loads((out / "results.json").read_text())
+    first, second = res["behaviours"]["caa:myopic-reward"], res["behaviours"]["caa:refusal"]
+    assert first["layers"] == second["layers"] == {"source": 0, "target": 0}
+    assert not first["layer_steers_on_validation"] and first["fallback"] == "largest z"
+    assert second["fallback"] == "largest z among cached layer pairs (largest overall: L1 → L2, z 3.00)"
+    assert sorted(p.name for p in (out / "cache").iterdir()) == ["pool-0-0.safetensors", "text-0-0"]
+    assert set(res["timings"]) >= {"text_map_0_0", "pool_0_0"} and "text_map_1_2" not in res["timings"]
+    assert "largest z among cached layer pairs" in (out / "report.html").read_text()
 
 
 def test_the_layer_search_starts_at_relative_depth_and_tries_each_target_layer_once():

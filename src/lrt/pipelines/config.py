@@ -110,6 +110,11 @@ class StudyConfig:
     cos(A·v, native): A/B 0.78 against 0.56, persona 0.78 against 0.53; docs/real-pair.md)."""
     candidate_depths: list[float] = field(default_factory=lambda: [0.5, 0.35, 0.8])
     """Relative depths (0–1) of the target layers the layer search tries after the first one."""
+    fallback: str = field(default="best", metadata={"choices": ("best", "cached")})
+    """Where no candidate steers on validation: 'best' takes the layer pair with the largest native z; 'cached' the
+    largest z among the pairs whose text map and contrast pool OUT/cache already holds (where none is cached: as
+    'best'). A new pair costs a text map and a pool (on the Qwen pair ~1 h on 2 CPU cores at L18 → L21) for a
+    behaviour no layer steered on validation; the record names the rule and the largest z overall."""
     contrast_sets: list[str] = field(default_factory=lambda: ["default"])
     """The map's contrast pool ('default': the pool shipped with lrt); each behaviour's own family is left out."""
     contrast_pairs: int = 40

@@ -6,8 +6,10 @@ depths), the native CAA vector is computed from the behaviour's vector pairs and
 (:mod:`lrt.evaluate.alpha_search`) probes it on the *validation* items against the search's own random directions.
 At the chosen α the native effect ``p(α) − p(−α)`` is compared with the random effects: ``z = effect / σ̂`` (σ̂² the
 mean squared random effect) and its t p-value (:mod:`lrt.evaluate.significance`). The first layer where the native
-vector steers *forward* (p < 0.05) is taken; when none does, the layer with the largest forward z, flagged. The
-source layer is the one at the same relative depth. Only validation items are used: the test items stay unseen.
+vector steers *forward* (p < 0.05) is taken; when none does, the layer with the largest forward z, flagged — or,
+with ``--fallback cached``, the largest z among the pairs whose map and pool are already cached (a new layer pair
+costs a text map and a contrast pool: ~1 h for the Qwen pair on 2 CPU cores). The source layer is the one at the
+same relative depth. Only validation items are used: the test items stay unseen.
 """
 
 from __future__ import annotations
@@ -69,12 +71,15 @@ def probe_layer(lm: LoadedModel, layer: int, vector_items, validation, search_ra
 
 def search_layers(lm: LoadedModel, pairs: list[tuple[int, int]], vector_items, validation,
                   search_random: torch.Tensor, positions: str, batch_size: int, search: bool = True,
-                  log=print, progress: bool = False, prepare=None) -> tuple[int, dict, object, list[dict]]:
+                  log=print, progress: bool = False, prepare=None, cached=None
+                  ) -> tuple[int, dict, object, list[dict]]:
     """Try ``pairs`` in order; returns (index of the chosen pair, its record, its native vector, every record).
     ``prepare(i, pair)``, where given, runs before candidate ``i`` is probed and returns the (vector items,
     validation items, native vector or None) to probe it with — the study grows the vector pairs at each
     candidate's layers there (and computes the native vector on the way); each record notes its ``vector_pairs``
-    and the native vector's ``split_half_cos``."""
+    and the native vector's ``split_half_cos``. ``cached(pair)``, where given: whether that pair's map is cached —
+    when no candidate steers, the fallback is the largest z among the cached pairs (where there are any); the
+    chosen record's ``fallback`` says which rule picked it."""
     records, vectors = [], []
     for i, (ls, lt) in enumerate(pairs if search else pairs[:1]):
         given = None
@@ -94,5 +99,21 @@ def search_layers(lm: LoadedModel, pairs: list[tuple[int, int]], vector_items, v
             + (" — steers forward" if rec["steers_forward"] else ""))
         if rec["steers_forward"]:
             return i, rec, v, records
-    best = max(range(len(records)), key=lambda k: (records[k]["z"] if math.isfinite(records[k]["z"]) else -1e9))
-    return best, records[best], vectors[best], records
+    return (*fallback_choice(records, pairs, vectors, cached), records)
+
+
+def fallback_choice(records: list[dict], pairs, vectors, cached=None) -> tuple[int, dict, object]:
+    """No candidate steered: the one with the largest z — among those ``cached(pair)`` says are cached, where any
+    are. Its record's ``fallback`` names the rule (and the largest z overall where that lies elsewhere)."""
+    def z(k):
+        return records[k]["z"] if math.isfinite(records[k]["z"]) else -1e9
+
+    every = range(len(records))
+    best = max(every, key=z)
+    pool = [k for k in every if cached is not None and cached(tuple(pairs[k]))]
+    pick = max(pool, key=z) if pool else best
+    rec = records[pick]
+    rec["fallback"] = "largest z" if pick == best else (
+        f"largest z among cached layer pairs (largest overall: L{pairs[best][0]} → L{pairs[best][1]}, "
+        f"z {records[best]['z']:.2f})")
+    return pick, rec, vectors[pick]

@@ -116,7 +116,10 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print, gen: list | None =
 
     k, chosen, v_native, layer_records = search_layers(
         tgt, pairs, items["vector"], items["validation"], search_t, cfg.eval.positions, cfg.eval.eval_batch_size,
-        cfg.layer_search, log, cfg.eval.progress, prepare=prepare)
+        cfg.layer_search, log, cfg.eval.progress, prepare=prepare,
+        cached=(lambda p: cache.is_cached(*p)) if cfg.fallback == "cached" else None)
+    if "fallback" in chosen:
+        log(f"  no layer steered on validation: L{pairs[k][0]} → L{pairs[k][1]} ({chosen['fallback']})")
     ls, lt = pairs[k]
     if chosen["vector_pairs"] != n_pairs:     # no layer steered, the best came before the pairs grew: same vectors
         v_native = contrast_vector(tgt, items["vector"], lt)
@@ -173,7 +176,8 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print, gen: list | None =
     rec = {"behaviour": asdict(b), "family": family, "status": status, "layers": {"source": ls, "target": lt},
            "layer_search": [{k2: r[k2] for k2 in r if k2 != "search"} | {"probe": r["search"]["probe"]}
                             for r in layer_records],
-           "layer_steers_on_validation": chosen["steers_forward"], "alpha": alpha,
+           "layer_steers_on_validation": chosen["steers_forward"], "fallback": chosen.get("fallback"),
+           "alpha": alpha,
            "items": {k2: len(items[k2]) for k2 in ("vector", "validation", "test")},
            "test_sources": items["test_sources"], "vector_pairs": trail, "signals": signals,
            "outlook": outlook,

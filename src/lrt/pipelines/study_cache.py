@@ -55,11 +55,13 @@ LEGACY = {"max_pairs": lambda before, now: before.get("pairs"),
           "first_depth": lambda before, now: now.get("first_depth") if before.get("source_layer") is not None
           and before.get("target_layer") is not None else 0.0,
           "test_fill": lambda before, now: False,
-          "grow_native": lambda before, now: False}
+          "grow_native": lambda before, now: False,
+          "fallback": lambda before, now: "best"}
 """Options added after a study could have been written, with the value that study in effect ran with: before
 --max-pairs the pairs never grew (max_pairs = pairs); before --first-depth a study without layers started at the
 middle-block rule (first_depth 0), and one with both layers given is not affected by it; before --test-fill the
-test items came from the test set alone; before --grow-native only the small model's vector decided the pairs."""
+test items came from the test set alone; before --grow-native only the small model's vector decided the pairs;
+before --fallback a study without a steering layer took the largest z."""
 
 KEEP_FIT = ("method", "ridge", "ridge_grid", "max_norm_ratio", "adamw")
 """The fit settings that decide a text map's values (the rest only what is reported about it)."""
@@ -211,6 +213,28 @@ class StudyCache:
         return {"source": {"name": self.src.name, "layers": self.src.n_layers, "width": self.src.d_model},
                 "target": {"name": self.tgt.name, "layers": self.tgt.n_layers, "width": self.tgt.d_model}}
 
+    @property
+    def pool_made(self) -> dict[str, str]:
+        """What this study's pool files record (:func:`pool_record`)."""
+        return pool_record(self.src, self.tgt, self.cfg.load.dtype, self.cfg.contrast_pairs, self.cfg.chat,
+                           self.cfg.harvest.align)
+
+    def is_cached(self, ls: int, lt: int) -> bool:
+        """Whether ``OUT/cache`` holds the layer pair's text map (for these models, text and fit) and its contrast
+        pool with every pool set as it is now: nothing left to compute there."""
+        d = self.out / "cache" / f"text-{ls}-{lt}"
+        if not (d / "map.json").is_file() or not is_text_map_for(AffineMap.load(d), self.src, self.tgt,
+                                                                 self.cfg.harvest, self.cfg.fit, self.cfg.load.dtype):
+            return False
+        f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
+        if not f.is_file():
+            return False
+        made = self.pool_made
+        with safe_open(str(f), "pt") as r:
+            record = r.metadata() or {}
+        return ({k: v for k, v in record.items() if not k.startswith(SET_KEY)} == made
+                and all(record.get(SET_KEY + s) == fp for s, fp in self.set_fingerprints.items()))
+
     def text_map(self, ls: int, lt: int) -> AffineMap:
         """The text map of the layer pair (fitted once; ``OUT/cache/text-LS-LT``)."""
         d = self.out / "cache" / f"text-{ls}-{lt}"
@@ -234,8 +258,7 @@ class StudyCache:
         from tqdm.auto import tqdm
 
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
-        made = pool_record(self.src, self.tgt, self.cfg.load.dtype, self.cfg.contrast_pairs, self.cfg.chat,
-                           self.cfg.harvest.align)
+        made = self.pool_made
         fps = self.set_fingerprints
         have, record = read_pool(f, made, fps)
         if record is not None and record != made:          # another pair, pair count or template: not this pool
