@@ -119,7 +119,9 @@ def run_behaviour(cache: StudyCache, b: Behaviour, log=print, gen: list | None =
         cfg.layer_search, log, cfg.eval.progress, prepare=prepare,
         cached=(lambda p: cache.is_cached(*p)) if cfg.fallback == "cached" else None)
     if "fallback" in chosen:
-        log(f"  no layer steered on validation: L{pairs[k][0]} → L{pairs[k][1]} ({chosen['fallback']})")
+        log(f"  no layer steered on validation: L{pairs[k][0]} → L{pairs[k][1]} ({chosen['fallback']})"
+            if cfg.layer_search else f"  L{pairs[k][0]} → L{pairs[k][1]} does not steer on validation (no layer "
+            "search): judged on the test items as it is")
     ls, lt = pairs[k]
     if chosen["vector_pairs"] != n_pairs:     # no layer steered, the best came before the pairs grew: same vectors
         v_native = contrast_vector(tgt, items["vector"], lt)
