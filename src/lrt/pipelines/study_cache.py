@@ -222,9 +222,7 @@ class StudyCache:
     def is_cached(self, ls: int, lt: int) -> bool:
         """Whether ``OUT/cache`` holds the layer pair's text map (for these models, text and fit) and its contrast
         pool with every pool set as it is now: nothing left to compute there."""
-        d = self.out / "cache" / f"text-{ls}-{lt}"
-        if not (d / "map.json").is_file() or not is_text_map_for(AffineMap.load(d), self.src, self.tgt,
-                                                                 self.cfg.harvest, self.cfg.fit, self.cfg.load.dtype):
+        if self.cached_text_map(ls, lt) is None:
             return False
         f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
         if not f.is_file():
@@ -235,13 +233,23 @@ class StudyCache:
         return ({k: v for k, v in record.items() if not k.startswith(SET_KEY)} == made
                 and all(record.get(SET_KEY + s) == fp for s, fp in self.set_fingerprints.items()))
 
+    def cached_text_map(self, ls: int, lt: int) -> AffineMap | None:
+        """The layer pair's text map in ``OUT/cache/text-LS-LT`` if it was fitted on these models, text and fit
+        settings (:func:`is_text_map_for`), else None."""
+        d = self.out / "cache" / f"text-{ls}-{lt}"
+        if not (d / "map.json").is_file():
+            return None
+        m = AffineMap.load(d)
+        return m if is_text_map_for(m, self.src, self.tgt, self.cfg.harvest, self.cfg.fit, self.cfg.load.dtype) \
+            else None
+
     def text_map(self, ls: int, lt: int) -> AffineMap:
         """The text map of the layer pair (fitted once; ``OUT/cache/text-LS-LT``)."""
         d = self.out / "cache" / f"text-{ls}-{lt}"
+        m = self.cached_text_map(ls, lt)
+        if m is not None:
+            return m
         if (d / "map.json").is_file():
-            m = AffineMap.load(d)
-            if is_text_map_for(m, self.src, self.tgt, self.cfg.harvest, self.cfg.fit, self.cfg.load.dtype):
-                return m
             self.log(f"  {d.name} was fitted on other models, text or settings: fitting it again")
         self.log(f"  fitting the text map L{ls} → L{lt} on {self.cfg.harvest.tokens:,} tokens of "
                  f"{self.cfg.harvest.corpus}")

@@ -67,7 +67,7 @@ def behaviour_rows(results: dict) -> list[list]:
         rs = [abs(x) for x in r["steering"]["random"]["slopes"]]
         rows.append([name, f"L{r['layers']['source']} → L{r['layers']['target']}"
                      + ("" if r["layer_steers_on_validation"] else " (no layer steered on validation"
-                        + ("; " + r["fallback"] if (r.get("fallback") or "largest z") != "largest z" else "")
+                        + ("; " + r["fallback"] if r.get("fallback") not in (None, "largest z") else "")
                         + ")"),
                      f"±{fmt(r['alpha'], 3)}", test_cell(r), f"{fmt(n['slope'], 3)} {_ci(n['slope_ci'])}",
                      n["p_value"],
