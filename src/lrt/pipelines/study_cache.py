@@ -115,21 +115,32 @@ def _set_of(key: str) -> str:
     return key.rsplit("|", 1)[0]
 
 
+def pool_metadata(f: Path) -> tuple[dict[str, str], dict[str, str]] | None:
+    """What a pool-differences file records: its settings (:func:`pool_record`) and each set's data fingerprint
+    (set name → fingerprint); None: no file."""
+    if not f.is_file():
+        return None
+    with safe_open(str(f), "pt") as r:
+        record = r.metadata() or {}
+    return ({k: v for k, v in record.items() if not k.startswith(SET_KEY)},
+            {k[len(SET_KEY):]: v for k, v in record.items() if k.startswith(SET_KEY)})
+
+
 def read_pool(f: Path, made: dict[str, str], sets: dict[str, str] | None = None
               ) -> tuple[dict[str, torch.Tensor], dict | None]:
     """A pool-differences file's tensors if it was made as ``made`` says (else none), and the settings it records
     (None: no file). ``sets`` (name → data fingerprint): only the sets whose recorded fingerprint is the same come
     back — a set whose data changed since, or one in a file written before fingerprints were kept, is computed
     again; None: every set."""
-    if not f.is_file():
+    meta = pool_metadata(f)
+    if meta is None:
         return {}, None
+    settings, recorded = meta
+    if settings != made:
+        return {}, settings
     with safe_open(str(f), "pt") as r:
-        record = r.metadata() or {}
-        settings = {k: v for k, v in record.items() if not k.startswith(SET_KEY)}
-        if settings != made:
-            return {}, settings
         return {k: r.get_tensor(k) for k in r.keys() if sets is None or
-                record.get(SET_KEY + _set_of(k)) == sets.get(_set_of(k), "")}, settings
+                recorded.get(_set_of(k)) == sets.get(_set_of(k), "")}, settings
 
 
 def write_pool(f: Path, have: dict[str, torch.Tensor], made: dict[str, str], sets: dict[str, str]) -> None:
@@ -164,6 +175,7 @@ class StudyCache:
     def __init__(self, cfg: StudyConfig, out: Path, resume: bool, log=print, check=None):
         """``check(cache)``: run once the models are loaded, before anything is written (the items' checks)."""
         self.cfg, self.out, self.log, self.timings = cfg, Path(out), log, {}
+        self._text_maps: dict[tuple[int, int], AffineMap] = {}
         self.settings = flatten(cfg)
         cfg_file = self.out / "config.json"
         if self.out.exists() and any(self.out.iterdir()):
@@ -224,24 +236,23 @@ class StudyCache:
         pool with every pool set as it is now: nothing left to compute there."""
         if self.cached_text_map(ls, lt) is None:
             return False
-        f = self.out / "cache" / f"pool-{ls}-{lt}.safetensors"
-        if not f.is_file():
-            return False
-        made = self.pool_made
-        with safe_open(str(f), "pt") as r:
-            record = r.metadata() or {}
-        return ({k: v for k, v in record.items() if not k.startswith(SET_KEY)} == made
-                and all(record.get(SET_KEY + s) == fp for s, fp in self.set_fingerprints.items()))
+        meta = pool_metadata(self.out / "cache" / f"pool-{ls}-{lt}.safetensors")
+        return (meta is not None and meta[0] == self.pool_made
+                and all(meta[1].get(s) == fp for s, fp in self.set_fingerprints.items()))
 
     def cached_text_map(self, ls: int, lt: int) -> AffineMap | None:
         """The layer pair's text map in ``OUT/cache/text-LS-LT`` if it was fitted on these models, text and fit
         settings (:func:`is_text_map_for`), else None."""
+        if (ls, lt) in self._text_maps:                  # checked (or fitted) once per study run
+            return self._text_maps[ls, lt]
         d = self.out / "cache" / f"text-{ls}-{lt}"
         if not (d / "map.json").is_file():
             return None
         m = AffineMap.load(d)
-        return m if is_text_map_for(m, self.src, self.tgt, self.cfg.harvest, self.cfg.fit, self.cfg.load.dtype) \
-            else None
+        if not is_text_map_for(m, self.src, self.tgt, self.cfg.harvest, self.cfg.fit, self.cfg.load.dtype):
+            return None
+        self._text_maps[ls, lt] = m
+        return m
 
     def text_map(self, ls: int, lt: int) -> AffineMap:
         """The text map of the layer pair (fitted once; ``OUT/cache/text-LS-LT``)."""
@@ -256,6 +267,7 @@ class StudyCache:
         t = time.time()
         m = fit_map(self.src, self.tgt, ls, lt, self.cfg.harvest, self.cfg.fit)
         stamp_text_map(m, self.cfg.fit, self.cfg.load.dtype).save(d)
+        self._text_maps[ls, lt] = m
         self.timings[f"text_map_{ls}_{lt}"] = round(time.time() - t, 1)
         return m
 
