@@ -73,9 +73,10 @@ def test_norm_multiset_is_that_of_the_full_sequences(tiny_pair):
     torch.testing.assert_close(mine.sort().values, tracker.sample.sort().values, atol=1e-5, rtol=1e-6)
 
 
-def test_growing_the_pairs_runs_each_pair_once_and_gives_the_same_vector(tiny_pair, monkeypatch):
-    """contrast_states(before=): 4 pairs, then 10 — only the 6 new prompts run, and the vector, its median norm and
-    split-half cosine are those of the 10 pairs computed at once (each pair's states are its own)."""
+def test_growing_the_pairs_runs_each_pair_once_and_gives_the_same_vector(tiny_pair, monkeypatch, capsys):
+    """contrast_states(before=): 4 pairs, then 10 — only the 6 new prompts run (the progress bar counts those), and
+    the vector, its median norm and split-half cosine are those of the 10 pairs computed at once (each pair's
+    states are its own)."""
     from lrt.harvest import prefix
     from lrt.steering.vectors import contrast_states
 
@@ -85,7 +86,10 @@ def test_growing_the_pairs_runs_each_pair_once_and_gives_the_same_vector(tiny_pa
     monkeypatch.setattr(prefix, "continuation_states", lambda lm_, li, prompts, *a, **k: (
         ran.append(len(prompts)), real(lm_, li, prompts, *a, **k))[1])
     first = contrast_states(lm, its[:4], 1)
-    both = contrast_states(lm, its, 1, before=first)
+    assert "vector pairs" not in capsys.readouterr().err                # no bar unless named
+    both = contrast_states(lm, its, 1, before=first, desc="vector pairs")
+    err = capsys.readouterr().err
+    assert "vector pairs:" in err and "0/6 [" in err                    # the 6 new prompts, not the 10
     assert ran == [4, 6] and contrast_states(lm, its, 1, before=both) is both
     grown = contrast_vector(lm, its, 1, states=both)
     fresh = contrast_vector(lm, its, 1)

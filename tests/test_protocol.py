@@ -458,7 +458,8 @@ def test_a_short_test_set_is_filled_from_unused_generate_pairs():
         return type("V", (), {"meta": {"split_half_cos": 0.0}})()
     import lrt.pipelines.study_items as items_mod
     real, items_mod.contrast_vector = items_mod.contrast_vector, fake_vector
-    real_states, items_mod.contrast_states = items_mod.contrast_states, lambda lm, items, layer, before=None: None
+    real_states = items_mod.contrast_states
+    items_mod.contrast_states = lambda lm, items, layer, before=None, desc=None: None
     try:
         gen = list(range(100))
         grow_pairs(None, gen, b, 1, replace(cfg, pairs=8, max_pairs=1000), log=lambda *a: None)
@@ -566,7 +567,7 @@ def test_the_study_takes_more_pairs_while_the_vector_is_unstable(monkeypatch):
         return SimpleNamespace(meta={"split_half_cos": split_half_cos(d, Balance(items).cells)})
 
     monkeypatch.setattr(study, "contrast_vector", fake_vector)
-    monkeypatch.setattr(study, "contrast_states", lambda lm, items, layer, before=None: None)
+    monkeypatch.setattr(study, "contrast_states", lambda lm, items, layer, before=None, desc=None: None)
 
     def grow(s, **kw):
         scale["s"] = s
@@ -591,6 +592,7 @@ def test_the_pairs_also_grow_while_the_large_models_own_vector_is_unstable(monke
     0.37-0.40 on 30 pairs): the pairs still grow 60 → 120 → 240, until the native halves agree too, each step
     recording both cosines; without the native side (--no-grow-native) they stay at 60. Each model's states run
     once per pair."""
+    from dataclasses import replace
     from types import SimpleNamespace
     import lrt.pipelines.study_items as study
     from lrt.pipelines.config import StudyConfig
@@ -607,9 +609,12 @@ def test_the_pairs_also_grow_while_the_large_models_own_vector_is_unstable(monke
         d = scale[lm] * direction + noise[:len(items)]
         return SimpleNamespace(meta={"split_half_cos": split_half_cos(d, Balance(items).cells)}, lm=lm)
 
-    def fake_states(lm, items, layer, before=None):
+    bars = []
+
+    def fake_states(lm, items, layer, before=None, desc=None):
         k = 0 if before is None else before
         ran[lm].append(len(items) - k)
+        bars.append(desc)
         return len(items)
 
     monkeypatch.setattr(study, "contrast_vector", fake_vector)
@@ -623,6 +628,11 @@ def test_the_pairs_also_grow_while_the_large_models_own_vector_is_unstable(monke
     assert min(small) > 0.8 and large[-1] >= 0.5 > max(large[:-1])
     assert {(t["layer"], t["target_layer"]) for t in got.trail} == {(5, 7)} and got.native.lm == "large"
     assert ran == {"small": [60, 60, 120], "large": [60, 60, 120]}
+    assert bars[:2] == [f"{b.name}: 60 vector pairs, source L5", f"{b.name}: 60 vector pairs, target L7"]
+    assert bars[-1] == f"{b.name}: 240 vector pairs, target L7"     # each step's bar is named with its pair count
+    bars.clear()
+    study.grow_pairs("small", gen, b, 5, replace(cfg, eval=replace(cfg.eval, progress=False)), log=lambda m: None)
+    assert bars == [None]                                            # --no-progress: no bar
     alone = study.grow_pairs("small", gen, b, 5, cfg, log=lambda m: None)
     assert alone.pairs == 60 and alone.native is None and "native_split_half_cos" not in alone.trail[0]
     capped = study.grow_pairs("small", gen, b, 5, StudyConfig(max_pairs=100), log=lambda m: None,

@@ -128,14 +128,18 @@ def _full(lm: LoadedModel, layer: int, prompts: list[list[int]], answers: list[l
 
 
 def continuation_states(lm: LoadedModel, layer: int, prompts: list[list[int]], answers: list[list[int]],
-                        batch_size: int = 16, share_prefix: bool = True, pad: bool = True) -> ContinuationStates:
+                        batch_size: int = 16, share_prefix: bool = True, pad: bool = True,
+                        desc: str | None = None) -> ContinuationStates:
     """Layer ``layer``'s state at each one-token answer ``answers[i][k]`` after ``prompts[i]``.
 
     Every prompt has the same number ``K`` of answers. With ``share_prefix`` each prompt is computed once (KV
     cache, ``batch_size`` prompts a batch: of similar lengths, padded, or with ``pad=False`` of one length);
     without it, or where that path does not reproduce full passes (checked on the first batch, its longest and
-    its shortest prompt), every ``prompt + answer`` runs as a sequence of its own.
+    its shortest prompt), every ``prompt + answer`` runs as a sequence of its own. ``desc``: a progress bar over
+    the prompts, so named (none by default).
     """
+    from tqdm.auto import tqdm
+
     K = len(answers[0]) if answers else 0
     if len(answers) != len(prompts) or any(len(a) != K for a in answers):
         raise DatasetError("every prompt needs one answer list, all of the same length (one token per answer)")
@@ -144,6 +148,7 @@ def continuation_states(lm: LoadedModel, layer: int, prompts: list[list[int]], a
     N = len(prompts)
     states = torch.empty(N, K, lm.d_model)
     norms: list[list[torch.Tensor | None]] = [[None] * N for _ in range(K)]
+    bar = tqdm(total=N, desc=desc, unit="prompt", disable=desc is None, leave=False)
     for b, idx in enumerate(length_groups([len(p) for p in prompts], batch_size, pad)):
         try:
             h, a = _shared_batch(lm, layer, prompts, answers, idx)
@@ -155,6 +160,7 @@ def continuation_states(lm: LoadedModel, layer: int, prompts: list[list[int]], a
                 raise
             why = f"fails ({type(e).__name__}: {e})"
         if why:
+            bar.close()
             warnings.warn(f"{lm.name}: the shared-prefix (KV cache) path at layer {layer} {why} for this"
                           " architecture; computing every prompt + answer in full", stacklevel=3)
             return _full(lm, layer, prompts, answers, K, batch_size)
@@ -163,4 +169,6 @@ def continuation_states(lm: LoadedModel, layer: int, prompts: list[list[int]], a
         for j, i in enumerate(idx):
             for k in range(K):
                 norms[k][i] = torch.cat([pn[j, :len(prompts[i]) - 1], an[j, k:k + 1]])
+        bar.update(len(idx))
+    bar.close()
     return ContinuationStates(states, norms, shared=True)

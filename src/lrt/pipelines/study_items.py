@@ -132,15 +132,20 @@ def grow_pairs(src, gen: list, b: Behaviour, layer: int, cfg: StudyConfig, log=p
     spare = 2 * cfg.eval.search_items + from_generate(b, cfg, n_test)
     cap = max(cfg.pairs, min(cfg.max_pairs, len(gen) - spare))
     n, trail, states, t_states, vn = cfg.pairs, [], None, None, None
+
+    def bar(side: str, lay: int) -> str | None:
+        """The progress bar's name for one model's states at ``n`` pairs (none without --progress)."""
+        return f"{b.name}: {n} vector pairs, {side} L{lay}" if cfg.eval.progress else None
+
     while True:
-        states = contrast_states(src, gen[:n], layer, before=states)
+        states = contrast_states(src, gen[:n], layer, before=states, desc=bar("source", layer))
         v = contrast_vector(src, gen[:n], layer, name=b.name, states=states)
         half = v.meta.get("split_half_cos")
         step = {"pairs": min(n, len(gen)), "layer": layer, "split_half_cos": half and round(half, 3)}
         stable = _stable(half)
         if native is not None:
             tgt, gen_t, lt = native
-            t_states = contrast_states(tgt, gen_t[:n], lt, before=t_states)
+            t_states = contrast_states(tgt, gen_t[:n], lt, before=t_states, desc=bar("target", lt))
             vn = contrast_vector(tgt, gen_t[:n], lt, name=b.name, states=t_states)
             nh = vn.meta.get("split_half_cos")
             step |= {"target_layer": lt, "native_split_half_cos": nh and round(nh, 3)}

@@ -79,10 +79,11 @@ def _finish(diffs: torch.Tensor, method: str, balance=None) -> torch.Tensor:
 
 
 def contrast_states(lm: LoadedModel, items: list[Item], layer: LayerSpec, batch_size: int = 16,
-                    share_prefix: bool = True, before=None):
+                    share_prefix: bool = True, before=None, desc: str | None = None):
     """The layer's states at both answers of every pair, and the kept norms (:func:`continuation_states`).
     ``before``: the states of ``items``' first pairs, computed earlier: only the rest run, and the result is the
-    same as computing all of them (each pair's states depend on that pair alone; the norms keep their order)."""
+    same as computing all of them (each pair's states depend on that pair alone; the norms keep their order).
+    ``desc``: a progress bar over the pairs still to run, so named."""
     from ..harvest.prefix import ContinuationStates, continuation_states
 
     k = 0 if before is None else len(before.states)
@@ -92,7 +93,8 @@ def contrast_states(lm: LoadedModel, items: list[Item], layer: LayerSpec, batch_
         return before
     rest = items[k:]
     got = continuation_states(lm, lm.layer_index(layer), [it.ids for it in rest],
-                              [it.positive[:1] + it.negative[:1] for it in rest], batch_size, share_prefix)
+                              [it.positive[:1] + it.negative[:1] for it in rest], batch_size, share_prefix,
+                              desc=desc)
     if before is None:
         return got
     return ContinuationStates(torch.cat([before.states, got.states]),
